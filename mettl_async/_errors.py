@@ -1,0 +1,297 @@
+"""Every error mettl-async raises, in one tree under :class:`MettlError`.
+
+::
+
+    MettlError
+    ├── ConfigurationError          bad client setup (missing env var, bad argument)
+    ├── ValidationError             a request model Mettl would reject; lists every problem
+    ├── RequestError                a request was made and failed; carries method, url, status,
+    │   │                           code, message and attempts
+    │   ├── TransportError          no usable HTTP answer
+    │   │   ├── MettlConnectionError    could not connect, or the connection dropped
+    │   │   └── MettlTimeoutError       no complete answer within the timeout
+    │   ├── DecodeError             an answer that is not the JSON Mettl sends (or cut short)
+    │   └── APIError                Mettl answered with an ERROR envelope or an HTTP error
+    │       ├── AuthenticationError     E401: signature mismatch (wrong private key)
+    │       ├── TimestampError          E504, E422: ts missing, malformed or outside 24 h
+    │       ├── PermissionDeniedError   E403: unknown public key, or action not allowed
+    │       ├── NotFoundError           E404: unknown assessment id, access key or email
+    │       ├── InvalidRequestError     E400, E405: malformed request or parameter
+    │       ├── RateLimitError          E509, HTTP 429
+    │       └── ServerError             E503, E408, E000, HTTP 5xx
+    └── PaginationError             a listing could not be walked completely
+        ├── IncompleteListingError      fewer records than the server reported, or a page failed
+        └── RepeatedPageLinkError       the server sent the same next link twice
+
+Messages name what failed and never contain the private key; URLs have ``asgn``
+redacted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Final
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "ConfigurationError",
+    "DecodeError",
+    "IncompleteListingError",
+    "InvalidRequestError",
+    "MettlConnectionError",
+    "MettlError",
+    "MettlTimeoutError",
+    "NotFoundError",
+    "PaginationError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RepeatedPageLinkError",
+    "RequestError",
+    "ServerError",
+    "TimestampError",
+    "TransportError",
+    "ValidationError",
+    "ValidationProblem",
+]
+
+
+class MettlError(Exception):
+    """Base class of every error raised by mettl-async."""
+
+
+class ConfigurationError(MettlError, ValueError):
+    """The client was set up wrongly (a missing environment variable, a bad option)."""
+
+
+class ValidationProblem:
+    """One problem found in a request model: where (wire path) and what."""
+
+    __slots__ = ("message", "path")
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"ValidationProblem({self.path!r}, {self.message!r})"
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ValidationProblem):
+            return NotImplemented
+        return (self.path, self.message) == (other.path, other.message)
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.message))
+
+
+class ValidationError(MettlError, ValueError):
+    """A request that Mettl would reject, caught before any I/O.
+
+    ``problems`` lists every problem found, each with its path in wire names
+    (for example ``sc.scheduleWindow.timeZone``).
+    """
+
+    def __init__(self, problems: Sequence[ValidationProblem], *, subject: str = "request") -> None:
+        self.problems: tuple[ValidationProblem, ...] = tuple(problems)
+        self.subject = subject
+        count = len(self.problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"invalid {subject}: {count} problem{'s' if count != 1 else ''}\n{lines}")
+
+    @property
+    def paths(self) -> list[str]:
+        return [p.path for p in self.problems]
+
+
+class RequestError(MettlError):
+    """A request to Mettl failed.
+
+    Attributes: ``method``, ``url`` (``asgn`` redacted), ``path``, ``status``
+    (HTTP status, or ``None`` when no answer came), ``code`` (Mettl's ``E…``
+    code, if any), ``message`` and ``attempts`` (how many times it was sent).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str = "",
+        url: str = "",
+        path: str = "",
+        status: int | None = None,
+        code: str | None = None,
+        attempts: int = 1,
+        hint: str | None = None,
+    ) -> None:
+        self.message = message
+        self.method = method
+        self.url = url
+        self.path = path
+        self.status = status
+        self.code = code
+        self.attempts = attempts
+        self.hint = hint
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        head = f"{self.code} {self.message}" if self.code else self.message
+        where = " ".join(part for part in (self.method, self.path) if part)
+        details = []
+        if where:
+            details.append(where)
+        if self.status is not None:
+            details.append(f"HTTP {self.status}")
+        details.append(f"{self.attempts} attempt{'s' if self.attempts != 1 else ''}")
+        text = f"{head} ({', '.join(details)})"
+        if self.hint:
+            text += f"; {self.hint}"
+        return text
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(message={self.message!r}, method={self.method!r}, "
+            f"path={self.path!r}, status={self.status!r}, code={self.code!r}, "
+            f"attempts={self.attempts!r})"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (
+            _rebuild,
+            (
+                type(self),
+                self.message,
+                {
+                    "method": self.method,
+                    "url": self.url,
+                    "path": self.path,
+                    "status": self.status,
+                    "code": self.code,
+                    "attempts": self.attempts,
+                    "hint": self.hint,
+                },
+            ),
+        )
+
+
+def _rebuild(cls: type[RequestError], message: str, kwargs: dict[str, object]) -> RequestError:
+    return cls(message, **kwargs)  # type: ignore[arg-type]
+
+
+class TransportError(RequestError):
+    """No usable HTTP answer arrived."""
+
+
+class MettlConnectionError(TransportError):
+    """Could not connect to Mettl, or the connection dropped before the answer was complete.
+
+    ``request_sent`` is false when the connection failed before anything was sent
+    (refused, DNS failure): only then is a POST safe to repeat.
+    """
+
+    request_sent: bool = True
+
+
+class MettlTimeoutError(TransportError):
+    """Mettl did not answer completely within the timeout."""
+
+
+class DecodeError(RequestError):
+    """The answer was not the JSON envelope Mettl sends (not JSON, cut short, wrong shape).
+
+    ``excerpt`` holds the first bytes of the body, for diagnosis.
+    """
+
+    def __init__(self, message: str, *, excerpt: str = "", **kwargs: object) -> None:
+        self.excerpt = excerpt
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        return f"{text}; body starts {self.excerpt!r}" if self.excerpt else text
+
+
+class APIError(RequestError):
+    """Mettl answered with ``{"status": "ERROR", ...}`` or an HTTP error status.
+
+    ``retry_after`` holds the seconds the server asked to wait (``Retry-After``), if any.
+    """
+
+    retry_after: float | None = None
+
+
+class AuthenticationError(APIError):
+    """E401: Mettl recomputed a different signature. Usually a wrong private key."""
+
+
+class TimestampError(APIError):
+    """E504 / E422: ``ts`` missing, malformed or outside Mettl's 24-hour window.
+
+    ``server_skew`` is how far Mettl's clock (its ``Date`` header) was ahead of
+    ours, in seconds, when it answered; ``None`` when it sent no date.
+    """
+
+    server_skew: float | None = None
+
+
+class PermissionDeniedError(APIError):
+    """E403: the public key is unknown or not allowed this action."""
+
+
+class NotFoundError(APIError):
+    """E404: unknown assessment id, access key or candidate email."""
+
+
+class InvalidRequestError(APIError):
+    """E400 / E405: Mettl found the request malformed."""
+
+
+class RateLimitError(APIError):
+    """E509 or HTTP 429: too many requests. ``retry_after`` holds the server's hint, if any."""
+
+
+class ServerError(APIError):
+    """E503, E408, E000 or HTTP 5xx: Mettl failed to handle the request."""
+
+
+class PaginationError(MettlError):
+    """A listing could not be walked completely.
+
+    ``listing`` names what was walked (for example ``schedule 0x0x0x0x0x``) and
+    ``offset`` where it went wrong.
+    """
+
+    def __init__(self, message: str, *, listing: str = "", offset: int | None = None) -> None:
+        self.listing = listing
+        self.offset = offset
+        super().__init__(message)
+
+
+class IncompleteListingError(PaginationError):
+    """A walk ended with fewer records than the server reported, or a page failed for good.
+
+    When a page failed, ``__cause__`` is the underlying :class:`RequestError`.
+    """
+
+
+class RepeatedPageLinkError(PaginationError):
+    """The server sent a next-page link it had already sent: following it would loop."""
+
+
+#: Mettl error code -> error class, checked before the HTTP status.
+ERROR_CODES: Final[dict[str, type[APIError]]] = {
+    "E401": AuthenticationError,
+    "E504": TimestampError,
+    "E422": TimestampError,
+    "E403": PermissionDeniedError,
+    "E404": NotFoundError,
+    "E400": InvalidRequestError,
+    "E405": InvalidRequestError,
+    "E509": RateLimitError,
+    "E503": ServerError,
+    "E408": ServerError,
+    "E000": ServerError,
+}

@@ -1,0 +1,311 @@
+"""Sans-I/O core: what a request looks like on the wire, and what an answer means.
+
+Nothing here performs I/O or reads a clock. ``_session`` is the thin adapter
+that sends a :class:`PreparedRequest` with aiohttp and hands the status, headers
+and body back to :func:`decode_response`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, Literal
+from urllib.parse import quote, urlsplit
+
+import attrs
+import orjson
+
+from ._errors import (
+    ERROR_CODES,
+    APIError,
+    AuthenticationError,
+    DecodeError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    TimestampError,
+)
+from ._signing import SigningKey, sign_params
+
+__all__ = [
+    "FORM_CONTENT_TYPE",
+    "FilePart",
+    "PreparedRequest",
+    "Request",
+    "decode_response",
+    "encode_params",
+    "endpoint_url",
+    "parse_retry_after",
+    "path_segment",
+    "prepare",
+    "redact_url",
+]
+
+FORM_CONTENT_TYPE: Final = "application/x-www-form-urlencoded; charset=UTF-8"
+EXCERPT_BYTES: Final = 200
+TIMESTAMP_HINT: Final = (
+    "Mettl accepts a ts only within 24 hours of its own clock: check this machine's clock"
+)
+AUTH_HINT: Final = "check METTL_PUBLIC_KEY / METTL_PRIVATE_KEY (the private key must match)"
+
+Placement = Literal["query", "form", "multipart"]
+
+
+@attrs.frozen
+class FilePart:
+    """A multipart file field (logo, favicon, cover image). Never signed (articles 2, 3)."""
+
+    name: str
+    filename: str
+    content: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
+    content_type: str = "application/octet-stream"
+
+
+@attrs.frozen
+class Request:
+    """An unsigned request description: everything but ``ak``, ``ts`` and ``asgn``.
+
+    ``url`` is the full URL without query, path segments already percent-encoded
+    (it is signed exactly as written). ``params`` hold raw string values: a
+    JSON-valued parameter is serialized once, by the caller, and that one string
+    is both signed and sent. ``placement`` says where parameters travel: the
+    query string (GET, DELETE, and POSTs such as article 13's examples), a
+    form-urlencoded body (article 8), or the query next to a multipart body of
+    unsigned files (articles 2, 3).
+    """
+
+    method: str
+    url: str
+    params: Mapping[str, str] = attrs.field(factory=dict)
+    placement: Placement | None = None
+    files: Sequence[FilePart] = ()
+    timeout: float | None = None
+
+    @property
+    def where(self) -> Placement:
+        if self.placement is not None:
+            return self.placement
+        if self.files:
+            return "multipart"
+        return "form" if self.method == "POST" else "query"
+
+    @property
+    def idempotent(self) -> bool:
+        """GET and DELETE may be repeated safely; a POST may have been acted on."""
+        return self.method in ("GET", "DELETE", "HEAD")
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.url).path
+
+
+@attrs.frozen
+class PreparedRequest:
+    """A signed request, ready for the wire."""
+
+    method: str
+    url: str  # with the encoded query string, if any
+    body: bytes | None
+    headers: Mapping[str, str]
+    files: Sequence[FilePart] = ()
+    form_fields: Mapping[str, str] = attrs.field(factory=dict)
+
+    @property
+    def display_url(self) -> str:
+        return redact_url(self.url)
+
+
+def endpoint_url(base_url: str, api_version: str, path: str) -> str:
+    """``https://api.mettl.com`` + ``v2`` + ``/schedules`` -> the URL that is signed."""
+    return f"{base_url.rstrip('/')}/{api_version}{path}"
+
+
+def path_segment(value: str) -> str:
+    """Percent-encode one path segment (an email, an access key).
+
+    Everything but unreserved characters and ``@`` is encoded, so ``+`` becomes
+    ``%2B`` and ``?`` becomes ``%3F``; the encoded form is what is signed (NM).
+    """
+    return quote(value, safe="@")
+
+
+def encode_params(params: Mapping[str, str]) -> str:
+    """URL-encode every value exactly once (``+`` -> ``%2B``, space -> ``%20``)."""
+    return "&".join(
+        f"{quote(name, safe='')}={quote(value, safe='')}" for name, value in params.items()
+    )
+
+
+def prepare(
+    request: Request,
+    *,
+    public_key: str,
+    key: SigningKey,
+    ts: int,
+    headers: Mapping[str, str] | None = None,
+) -> PreparedRequest:
+    """Sign ``request`` with a fresh ``ts`` and lay it out for the wire."""
+    signed = sign_params(
+        request.method, request.url, request.params, public_key=public_key, key=key, ts=ts
+    )
+    out_headers = dict(headers or {})
+    where = request.where
+    if where == "form":
+        out_headers["Content-Type"] = FORM_CONTENT_TYPE
+        return PreparedRequest(
+            method=request.method,
+            url=request.url,
+            body=encode_params(signed).encode("ascii"),
+            headers=out_headers,
+        )
+    url = f"{request.url}?{encode_params(signed)}"
+    return PreparedRequest(
+        method=request.method,
+        url=url,
+        body=None,
+        headers=out_headers,
+        files=tuple(request.files) if where == "multipart" else (),
+    )
+
+
+def redact_url(url: str) -> str:
+    """Replace the value of ``asgn`` in a URL or form body with ``REDACTED``."""
+    if "asgn=" not in url:
+        return url
+    head, sep, query = url.partition("?")
+    if not sep:
+        head, query = "", url
+    parts = []
+    for item in query.split("&"):
+        name, eq, _ = item.partition("=")
+        parts.append(f"{name}=REDACTED" if eq and name == "asgn" else item)
+    joined = "&".join(parts)
+    return f"{head}?{joined}" if sep else joined
+
+
+def _excerpt(body: bytes) -> str:
+    return body[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+
+
+def _class_for_status(status: int) -> type[APIError]:
+    if status == 429:
+        return RateLimitError
+    if status >= 500:
+        return ServerError
+    if status == 401:
+        return AuthenticationError
+    if status == 403:
+        return PermissionDeniedError
+    if status == 404:
+        return NotFoundError
+    if status in (400, 405, 422):
+        return InvalidRequestError
+    return APIError
+
+
+def _hint_for(cls: type[APIError]) -> str | None:
+    if cls is TimestampError:
+        return TIMESTAMP_HINT
+    if cls is AuthenticationError:
+        return AUTH_HINT
+    return None
+
+
+def decode_response(
+    status: int,
+    body: bytes,
+    *,
+    method: str,
+    url: str,
+    attempts: int = 1,
+    retry_after: float | None = None,
+) -> dict[str, Any]:
+    """Return the JSON envelope of a successful answer, or raise the typed error.
+
+    The body is read whatever the HTTP status: Mettl reports most failures as
+    ``{"status": "ERROR", "error": {"code": "E401", ...}}`` with HTTP 200. The
+    Mettl code decides the error class first, then the HTTP status.
+    """
+    shown = redact_url(url)
+    path = urlsplit(url).path
+    context: dict[str, Any] = {
+        "method": method,
+        "url": shown,
+        "path": path,
+        "status": status,
+        "attempts": attempts,
+    }
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        if status >= 400:
+            cls = _class_for_status(status)
+            raise _with_retry_after(
+                cls(f"HTTP {status} with a body that is not JSON", **context), retry_after
+            ) from None
+        what = "an empty body" if not body else "a body that is not JSON (or was cut short)"
+        raise DecodeError(f"Mettl sent {what}", excerpt=_excerpt(body), **context) from None
+    if not isinstance(data, dict):
+        raise DecodeError(
+            f"Mettl sent JSON {type(data).__name__}, not an object",
+            excerpt=_excerpt(body),
+            **context,
+        )
+    envelope_status = data.get("status")
+    if isinstance(envelope_status, str) and envelope_status.upper() == "SUCCESS":
+        return data
+    error = data.get("error")
+    code: str | None = None
+    message = ""
+    if isinstance(error, dict):
+        raw_code = error.get("code")
+        code = str(raw_code) if raw_code is not None else None
+        raw_message = error.get("message")
+        message = str(raw_message) if raw_message is not None else ""
+    if envelope_status is None and error is None and status < 400:
+        raise DecodeError(
+            "Mettl sent JSON without a status field", excerpt=_excerpt(body), **context
+        )
+    cls = ERROR_CODES.get(code or "") or _class_for_status(status)
+    if not message:
+        message = f"Mettl answered status {envelope_status!r}" if status < 400 else f"HTTP {status}"
+    raise _with_retry_after(cls(message, code=code, hint=_hint_for(cls), **context), retry_after)
+
+
+def _with_retry_after(error: APIError, retry_after: float | None) -> APIError:
+    error.retry_after = retry_after
+    return error
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        seconds = when.timestamp() - now
+    if math.isnan(seconds) or math.isinf(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def server_clock_skew(date_header: str | None, *, now: float) -> float | None:
+    """Seconds the server's ``Date`` header is ahead of ``now`` (negative: behind)."""
+    if not date_header:
+        return None
+    try:
+        when = email.utils.parsedate_to_datetime(date_header)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return when.timestamp() - now

@@ -1,0 +1,84 @@
+"""When to retry a failed request, and how long to wait: a small pure policy."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import attrs
+
+from ._errors import (
+    DecodeError,
+    MettlConnectionError,
+    MettlError,
+    MettlTimeoutError,
+    RateLimitError,
+    ServerError,
+)
+
+__all__ = ["RetryPolicy"]
+
+
+def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+
+
+@attrs.frozen
+class RetryPolicy:
+    """Capped exponential backoff with full jitter, honouring ``Retry-After``.
+
+    ``attempts`` counts every try, the first included (``attempts=1`` never
+    retries). The wait before retry *n* is uniform in
+    ``[0, min(backoff_max, backoff_initial * 2**(n-1))]``, unless the server sent
+    ``Retry-After``, which is obeyed up to ``retry_after_max`` seconds.
+    ``instant=True`` keeps every decision but waits zero seconds (for tests).
+
+    What is retried: for GET and DELETE, connection failures, timeouts, rate
+    limits, transient server errors (E503, E408, E000, HTTP 5xx) and unreadable
+    bodies. For POST, only what proves the server did not act: a rate-limit
+    answer, or a connection refused before anything was sent.
+    """
+
+    attempts: int = attrs.field(default=4)
+    backoff_initial: float = attrs.field(default=0.5, validator=_positive)
+    backoff_max: float = attrs.field(default=30.0, validator=_positive)
+    retry_after_max: float = attrs.field(default=120.0, validator=_positive)
+    instant: bool = False
+
+    @attempts.validator
+    def _check_attempts(self, attribute: attrs.Attribute[int], value: int) -> None:
+        if value < 1:
+            raise ValueError(f"attempts must be >= 1, got {value!r}")
+
+    @classmethod
+    def never(cls) -> RetryPolicy:
+        """A policy that makes exactly one attempt."""
+        return cls(attempts=1)
+
+    def should_retry(self, error: MettlError, *, attempt: int, idempotent: bool) -> bool:
+        """Whether to try again after ``error`` ended attempt number ``attempt``."""
+        if attempt >= self.attempts:
+            return False
+        if isinstance(error, RateLimitError):
+            return True  # the server refused before acting, whatever the method
+        if isinstance(error, MettlConnectionError):
+            return idempotent or not error.request_sent
+        if isinstance(error, MettlTimeoutError | ServerError | DecodeError):
+            return idempotent
+        return False
+
+    def delay(
+        self,
+        attempt: int,
+        *,
+        retry_after: float | None = None,
+        rand: Callable[[], float] = random.random,
+    ) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        if self.instant:
+            return 0.0
+        if retry_after is not None:
+            return min(retry_after, self.retry_after_max)
+        cap = min(self.backoff_max, self.backoff_initial * 2.0 ** (attempt - 1))
+        return float(cap * rand())

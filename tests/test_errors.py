@@ -1,0 +1,82 @@
+"""The error tree: one base class, readable messages, and nothing secret in them."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+import mettl_async
+from mettl_async import (
+    APIError,
+    AuthenticationError,
+    MettlError,
+    RateLimitError,
+    RequestError,
+    ValidationError,
+    ValidationProblem,
+)
+
+
+def test_every_exported_error_derives_from_mettl_error() -> None:
+    errors = [
+        getattr(mettl_async, name)
+        for name in mettl_async.__all__
+        if isinstance(getattr(mettl_async, name), type)
+        and issubclass(getattr(mettl_async, name), BaseException)
+    ]
+    assert len(errors) >= 15
+    assert all(issubclass(error, MettlError) for error in errors)
+
+
+def test_tree_is_drawn_in_the_module_docstring() -> None:
+    doc = mettl_async._errors.__doc__ or ""
+    for name in mettl_async._errors.__all__:
+        if name not in ("ValidationProblem",):
+            assert name in doc, name
+
+
+def test_request_error_message_names_what_failed() -> None:
+    error = AuthenticationError(
+        "Authentication failed/Signature mismatch",
+        method="GET",
+        url="https://h/v2/schedules?ak=a&asgn=REDACTED",
+        path="/v2/schedules",
+        status=200,
+        code="E401",
+        attempts=1,
+        hint="check the keys",
+    )
+    assert str(error) == (
+        "E401 Authentication failed/Signature mismatch (GET /v2/schedules, HTTP 200, 1 attempt); "
+        "check the keys"
+    )
+    assert "AuthenticationError(" in repr(error)
+
+
+def test_errors_survive_pickling_with_their_fields() -> None:
+    error = RateLimitError(
+        "Rate limit exceeded", method="GET", path="/v2/x", status=429, code="E509", attempts=4
+    )
+    clone = pickle.loads(pickle.dumps(error))
+    assert type(clone) is RateLimitError
+    assert (clone.code, clone.status, clone.attempts, clone.path) == ("E509", 429, 4, "/v2/x")
+
+
+def test_validation_error_lists_every_problem() -> None:
+    error = ValidationError(
+        [
+            ValidationProblem("sc.name", "must not be empty"),
+            ValidationProblem("sc.access.type", "is required"),
+        ],
+        subject="schedule",
+    )
+    assert error.paths == ["sc.name", "sc.access.type"]
+    assert "2 problems" in str(error)
+    assert "sc.access.type: is required" in str(error)
+    assert isinstance(error, ValueError)
+
+
+@pytest.mark.parametrize("cls", [APIError, RequestError])
+def test_request_errors_default_to_one_attempt(cls: type[RequestError]) -> None:
+    assert cls("x").attempts == 1
