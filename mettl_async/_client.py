@@ -1,0 +1,208 @@
+"""``MettlClient``: one object per account, one method per endpoint."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Self
+from urllib.parse import urlsplit
+
+from ._errors import ConfigurationError
+from ._protocol import FilePart, Placement, Request, endpoint_url
+from ._retry import RetryPolicy
+from ._session import ClientStats, Transport
+from ._signing import SigningKey, algorithm_for_version
+
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = ["DEFAULT_BASE_URL", "EU_BASE_URL", "MettlClient"]
+
+DEFAULT_BASE_URL: Final = "https://api.mettl.com"
+EU_BASE_URL: Final = "https://api.mercermettl.eu"
+ENV_PUBLIC_KEY: Final = "METTL_PUBLIC_KEY"
+ENV_PRIVATE_KEY: Final = "METTL_PRIVATE_KEY"
+ENV_BASE_URL: Final = "METTL_BASE_URL"
+
+
+def _check_base_url(base_url: str) -> str:
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(
+            f"base_url must be an absolute http(s) URL such as {DEFAULT_BASE_URL!r}, "
+            f"got {base_url!r}"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigurationError(f"base_url must not carry a query or fragment: {base_url!r}")
+    return base_url.rstrip("/")
+
+
+class MettlClient:
+    """An async client for the Mettl Examine REST API.
+
+    Use it as an async context manager::
+
+        async with MettlClient.from_env() as mettl:
+            account = await mettl.request("GET", "/account")
+
+    It owns an ``aiohttp.ClientSession`` (created on first use) unless you pass
+    ``session``, which it then borrows and leaves open. Every request is signed
+    afresh (fresh ``ts``) on every attempt; at most ``max_in_flight`` requests
+    are in flight at once across everything this client does, optionally spaced
+    to ``requests_per_second``. ``timeout`` is the total seconds one attempt may
+    take; ``retry`` decides what is retried and how long to wait.
+    """
+
+    def __init__(
+        self,
+        public_key: str,
+        private_key: str,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        api_version: str = "v2",
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 60.0,
+        max_in_flight: int = 16,
+        requests_per_second: float | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+        correct_clock_skew: bool = True,
+    ) -> None:
+        if not public_key:
+            raise ConfigurationError("the Mettl public key is empty")
+        if not private_key:
+            raise ConfigurationError("the Mettl private key is empty")
+        try:
+            algorithm = algorithm_for_version(api_version)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        if max_in_flight < 1:
+            raise ConfigurationError(f"max_in_flight must be >= 1, got {max_in_flight!r}")
+        if timeout <= 0:
+            raise ConfigurationError(f"timeout must be > 0 seconds, got {timeout!r}")
+        if requests_per_second is not None and requests_per_second <= 0:
+            raise ConfigurationError(
+                f"requests_per_second must be > 0 or None, got {requests_per_second!r}"
+            )
+        self._public_key = public_key
+        self._base_url = _check_base_url(base_url)
+        self._api_version = api_version
+        self._max_in_flight = max_in_flight
+        # The private key lives only inside the SigningKey's HMAC state.
+        self._transport = Transport(
+            public_key=public_key,
+            key=SigningKey(private_key, algorithm=algorithm),
+            session=session,
+            timeout=timeout,
+            max_in_flight=max_in_flight,
+            requests_per_second=requests_per_second,
+            retry=retry if retry is not None else RetryPolicy(),
+            clock=clock,
+            correct_clock_skew=correct_clock_skew,
+        )
+
+    @classmethod
+    def from_env(cls, *, environ: Mapping[str, str] | None = None, **kwargs: Any) -> MettlClient:
+        """Build a client from ``METTL_PUBLIC_KEY``, ``METTL_PRIVATE_KEY`` and ``METTL_BASE_URL``.
+
+        ``METTL_BASE_URL`` is optional (default ``https://api.mettl.com``; the EU
+        host is ``https://api.mercermettl.eu``). Keyword arguments are passed on
+        to the constructor and win over the environment.
+        """
+        env = os.environ if environ is None else environ
+        missing = [name for name in (ENV_PUBLIC_KEY, ENV_PRIVATE_KEY) if not env.get(name)]
+        if missing:
+            names = " and ".join(missing)
+            raise ConfigurationError(
+                f"{names} {'is' if len(missing) == 1 else 'are'} not set: export your Mettl API "
+                f"keys as {ENV_PUBLIC_KEY} and {ENV_PRIVATE_KEY}"
+            )
+        if env.get(ENV_BASE_URL):
+            kwargs.setdefault("base_url", env[ENV_BASE_URL])
+        return cls(env[ENV_PUBLIC_KEY], env[ENV_PRIVATE_KEY], **kwargs)
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the owned session (a borrowed one is left open). Idempotent."""
+        await self._transport.close()
+
+    def __repr__(self) -> str:
+        shown = self._public_key[:8] + "…" if len(self._public_key) > 8 else self._public_key
+        return (
+            f"MettlClient(public_key={shown!r}, base_url={self._base_url!r}, "
+            f"api_version={self._api_version!r})"
+        )
+
+    # -- properties ----------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    @property
+    def api_version(self) -> str:
+        return self._api_version
+
+    @property
+    def max_in_flight(self) -> int:
+        return self._max_in_flight
+
+    @property
+    def stats(self) -> ClientStats:
+        """Requests sent, retries, failures and in-flight counts of this client."""
+        return self._transport.stats
+
+    # -- raw access ----------------------------------------------------------------
+
+    def url(self, path: str) -> str:
+        """The full URL (as signed) of an API path such as ``/schedules``."""
+        if path.startswith(("http://", "https://")):
+            return path
+        if not path.startswith("/"):
+            path = "/" + path
+        return endpoint_url(self._base_url, self._api_version, path)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        placement: Placement | None = None,
+        files: tuple[FilePart, ...] = (),
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Send one signed request and return Mettl's JSON envelope.
+
+        The low-level escape hatch under every endpoint method. ``path`` is
+        relative to the API version (``/account``) with path segments already
+        encoded (see :func:`mettl_async.path_segment`), or an absolute URL.
+        ``params`` are raw string values, signed and URL-encoded once. Raises a
+        :class:`~mettl_async.MettlError` subclass for every failure.
+        """
+        method = method.upper()
+        if method not in ("GET", "POST", "DELETE"):
+            raise ConfigurationError(f"Mettl uses GET, POST and DELETE, not {method!r}")
+        request = Request(
+            method=method,
+            url=self.url(path),
+            params=dict(params or {}),
+            placement=placement,
+            files=files,
+            timeout=timeout,
+        )
+        return await self._transport.call(request)

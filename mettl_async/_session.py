@@ -1,0 +1,342 @@
+"""The aiohttp adapter: sign -> send -> decode, with retries and concurrency limits.
+
+This is the only client-side module that imports aiohttp. Everything it does
+to a request before sending (signing, encoding) and to an answer after reading
+it (envelope, error mapping) lives in the pure ``_protocol`` and ``_retry``
+modules; this module owns the session, the clock, the sleeps, the semaphore and
+the translation of aiohttp's and asyncio's exceptions into mettl-async's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import platform
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+import aiohttp
+import attrs
+from yarl import URL
+
+from ._errors import (
+    APIError,
+    MettlConnectionError,
+    MettlError,
+    MettlTimeoutError,
+    RequestError,
+    TimestampError,
+    TransportError,
+)
+from ._protocol import (
+    PreparedRequest,
+    Request,
+    decode_response,
+    parse_retry_after,
+    prepare,
+    redact_url,
+    server_clock_skew,
+)
+from ._retry import RetryPolicy
+from ._signing import SigningKey
+
+__all__ = ["ClientStats", "Transport", "user_agent"]
+
+logger = logging.getLogger("mettl_async")
+
+#: A clock correction is applied only past this many seconds of disagreement.
+CLOCK_SKEW_THRESHOLD: Final = 60.0
+_ASGN_RE: Final = re.compile(r"(asgn=)[^&\s'\"<>]*")
+
+
+def user_agent() -> str:
+    from . import __version__
+
+    return (
+        f"mettl-async/{__version__} aiohttp/{aiohttp.__version__} "
+        f"Python/{platform.python_version()}"
+    )
+
+
+def _scrub(text: str) -> str:
+    return _ASGN_RE.sub(r"\1REDACTED", text)
+
+
+@attrs.define
+class ClientStats:
+    """Counters of one client, for progress displays and tests."""
+
+    requests: int = 0  #: attempts sent (every retry counts)
+    retries: int = 0  #: attempts that were repeats of a failed one
+    failures: int = 0  #: calls that ended in an error after their last attempt
+    in_flight: int = 0  #: requests sent and not yet answered
+    peak_in_flight: int = 0  #: the most requests ever in flight at once
+
+
+class _RateLimiter:
+    """Spaces request starts at least ``1 / rate`` seconds apart."""
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        slot = max(now, self._next)
+        self._next = slot + self._interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+class Transport:
+    """Sends signed requests to Mettl through one aiohttp session."""
+
+    def __init__(
+        self,
+        *,
+        public_key: str,
+        key: SigningKey,
+        session: aiohttp.ClientSession | None,
+        timeout: float,
+        max_in_flight: int,
+        requests_per_second: float | None,
+        retry: RetryPolicy,
+        clock: Callable[[], float],
+        correct_clock_skew: bool = True,
+    ) -> None:
+        self._public_key = public_key
+        self._key = key
+        self._session = session
+        self._owns_session = session is None
+        self._timeout = timeout
+        self._max_in_flight = max_in_flight
+        self._semaphore = asyncio.Semaphore(max_in_flight)
+        self._rate = _RateLimiter(requests_per_second) if requests_per_second else None
+        self._retry = retry
+        self._clock = clock
+        self._clock_offset = 0.0
+        self._correct_skew = correct_clock_skew
+        self._headers = {"Accept": "application/json", "User-Agent": user_agent()}
+        self._closed = False
+        self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # replaced in tests
+        self.stats = ClientStats()
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return self._retry
+
+    @property
+    def clock_offset(self) -> float:
+        """Seconds added to the local clock when signing (set from Mettl's ``Date``)."""
+        return self._clock_offset
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("this MettlClient is closed")
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._max_in_flight, limit_per_host=0)
+            self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
+    async def close(self) -> None:
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            await session.close()
+
+    def prepare(self, request: Request) -> PreparedRequest:
+        ts = int(self._clock() + self._clock_offset)
+        return prepare(
+            request, public_key=self._public_key, key=self._key, ts=ts, headers=self._headers
+        )
+
+    async def call(self, request: Request) -> dict[str, Any]:
+        """Send ``request`` until it succeeds or may not be retried; return its envelope."""
+        session = self._get_session()
+        timeout = aiohttp.ClientTimeout(total=request.timeout or self._timeout)
+        retry = self._retry
+        idempotent = request.idempotent
+        skew_corrected = False
+        attempt = 0
+        while True:
+            attempt += 1
+            if attempt > 1:
+                self.stats.retries += 1
+            if self._rate is not None:
+                await self._rate.wait()
+            prepared = self.prepare(request)
+            try:
+                return await self._attempt(session, prepared, timeout, attempt)
+            except RequestError as error:
+                error.attempts = attempt
+                if (
+                    isinstance(error, TimestampError)
+                    and self._correct_skew
+                    and not skew_corrected
+                    and self._learn_skew(error)
+                ):
+                    skew_corrected = True
+                    attempt -= 1  # the corrected retry does not use up the policy
+                    continue
+                if not retry.should_retry(error, attempt=attempt, idempotent=idempotent):
+                    self.stats.failures += 1
+                    raise
+                wait = retry.delay(
+                    attempt,
+                    retry_after=error.retry_after if isinstance(error, APIError) else None,
+                )
+                if logger.isEnabledFor(logging.INFO):
+                    logger.info(
+                        "retrying %s %s in %.2f s after %s (attempt %d of %d)",
+                        request.method,
+                        error.path,
+                        wait,
+                        type(error).__name__,
+                        attempt,
+                        retry.attempts,
+                    )
+                if wait > 0:
+                    await self._sleep(wait)
+
+    def _learn_skew(self, error: TimestampError) -> bool:
+        skew = error.server_skew
+        if skew is None or abs(skew - self._clock_offset) < CLOCK_SKEW_THRESHOLD:
+            return False
+        logger.warning(
+            "Mettl rejected the timestamp and its clock differs from ours by %.0f s: "
+            "signing with the corrected time from now on",
+            skew,
+        )
+        self._clock_offset = float(round(skew))
+        return True
+
+    async def _attempt(
+        self,
+        session: aiohttp.ClientSession,
+        prepared: PreparedRequest,
+        timeout: aiohttp.ClientTimeout,
+        attempt: int,
+    ) -> dict[str, Any]:
+        stats = self.stats
+        debug = logger.isEnabledFor(logging.DEBUG)
+        started = time.perf_counter()
+        status: int | None = None
+        async with self._semaphore:
+            stats.requests += 1
+            stats.in_flight += 1
+            if stats.in_flight > stats.peak_in_flight:
+                stats.peak_in_flight = stats.in_flight
+            try:
+                status, retry_after, date, body = await self._send(session, prepared, timeout)
+            except MettlError as error:
+                if debug:
+                    self._log(prepared, attempt, started, None, type(error).__name__)
+                raise
+            finally:
+                stats.in_flight -= 1
+        try:
+            data = decode_response(
+                status,
+                body,
+                method=prepared.method,
+                url=prepared.url,
+                attempts=attempt,
+                retry_after=parse_retry_after(retry_after, now=self._clock())
+                if retry_after
+                else None,
+            )
+        except TimestampError as error:
+            error.server_skew = server_clock_skew(date, now=self._clock())
+            if debug:
+                self._log(prepared, attempt, started, status, error.code)
+            raise
+        except RequestError as error:
+            if debug:
+                self._log(prepared, attempt, started, status, error.code or type(error).__name__)
+            raise
+        if debug:
+            self._log(prepared, attempt, started, status, "SUCCESS")
+        return data
+
+    def _log(
+        self,
+        prepared: PreparedRequest,
+        attempt: int,
+        started: float,
+        status: int | None,
+        outcome: str | None,
+    ) -> None:
+        logger.debug(
+            "%s %s -> %s %s (attempt %d, %.1f ms)",
+            prepared.method,
+            URL(prepared.url, encoded=True).path,
+            f"HTTP {status}" if status is not None else "no answer",
+            outcome,
+            attempt,
+            (time.perf_counter() - started) * 1000.0,
+        )
+
+    async def _send(
+        self,
+        session: aiohttp.ClientSession,
+        prepared: PreparedRequest,
+        timeout: aiohttp.ClientTimeout,
+    ) -> tuple[int, str | None, str | None, bytes]:
+        data: Any = prepared.body
+        if prepared.files:
+            form = aiohttp.FormData()
+            for name, value in prepared.form_fields.items():
+                form.add_field(name, value)
+            for part in prepared.files:
+                form.add_field(
+                    part.name, part.content, filename=part.filename, content_type=part.content_type
+                )
+            data = form
+        try:
+            async with session.request(
+                prepared.method,
+                URL(prepared.url, encoded=True),
+                data=data,
+                headers=prepared.headers,
+                timeout=timeout,
+                allow_redirects=False,
+            ) as response:
+                body = await response.read()
+                headers = response.headers
+                return response.status, headers.get("Retry-After"), headers.get("Date"), body
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            # The one place where foreign exceptions become ours. ``from None``:
+            # some aiohttp messages embed the request URL, asgn included.
+            raise self._translate(exc, prepared, timeout) from None
+
+    @staticmethod
+    def _translate(
+        exc: BaseException, prepared: PreparedRequest, timeout: aiohttp.ClientTimeout
+    ) -> MettlError:
+        context: dict[str, Any] = {
+            "method": prepared.method,
+            "url": redact_url(prepared.url),
+            "path": URL(prepared.url, encoded=True).path,
+        }
+        detail = _scrub(f"{type(exc).__name__}: {exc}")
+        if isinstance(exc, aiohttp.ClientSSLError):
+            return TransportError(f"TLS failure talking to Mettl ({detail})", **context)
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            error = MettlConnectionError(f"could not connect to Mettl ({detail})", **context)
+            error.request_sent = False
+            return error
+        if isinstance(exc, TimeoutError):
+            return MettlTimeoutError(
+                f"no complete answer within {timeout.total:g} s ({detail})", **context
+            )
+        if isinstance(
+            exc,
+            aiohttp.ServerDisconnectedError
+            | aiohttp.ClientPayloadError
+            | aiohttp.ClientOSError
+            | aiohttp.ServerConnectionError,
+        ):
+            return MettlConnectionError(f"connection to Mettl failed ({detail})", **context)
+        return TransportError(f"request to Mettl failed ({detail})", **context)
