@@ -37,6 +37,8 @@ import orjson
 from aiohttp import web
 
 from ._client import MettlClient
+from ._fakedata import FakeAccount, FakeSchedule
+from ._protocol import encode_params
 from ._retry import RetryPolicy
 from ._signing import SigningKey, algorithm_for_version, string_to_sign
 
@@ -54,6 +56,8 @@ DEMO_PRIVATE_KEY: Final = "demo-0000-private-key-never-shown"
 TS_WINDOW: Final = 24 * 3600
 #: A ts this far in the future is refused too (Mettl allows "within past 24 hours").
 TS_FUTURE_SLACK: Final = 300
+
+LinkStyle = Literal["absolute-stale", "relative-stale", "absolute", "relative", "none"]
 
 FaultKind = Literal[
     "E509",  # rate limited, in an HTTP 200 body
@@ -86,6 +90,7 @@ class Fault:
 
     ``path`` is matched as a prefix of the path after the version
     (``/schedules`` matches ``/schedules/abc/candidates``); ``None`` matches all.
+    ``params`` must all be present with these values (``{"offset": "100"}``).
     """
 
     kind: FaultKind
@@ -94,9 +99,12 @@ class Fault:
     method: str | None = None
     retry_after: str | None = None
     delay: float = 0.0
+    params: Mapping[str, str] | None = None
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, params: Mapping[str, str]) -> bool:
         if self.method is not None and self.method != method:
+            return False
+        if self.params and any(params.get(k) != v for k, v in self.params.items()):
             return False
         return self.path is None or path.startswith(self.path)
 
@@ -129,10 +137,20 @@ Handler = Callable[["FakeMettl", web.Request, dict[str, str], dict[str, str]], A
 class FakeMettl:
     """A stand-in for Mettl's API: state, checks, faults, and the ``aiohttp.web`` app.
 
-    ``latency`` (seconds) is added to every answer. ``error_http_status`` is
-    the HTTP status of error envelopes (Mettl often uses 200). ``clock`` is the
-    server's notion of now, for ``ts`` checks. ``record`` keeps the last
-    ``record`` requests in :attr:`log`.
+    ``account`` is the data served (a :class:`FakeAccount`; by default 3
+    schedules of 10 candidates). ``latency`` (seconds) is added to every answer.
+    ``error_http_status`` is the HTTP status of error envelopes (Mettl often
+    uses 200). ``clock`` is the server's notion of now, for ``ts`` checks.
+    ``record`` keeps the last ``record`` requests in :attr:`log`.
+
+    Listings (article 16): ``total_records`` says whether ``paging`` carries
+    ``totalRecords``; ``link_style`` shapes ``paging.next``/``previous``:
+    ``"absolute"`` or ``"relative"`` links, optionally ``-stale`` (carrying the
+    request's own ``ak``, ``ts`` and ``asgn``, as Mettl's pre-signed links
+    appear to), or ``"none"`` for no paging block at all. ``arrival_every=N``
+    makes a new candidate start the test in a schedule before every N-th page
+    request on it (live data shifting offsets under a walk). ``clamp_limit``
+    silently serves at most that many records per page, whatever ``limit`` says.
     """
 
     def __init__(
@@ -144,12 +162,17 @@ class FakeMettl:
         clock: Callable[[], float] = time.time,
         record: int = 10_000,
         seed: int = 0,
+        account: FakeAccount | None = None,
+        total_records: bool = True,
+        link_style: LinkStyle = "absolute-stale",
+        arrival_every: int = 0,
+        clamp_limit: int | None = None,
     ) -> None:
         self.keys: dict[str, str] = dict(keys or {DEMO_PUBLIC_KEY: DEMO_PRIVATE_KEY})
         self.latency = latency
         self.error_http_status = error_http_status
         self.clock = clock
-        self.log: collections.deque[RecordedRequest] = collections.deque(maxlen=record or None)
+        self.log: collections.deque[RecordedRequest] = collections.deque(maxlen=record)
         self.faults: list[Fault] = []
         self.fault_rates: dict[FaultKind, float] = {}
         self.retry_after = "0"
@@ -159,7 +182,16 @@ class FakeMettl:
         self.peak_in_flight = 0
         self.bad_signatures = 0
         self.faults_injected = 0
-        self.assessments: dict[int, dict[str, Any]] = {}
+        self.account = account if account is not None else FakeAccount(seed=seed)
+        self.total_records = total_records
+        self.link_style: LinkStyle = link_style
+        self.arrival_every = arrival_every
+        self.clamp_limit = clamp_limit
+        self.page_requests: collections.Counter[str] = collections.Counter()
+        self.assessments: dict[int, dict[str, Any]] = {
+            s.assessment_id: {"name": s.assessment_name} for s in self.account.schedules
+        }
+        self.created_schedules: dict[str, dict[str, Any]] = {}
         self._next_assessment_id = 1_000_001
         self._routes: list[tuple[str, str, Handler]] = []
         self._signing_keys: dict[tuple[str, str], SigningKey] = {}
@@ -217,7 +249,7 @@ class FakeMettl:
             try:
                 params = await self._read_params(request, raw_query)
                 self._authenticate(request, version, raw_path, params)
-                fault = self._pick_fault(request.method, api_path)
+                fault = self._pick_fault(request.method, api_path, params)
                 if fault is not None:
                     self.faults_injected += 1
                     if fault.kind != "slow":
@@ -226,6 +258,8 @@ class FakeMettl:
                     if response is not None:
                         return response
                 payload = await handler(self, request, params, dict(request.match_info))
+                if isinstance(payload, bytes):
+                    return web.Response(body=payload, content_type="application/json")
                 return self._json({"status": "SUCCESS", **payload})
             except _Reply as reply:
                 outcome = reply.code
@@ -236,7 +270,7 @@ class FakeMettl:
                     else self.error_http_status,
                 )
             finally:
-                if self.log.maxlen != 0:
+                if self.log.maxlen:
                     self.log.append(
                         RecordedRequest(
                             request.method, api_path, version, params, outcome, self.clock()
@@ -283,9 +317,9 @@ class FakeMettl:
             self.bad_signatures += 1
             raise _Reply("E401")
 
-    def _pick_fault(self, method: str, path: str) -> Fault | None:
+    def _pick_fault(self, method: str, path: str, params: Mapping[str, str]) -> Fault | None:
         for fault in self.faults:
-            if fault.times > 0 and fault.matches(method, path):
+            if fault.times > 0 and fault.matches(method, path, params):
                 fault.times -= 1
                 if fault.times == 0:
                     self.faults.remove(fault)
@@ -335,10 +369,82 @@ class FakeMettl:
     def _add_default_routes(self) -> None:
         self.route("GET", "/account", _get_account)
         self.route("POST", "/assessments", _create_assessment)
+        self.route("POST", "/assessments/{assessment_id}/schedules", _create_schedule)
+        self.route("GET", "/schedules", _list_schedules)
+        self.route("GET", "/schedules/{access_key}", _get_schedule)
+        self.route("GET", "/schedules/{access_key}/candidates", _list_candidates)
 
     def new_assessment_id(self) -> int:
         self._next_assessment_id += 1
         return self._next_assessment_id
+
+    def schedule_or_404(self, access_key: str) -> FakeSchedule:
+        schedule = self.account.schedule(access_key)
+        if schedule is None:
+            raise _Reply("E404", f"no schedule with access key {access_key!r}")
+        return schedule
+
+    def schedule_json(self, schedule: FakeSchedule) -> dict[str, Any]:
+        created = self.created_schedules.get(schedule.access_key)
+        data = self.account.schedule_json(schedule)
+        if created is not None:
+            data.update(created)
+        return data
+
+    def page_links(
+        self,
+        request: web.Request,
+        params: Mapping[str, str],
+        *,
+        offset: int,
+        limit: int,
+        total: int,
+    ) -> dict[str, Any]:
+        """``paging`` for a listing page: next/previous reuse every optional parameter."""
+        paging: dict[str, Any] = {
+            "previous": self._link(request, params, max(0, offset - limit)) if offset > 0 else None,
+            "next": self._link(request, params, offset + limit) if offset + limit < total else None,
+        }
+        if self.total_records:
+            paging["totalRecords"] = total
+        return paging
+
+    def _link(self, request: web.Request, params: Mapping[str, str], offset: int) -> str:
+        stale = self.link_style.endswith("-stale")
+        kept = {
+            name: value
+            for name, value in params.items()
+            if name != "offset" and (stale or name not in ("ak", "ts", "asgn"))
+        }
+        kept["offset"] = str(offset)
+        path = request.raw_path.partition("?")[0]
+        link = f"{path}?{encode_params(kept)}"
+        if self.link_style.startswith("absolute"):
+            link = f"{request.scheme}://{request.host}{link}"
+        return link
+
+
+def _int_param(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _Reply("E400", f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise _Reply("E400", f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _json_param(params: Mapping[str, str], name: str) -> Any:
+    raw = params.get(name)
+    if raw is None:
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise _Reply("E400", f"{name!r} is not valid JSON") from None
 
 
 async def _get_account(
@@ -358,18 +464,133 @@ async def _get_account(
 async def _create_assessment(
     fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
-    text = params.get("assessments")
-    if text is None:
+    assessment = _json_param(params, "assessments")
+    if assessment is None:
         raise _Reply("E400", "missing parameter 'assessments'")
-    try:
-        assessment = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        raise _Reply("E400", "'assessments' is not valid JSON") from None
     if not isinstance(assessment, dict) or not assessment.get("name"):
         raise _Reply("E400", "the assessment needs a name")
     assessment_id = fake.new_assessment_id()
     fake.assessments[assessment_id] = assessment
     return {"assessmentId": assessment_id}
+
+
+async def _create_schedule(
+    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+) -> dict[str, Any]:
+    assessment_id = _int_param(match, "assessment_id", 0, 0, 2**63)
+    if assessment_id not in fake.assessments:
+        raise _Reply("E404", f"no assessment with id {assessment_id}")
+    sc = _json_param(params, "sc")
+    if not isinstance(sc, dict):
+        raise _Reply("E400", "missing or invalid parameter 'sc'")
+    access = sc.get("access")
+    if not sc.get("name") or not sc.get("sourceApp") or not sc.get("scheduleType"):
+        raise _Reply("E400", "sc needs name, sourceApp and scheduleType")
+    if not isinstance(access, dict) or access.get("type") not in ("OpenForAll", "ByInvitation"):
+        raise _Reply("E400", "sc.access.type must be OpenForAll or ByInvitation")
+    schedule = fake.account.add_schedule(
+        0,
+        name=sc["name"],
+        assessment_id=assessment_id,
+        assessment_name=str(fake.assessments[assessment_id].get("name", "")),
+    )
+    fake.created_schedules[schedule.access_key] = {
+        key: value for key, value in sc.items() if key not in ("name",)
+    }
+    return {
+        "createdSchedule": {
+            "assessmentId": assessment_id,
+            "id": 7_300_000 + schedule.index,
+            "name": schedule.name,
+            "accessKey": schedule.access_key,
+            "accessUrl": f"https://tests.mettl.com/authenticateKey/{schedule.access_key}",
+            "status": "ACTIVE",
+        }
+    }
+
+
+_SCHEDULE_SORTS: Final = ("createdAt", "testTaken", "name")
+
+
+def _schedule_matches(data: Mapping[str, Any], wanted: Any, path: str = "filter") -> bool:
+    """Whether a schedule matches article 11's ``filter`` (every given property equal)."""
+    if not isinstance(wanted, dict):
+        raise _Reply("E400", f"{path} must be a JSON object")
+    for name, value in wanted.items():
+        actual = data.get("access", {}).get("type") if name == "type" else data.get(name)
+        if isinstance(value, dict):
+            if not isinstance(actual, dict) or not _schedule_matches(
+                actual, value, f"{path}.{name}"
+            ):
+                return False
+        elif actual != value:
+            return False
+    return True
+
+
+async def _list_schedules(
+    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+) -> dict[str, Any]:
+    limit = _int_param(params, "limit", 20, 1, 100)
+    offset = _int_param(params, "offset", 0, 0, 2**31)
+    sort = params.get("sort", "createdAt")
+    if sort not in _SCHEDULE_SORTS:
+        raise _Reply("E400", f"sort must be one of {', '.join(_SCHEDULE_SORTS)}")
+    sort_order = params.get("sort_order", "desc")
+    if sort_order not in ("asc", "desc"):
+        raise _Reply("E400", "sort_order must be asc or desc")
+    wanted = _json_param(params, "filter")
+    schedules = list(fake.account.schedules)  # newest first: createdAt desc
+    if sort == "name":
+        schedules.sort(key=lambda s: (s.name, s.index), reverse=sort_order == "desc")
+    elif sort == "testTaken":
+        schedules.sort(key=lambda s: (s.candidate_count, s.index), reverse=sort_order == "desc")
+    elif sort_order == "asc":
+        schedules.reverse()
+    listed = [fake.schedule_json(s) for s in schedules]
+    if wanted is not None:
+        listed = [data for data in listed if _schedule_matches(data, wanted)]
+    # Article 11 shows no paging block: a short page is the last one.
+    return {"schedules": listed[offset : offset + limit]}
+
+
+async def _get_schedule(
+    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+) -> dict[str, Any]:
+    return {"schedule": fake.schedule_json(fake.schedule_or_404(match["access_key"]))}
+
+
+async def _list_candidates(
+    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+) -> bytes:
+    schedule = fake.schedule_or_404(match["access_key"])
+    limit = _int_param(params, "limit", 20, 1, 100)
+    offset = _int_param(params, "offset", 0, 0, 2**31)
+    sort = params.get("sort")
+    if sort not in (None, "testStartTime", "name"):
+        raise _Reply("E400", "sort must be testStartTime or name")
+    sort_order = params.get("sort_order")
+    if sort_order not in (None, "asc", "desc"):
+        raise _Reply("E400", "sort_order must be asc or desc")
+    ir = _json_param(params, "ir")
+    recommendation = isinstance(ir, dict) and ir.get("recommendation") is True
+    essays = params.get("qr", "false") == "true"
+    fake.page_requests[schedule.access_key] += 1
+    if fake.arrival_every and fake.page_requests[schedule.access_key] % fake.arrival_every == 0:
+        fake.account.arrive(schedule.access_key)
+    order = fake.account.candidate_order(schedule, sort, sort_order)
+    account = fake.account
+    if fake.clamp_limit is not None:
+        limit = min(limit, fake.clamp_limit)
+    records = b",".join(
+        account.candidate_bytes(schedule, j, ir=recommendation, qr=essays)
+        for j in order[offset : offset + limit]
+    )
+    paging: dict[str, Any] | None = None
+    if fake.link_style != "none":
+        paging = fake.page_links(request, params, offset=offset, limit=limit, total=len(order))
+    tail = b"}" if paging is None else b',"paging":' + orjson.dumps(paging) + b"}"
+    return b'{"status":"SUCCESS","candidates":[' + records + b"]" + tail
 
 
 def free_port() -> int:

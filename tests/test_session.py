@@ -176,9 +176,10 @@ async def test_post_is_repeated_after_a_rate_limit_answer(
     client: MettlClient, fake: FakeMettl
 ) -> None:
     fake.add_fault("http429", path="/assessments", retry_after="0")
+    before = len(fake.assessments)
     created = await client.request("POST", "/assessments", {"assessments": '{"name":"twice"}'})
-    assert created["assessmentId"] in fake.assessments
-    assert len(fake.assessments) == 1
+    assert fake.assessments[created["assessmentId"]] == {"name": "twice"}
+    assert len(fake.assessments) == before + 1
 
 
 async def test_post_is_repeated_when_the_connection_was_refused() -> None:
