@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import urlsplit
 
-from ._errors import ConfigurationError
-from ._protocol import FilePart, Placement, Request, endpoint_url
+from ._errors import ConfigurationError, DecodeError, ValidationError, ValidationProblem
+from ._paging import check_page_size
+from ._protocol import FilePart, Placement, Request, endpoint_url, path_segment
 from ._retry import RetryPolicy
 from ._session import ClientStats, Transport
 from ._signing import SigningKey, algorithm_for_version
+from ._streaming import AccountResults, Listing, ListingSpec, iterate
 
 if TYPE_CHECKING:
     import aiohttp
@@ -25,6 +27,13 @@ EU_BASE_URL: Final = "https://api.mercermettl.eu"
 ENV_PUBLIC_KEY: Final = "METTL_PUBLIC_KEY"
 ENV_PRIVATE_KEY: Final = "METTL_PRIVATE_KEY"
 ENV_BASE_URL: Final = "METTL_BASE_URL"
+
+Raw = dict[str, Any]
+#: A schedule to walk: a Schedule from a listing, its wire mapping, or an access key.
+ScheduleRef = Any
+SCHEDULE_SORTS: Final = ("createdAt", "testTaken", "name")
+RESULT_SORTS: Final = ("testStartTime", "name")
+SORT_ORDERS: Final = ("asc", "desc")
 
 
 def _check_base_url(base_url: str) -> str:
@@ -206,3 +215,219 @@ class MettlClient:
             timeout=timeout,
         )
         return await self._transport.call(request)
+
+    # -- listings ------------------------------------------------------------------
+
+    def _window(self, window: int | None) -> int:
+        if window is None:
+            return self._max_in_flight
+        if window < 1:
+            raise ConfigurationError(f"window must be >= 1 page, got {window!r}")
+        return window
+
+    def iter_schedules(
+        self,
+        *,
+        sort: str | None = None,
+        sort_order: str | None = None,
+        filter: Mapping[str, Any] | str | None = None,
+        page_size: int = 100,
+        window: int | None = None,
+    ) -> Listing[Raw]:
+        """Every schedule of the account (article 11, ``GET /schedules``).
+
+        ``sort`` is ``createdAt`` (Mettl's default), ``testTaken`` or ``name``;
+        ``sort_order`` is ``asc`` or ``desc``; ``filter`` is article 11's filter
+        object (a mapping, serialized once, or a JSON string sent as is). Pages
+        of ``page_size`` (1..100) are fetched ``window`` at a time (default: the
+        client's ``max_in_flight``). Lazy: nothing is sent until iteration.
+        """
+        params = {"limit": str(check_page_size(page_size)), "offset": "0"}
+        _check_choice("sort", sort, SCHEDULE_SORTS, params)
+        _check_choice("sort_order", sort_order, SORT_ORDERS, params)
+        if filter is not None:
+            params["filter"] = filter if isinstance(filter, str) else _minified(filter)
+        spec = ListingSpec(
+            label="the schedules of the account",
+            request=Request("GET", self.url("/schedules"), params),
+            items_key="schedules",
+            key_field="accessKey",
+            window=self._window(window),
+        )
+        return Listing(self._transport.call, spec, _as_is)
+
+    def iter_candidate_results(
+        self,
+        access_key: str,
+        *,
+        include_recommendation: bool = False,
+        include_essay_responses: bool = False,
+        sort: str | None = None,
+        sort_order: str | None = None,
+        page_size: int = 100,
+        window: int | None = None,
+    ) -> Listing[Raw]:
+        """Every candidate's status and result in one schedule (article 16).
+
+        ``include_recommendation`` sends ``ir={"recommendation":true}``,
+        ``include_essay_responses`` sends ``qr=true``. ``sort`` is
+        ``testStartTime`` (Mettl's default) or ``name``. Each candidate is
+        yielded once, even if offsets shift while candidates arrive.
+        """
+        if not access_key:
+            raise ValidationError([ValidationProblem("access_key", "must not be empty")])
+        return Listing(
+            self._transport.call,
+            self._results_spec(
+                access_key,
+                label=f"schedule {access_key}",
+                include_recommendation=include_recommendation,
+                include_essay_responses=include_essay_responses,
+                sort=sort,
+                sort_order=sort_order,
+                page_size=page_size,
+                window=window,
+            ),
+            _as_is,
+        )
+
+    def _results_spec(
+        self,
+        access_key: str,
+        *,
+        label: str,
+        include_recommendation: bool,
+        include_essay_responses: bool,
+        sort: str | None,
+        sort_order: str | None,
+        page_size: int,
+        window: int | None,
+    ) -> ListingSpec:
+        params: dict[str, str] = {}
+        if include_recommendation:
+            params["ir"] = '{"recommendation":true}'
+        if include_essay_responses:
+            params["qr"] = "true"
+        params["limit"] = str(check_page_size(page_size))
+        params["offset"] = "0"
+        _check_choice("sort", sort, RESULT_SORTS, params)
+        _check_choice("sort_order", sort_order, SORT_ORDERS, params)
+        return ListingSpec(
+            label=label,
+            request=Request(
+                "GET", self.url(f"/schedules/{path_segment(access_key)}/candidates"), params
+            ),
+            items_key="candidates",
+            key_field="email",
+            window=self._window(window),
+        )
+
+    def iter_all_results(
+        self,
+        *,
+        schedules: Iterable[ScheduleRef] | AsyncIterable[ScheduleRef] | None = None,
+        concurrency: int | None = None,
+        include_recommendation: bool = False,
+        include_essay_responses: bool = False,
+        page_size: int = 100,
+        window: int | None = None,
+    ) -> AccountResults[Raw, Raw]:
+        """Every candidate result of every schedule, as ``(schedule, result)`` pairs.
+
+        ``schedules`` limits the walk to those given (schedules from
+        :meth:`iter_schedules`, their mappings, or access keys); by default the
+        account's schedules are listed as the walk goes. ``concurrency``
+        schedules are walked at once (default: ``max_in_flight``), all under
+        the client's one bound on requests in flight; results are yielded as
+        they arrive, in order within each schedule.
+        """
+        concurrency = self._window(concurrency)
+        check_page_size(page_size)
+        window = self._window(window)
+
+        async def source() -> AsyncGenerator[Raw, None]:
+            if schedules is None:
+                async for raw in self.iter_schedules(page_size=100):
+                    yield raw
+                return
+            async for item in iterate(schedules):
+                yield await self._schedule_mapping(item)
+
+        def listing_for(schedule: Raw, slots: Any) -> Listing[Raw]:
+            access_key = str(schedule.get("accessKey") or "")
+            name = schedule.get("name")
+            spec = self._results_spec(
+                access_key,
+                label=f"schedule {access_key}" + (f" ({name})" if name else ""),
+                include_recommendation=include_recommendation,
+                include_essay_responses=include_essay_responses,
+                sort=None,
+                sort_order=None,
+                page_size=page_size,
+                window=window,
+            )
+            return Listing(self._transport.call, spec, _as_is, slots=slots)
+
+        return AccountResults(
+            source,
+            listing_for,
+            _as_is,
+            _as_is,
+            concurrency=concurrency,
+            page_budget=2 * self._max_in_flight,
+        )
+
+    async def _schedule_mapping(self, item: ScheduleRef) -> Raw:
+        if isinstance(item, str):
+            return await self.get_schedule_raw(item)
+        if isinstance(item, Mapping):
+            if not item.get("accessKey"):
+                raise ValidationError(
+                    [ValidationProblem("schedules", "a schedule has no accessKey")]
+                )
+            return dict(item)
+        raw = getattr(item, "raw", None)
+        if isinstance(raw, Mapping) and raw.get("accessKey"):
+            return dict(raw)
+        raise ValidationError(
+            [
+                ValidationProblem(
+                    "schedules", f"expected a Schedule, a mapping or an access key, got {item!r}"
+                )
+            ]
+        )
+
+    async def get_schedule_raw(self, access_key: str) -> Raw:
+        """One schedule's wire mapping (article 12, ``GET /schedules/{access-key}``)."""
+        envelope = await self._transport.call(
+            Request("GET", self.url(f"/schedules/{path_segment(access_key)}"))
+        )
+        schedule = envelope.get("schedule")
+        if not isinstance(schedule, dict):
+            raise DecodeError(
+                "Mettl sent no 'schedule' object", method="GET", path=f"/schedules/{access_key}"
+            )
+        return schedule
+
+
+def _as_is(value: Raw) -> Raw:
+    return value
+
+
+def _minified(value: Mapping[str, Any]) -> str:
+    import orjson
+
+    return orjson.dumps(value).decode("utf-8")
+
+
+def _check_choice(
+    name: str, value: str | None, allowed: tuple[str, ...], params: dict[str, str]
+) -> None:
+    if value is None:
+        return
+    text = str(getattr(value, "value", value))
+    if text not in allowed:
+        raise ValidationError(
+            [ValidationProblem(name, f"must be one of {', '.join(allowed)}; got {text!r}")]
+        )
+    params[name] = text

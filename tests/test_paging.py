@@ -1,0 +1,93 @@
+"""Pure paging: next links, page envelopes and when a listing ends."""
+
+from __future__ import annotations
+
+import pytest
+
+from mettl_async import PaginationError, ValidationError
+from mettl_async._paging import Page, check_page_size, link_request, page_from_envelope
+
+HERE = "https://api.mettl.com/v2/schedules/ab12/candidates"
+
+
+def test_absolute_link_keeps_its_parameters_and_drops_stale_auth() -> None:
+    """A pre-signed next link is re-signed fresh: ak, ts and asgn are dropped, the rest kept."""
+    url, params = link_request(
+        f"{HERE}?ak=old&ts=1&asgn=x%2By%3D&limit=100&offset=100&qr=true&ir=%7B%22recommendation%22%3Atrue%7D",
+        HERE,
+    )
+    assert url == HERE
+    assert params == {
+        "limit": "100",
+        "offset": "100",
+        "qr": "true",
+        "ir": '{"recommendation":true}',
+    }
+
+
+def test_relative_link_resolves_against_the_page_it_came_in() -> None:
+    url, params = link_request("/v2/schedules/ab12/candidates?offset=200&limit=100", HERE)
+    assert url == HERE
+    assert params == {"offset": "200", "limit": "100"}
+
+
+def test_link_keeps_an_encoded_path_as_sent() -> None:
+    url, _ = link_request("/v2/candidates/a%2Bb%40x.com?offset=1", "https://api.mettl.com/v3/x")
+    assert url == "https://api.mettl.com/v2/candidates/a%2Bb%40x.com"
+
+
+def test_link_to_another_host_is_refused() -> None:
+    with pytest.raises(PaginationError, match="another host"):
+        link_request("https://evil.example/v2/schedules?offset=1", HERE)
+
+
+def test_page_reads_items_and_paging() -> None:
+    page = page_from_envelope(
+        {
+            "status": "SUCCESS",
+            "candidates": [{"email": "a"}, {"email": "b"}],
+            "paging": {"next": "/n", "previous": None, "totalRecords": "250"},
+        },
+        "candidates",
+        offset=0,
+        limit=2,
+    )
+    assert page.items == [{"email": "a"}, {"email": "b"}]
+    assert (page.next, page.previous, page.total_records, page.paged) == ("/n", None, 250, True)
+    assert not page.is_end()
+
+
+def test_null_list_is_an_empty_page_and_a_missing_one_is_an_error() -> None:
+    assert page_from_envelope({"candidates": None}, "candidates", offset=0, limit=5).items == []
+    with pytest.raises(KeyError):
+        page_from_envelope({"status": "SUCCESS"}, "candidates", offset=0, limit=5)
+    with pytest.raises(TypeError):
+        page_from_envelope({"candidates": {"a": 1}}, "candidates", offset=0, limit=5)
+
+
+@pytest.mark.parametrize(
+    ("page", "end"),
+    [
+        (Page([], 0, 10, received=0), True),
+        (Page([1] * 10, 0, 10, received=10), False),  # no paging: a full page may have a next
+        (Page([1] * 3, 0, 10, received=3), True),  # no paging: a short page is the last
+        (Page([1] * 5, 20, 10, total_records=25, received=5, paged=True), True),
+        (Page([1] * 5, 0, 10, total_records=25, received=5, paged=True), False),  # clamped
+        (Page([1] * 10, 0, 10, next=None, received=10, paged=True), True),
+        (Page([1] * 10, 0, 10, next="/n", received=10, paged=True), False),
+    ],
+)
+def test_end_of_listing(page: Page[int], end: bool) -> None:
+    """The total wins, then the paging block's next link, then the page's size."""
+    assert page.is_end() is end
+
+
+@pytest.mark.parametrize("size", [0, 101, -1, True, 2.5])
+def test_page_size_outside_1_to_100_is_refused(size: object) -> None:
+    with pytest.raises(ValidationError, match="limit"):
+        check_page_size(size)  # type: ignore[arg-type]
+
+
+def test_page_size_in_range_is_accepted() -> None:
+    assert check_page_size(1) == 1
+    assert check_page_size(100) == 100

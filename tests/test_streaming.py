@@ -1,0 +1,383 @@
+"""Streaming every schedule and every result: concurrent, exactly once, never quietly short."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from mettl_async import (
+    IncompleteListingError,
+    MettlClient,
+    PaginationError,
+    RepeatedPageLinkError,
+    RetryPolicy,
+    ServerError,
+    ValidationError,
+)
+from mettl_async._fakedata import FakeAccount
+from mettl_async.testing import FakeMettl, FakeMettlServer
+
+MIXED_SIZES = [0, 1, 99, 100, 101, 250] * 4  # 24 schedules, the edges of a 100-record page
+REALISTIC_FAULTS = {
+    "E509": 0.03,
+    "http429": 0.02,
+    "E503": 0.02,
+    "http500": 0.01,
+    "drop": 0.02,
+    "truncate": 0.02,
+}
+
+
+async def serve(fake: FakeMettl) -> FakeMettlServer:
+    server = FakeMettlServer(fake)
+    await server.start()
+    return server
+
+
+@pytest.fixture
+async def mixed() -> AsyncIterator[FakeMettlServer]:
+    """An account of 24 schedules of mixed sizes."""
+    async with FakeMettlServer(FakeMettl(account=FakeAccount(MIXED_SIZES, seed=7))) as server:
+        yield server
+
+
+def truth(fake: FakeMettl) -> dict[str, list[str]]:
+    """The server's ground truth: every schedule's candidate emails in listing order."""
+    return {
+        s.access_key: [c["email"] for c in fake.account.candidates(s)]
+        for s in fake.account.schedules
+    }
+
+
+def tasks_left() -> set[asyncio.Task[Any]]:
+    """Client-side tasks still pending (the fake server's own handlers aside)."""
+    return {
+        t
+        for t in asyncio.all_tasks()
+        if t is not asyncio.current_task()
+        and not t.done()
+        and not getattr(t.get_coro(), "__qualname__", "").startswith("RequestHandler.")
+    }
+
+
+async def settle() -> None:
+    """Let cancellations run to their end (a closed generator is finalized by the loop)."""
+    for _ in range(200):
+        await asyncio.sleep(0.005)
+        if not tasks_left():
+            return
+
+
+async def test_every_result_of_the_account_exactly_once_despite_faults(
+    mixed: FakeMettlServer,
+) -> None:
+    """With every fault switched on, each candidate comes once, as the server has them."""
+    fake = mixed.fake
+    fake.set_fault_rates(REALISTIC_FAULTS)
+    async with mixed.client(retry=RetryPolicy(attempts=10, instant=True)) as mettl:
+        got: dict[str, list[str]] = collections.defaultdict(list)
+        async for schedule, result in mettl.iter_all_results(page_size=20).raw():
+            got[schedule["accessKey"]].append(result["email"])
+        retries = mettl.stats.retries
+    expected = truth(fake)
+    assert {k: v for k, v in expected.items() if v} == dict(got)
+    assert sum(map(len, got.values())) == sum(MIXED_SIZES)
+    assert fake.faults_injected > 5
+    assert retries >= fake.faults_injected - 1
+    assert fake.bad_signatures == 0
+
+
+async def test_the_account_walk_keeps_the_in_flight_bound(mixed: FakeMettlServer) -> None:
+    mixed.fake.latency = 0.01
+    async with mixed.client(max_in_flight=4) as mettl:
+        count = 0
+        async for _ in mettl.iter_all_results(concurrency=8).raw():
+            count += 1
+        assert mettl.stats.peak_in_flight == 4
+    assert count == sum(MIXED_SIZES)
+    assert mixed.fake.peak_in_flight == 4
+
+
+@pytest.mark.parametrize(
+    "link_style", ["absolute-stale", "relative-stale", "absolute", "relative", "none"]
+)
+@pytest.mark.parametrize("window", [1, 8])
+@pytest.mark.parametrize("total_records", [True, False])
+async def test_link_variants_all_work_with_fresh_signatures(
+    link_style: Any, window: int, total_records: bool
+) -> None:
+    """Absolute, relative and pre-signed links (stale ak/ts/asgn) are followed and re-signed."""
+    fake = FakeMettl(
+        account=FakeAccount([250, 100, 37], seed=1),
+        link_style=link_style,
+        total_records=total_records,
+    )
+    async with FakeMettlServer(fake) as server, server.client() as mettl:
+        for schedule in fake.account.schedules:
+            emails = [
+                r["email"]
+                async for r in mettl.iter_candidate_results(
+                    schedule.access_key, page_size=30, window=window, include_essay_responses=True
+                ).raw()
+            ]
+            assert emails == truth(fake)[schedule.access_key]
+    assert fake.bad_signatures == 0
+    following = [r for r in fake.log if r.path.endswith("/candidates")]
+    assert all(r.params.get("qr") == "true" for r in following)  # the link's parameters are kept
+
+
+@pytest.mark.parametrize("window", [1, 4, 16])
+@pytest.mark.parametrize("arrival_every", [1, 2, 5])
+async def test_arrivals_mid_walk_neither_duplicate_nor_lose_anyone(
+    window: int, arrival_every: int
+) -> None:
+    """New candidates shift offsets under the walk: nobody twice, nobody there at the start lost."""
+    fake = FakeMettl(
+        account=FakeAccount([700], seed=window * 10 + arrival_every), arrival_every=arrival_every
+    )
+    schedule = fake.account.schedules[0]
+    at_start = set(truth(fake)[schedule.access_key])
+    async with FakeMettlServer(fake) as server, server.client() as mettl:
+        emails = [
+            r["email"]
+            async for r in mettl.iter_candidate_results(
+                schedule.access_key, page_size=50, window=window
+            ).raw()
+        ]
+    assert len(emails) == len(set(emails))
+    assert at_start <= set(emails)
+    assert len(schedule.arrivals) > 0
+
+
+@pytest.mark.parametrize(
+    ("sort", "sort_order"), [(None, None), ("name", "asc"), ("testStartTime", "asc")]
+)
+async def test_concurrent_pages_come_in_the_order_of_following_links(
+    mixed: FakeMettlServer, sort: str | None, sort_order: str | None
+) -> None:
+    biggest = max(mixed.fake.account.schedules, key=lambda s: s.base_candidates)
+    async with mixed.client() as mettl:
+
+        def emails(window: int) -> Any:
+            return mettl.iter_candidate_results(
+                biggest.access_key, sort=sort, sort_order=sort_order, page_size=20, window=window
+            ).raw()
+
+        sequential = [r["email"] async for r in emails(1)]
+        concurrent = [r["email"] async for r in emails(8)]
+    assert concurrent == sequential
+    assert len(sequential) == biggest.base_candidates
+    account = mixed.fake.account
+    server_order = account.candidate_order(biggest, sort, sort_order)
+    assert sequential == [account.email(biggest, j) for j in server_order]
+
+
+async def test_a_server_that_clamps_the_limit_is_walked_by_what_it_gives() -> None:
+    fake = FakeMettl(account=FakeAccount([230], seed=2), clamp_limit=40)
+    async with FakeMettlServer(fake) as server, server.client() as mettl:
+        emails = [
+            r["email"]
+            async for r in mettl.iter_candidate_results(fake.account.schedules[0].access_key).raw()
+        ]
+    assert emails == truth(fake)[fake.account.schedules[0].access_key]
+
+
+async def test_a_page_that_keeps_failing_raises_naming_schedule_and_offset(
+    mixed: FakeMettlServer,
+) -> None:
+    """A walk never ends quietly short: a page failing after its retries is an error."""
+    schedule = next(s for s in mixed.fake.account.schedules if s.base_candidates == 250)
+    mixed.fake.add_fault(
+        "E503",
+        times=100,
+        path=f"/schedules/{schedule.access_key}/candidates",
+        params={"offset": "200"},
+    )
+    async with mixed.client(retry=RetryPolicy(attempts=3, instant=True)) as mettl:
+        seen = []
+        with pytest.raises(IncompleteListingError) as caught:
+            async for result in mettl.iter_candidate_results(schedule.access_key).raw():
+                seen.append(result)
+    error = caught.value
+    assert error.offset == 200
+    assert schedule.access_key in str(error)
+    assert "offset 200" in str(error)
+    assert isinstance(error.__cause__, ServerError)
+    assert error.__cause__.attempts == 3
+    assert len(seen) == 200
+
+
+async def test_the_account_walk_fails_loudly_when_one_schedule_fails(
+    mixed: FakeMettlServer,
+) -> None:
+    schedule = next(s for s in mixed.fake.account.schedules if s.base_candidates == 101)
+    mixed.fake.add_fault(
+        "E503",
+        times=100,
+        path=f"/schedules/{schedule.access_key}/candidates",
+        params={"offset": "100"},
+    )
+    async with mixed.client(retry=RetryPolicy(attempts=2, instant=True)) as mettl:
+        with pytest.raises(IncompleteListingError, match=schedule.access_key):
+            async for _ in mettl.iter_all_results().raw():
+                pass
+        await settle()
+        assert tasks_left() == set()
+
+
+async def test_fewer_records_than_reported_is_an_error(mixed: FakeMettlServer) -> None:
+    """Candidates deleted mid-walk leave the walk short of totalRecords: it says so."""
+    schedule = next(s for s in mixed.fake.account.schedules if s.base_candidates == 250)
+    async with mixed.client() as mettl:
+        with pytest.raises(IncompleteListingError, match="reported 250 records"):
+            async for result in mettl.iter_candidate_results(
+                schedule.access_key, page_size=50, window=1
+            ).raw():
+                if result["email"] == truth(mixed.fake)[schedule.access_key][0]:
+                    schedule.deleted.update(range(5))  # the first five vanish
+
+
+async def test_first_page_errors_are_raised_as_they_are(mixed: FakeMettlServer) -> None:
+    from mettl_async import NotFoundError
+
+    async with mixed.client() as mettl:
+        with pytest.raises(NotFoundError):
+            await mettl.iter_candidate_results("no-such-key").raw().collect()
+
+
+async def test_the_same_link_twice_is_an_error_not_a_loop(mocked: Any) -> None:
+    page = {
+        "status": "SUCCESS",
+        "candidates": [{"email": f"c{i}@x.com"} for i in range(2)],
+        "paging": {
+            "next": "https://api.mettl.com/v2/schedules/k/candidates?limit=2&offset=2",
+            "previous": None,
+        },
+    }
+    loop = {**page, "candidates": [{"email": "c2@x.com"}, {"email": "c3@x.com"}]}
+    mocked.get(re.compile(r".*offset=0.*"), payload=page)
+    mocked.get(re.compile(r".*offset=2.*"), payload=loop, repeat=True)
+    async with MettlClient("a", "b", retry=RetryPolicy.never()) as mettl:
+        with pytest.raises(RepeatedPageLinkError, match="twice"):
+            await mettl.iter_candidate_results("k", page_size=2, window=1).raw().collect()
+
+
+async def test_a_server_ignoring_offset_is_detected(mocked: Any) -> None:
+    same = {"status": "SUCCESS", "schedules": [{"accessKey": f"k{i}"} for i in range(2)]}
+    mocked.get(re.compile(r".*/v2/schedules\?.*"), payload=same, repeat=True)
+    async with MettlClient("a", "b") as mettl:
+        with pytest.raises(PaginationError, match="ignore offset"):
+            await mettl.iter_schedules(page_size=2, window=1).raw().collect()
+
+
+async def test_iterators_are_lazy(mixed: FakeMettlServer) -> None:
+    async with mixed.client() as mettl:
+        listing = mettl.iter_candidate_results(mixed.fake.account.schedules[2].access_key)
+        everything = mettl.iter_all_results()
+        schedules = mettl.iter_schedules()
+        await settle()
+        assert mixed.fake.requests == 0
+        del listing, everything, schedules
+
+
+async def test_breaking_out_cancels_everything_in_flight(mixed: FakeMettlServer) -> None:
+    mixed.fake.latency = 0.05
+    async with mixed.client() as mettl:
+        async for _ in mettl.iter_all_results().raw():
+            break
+        await settle()
+        assert tasks_left() == set()
+        assert mettl.stats.in_flight == 0
+
+
+async def test_an_exception_in_the_consumer_cancels_everything(mixed: FakeMettlServer) -> None:
+    mixed.fake.latency = 0.02
+    async with mixed.client() as mettl:
+        with pytest.raises(ZeroDivisionError):
+            async for _ in mettl.iter_candidate_results(
+                mixed.fake.account.schedules[5].access_key, page_size=10
+            ).raw():
+                1 / 0  # noqa: B018
+        await settle()
+        assert tasks_left() == set()
+
+
+async def test_a_slow_consumer_slows_the_fetching(mixed: FakeMettlServer) -> None:
+    """Memory stays bounded: while the consumer waits, only a bounded number of pages is fetched."""
+    big = FakeMettl(account=FakeAccount([300] * 40, seed=4))
+    async with FakeMettlServer(big) as server, server.client(max_in_flight=4) as mettl:
+        walk = mettl.iter_all_results(concurrency=4, page_size=10).raw().__aiter__()
+        await walk.__anext__()
+        for _ in range(50):
+            await asyncio.sleep(0.005)
+        fetched_while_waiting = big.requests
+        # page budget (2 x 4) + buffer (4) + one page per walk being handed over (4) + listing
+        assert fetched_while_waiting <= 2 * 4 + 4 + 4 + 4
+        await walk.aclose()
+        total_pages = 40 * 30
+        assert fetched_while_waiting < total_pages / 10
+
+
+async def test_page_view_reports_offsets_totals_and_the_last_page(mixed: FakeMettlServer) -> None:
+    schedule = next(s for s in mixed.fake.account.schedules if s.base_candidates == 250)
+    async with mixed.client() as mettl:
+        pages = [p async for p in mettl.iter_candidate_results(schedule.access_key).raw().pages()]
+    assert [(p.offset, p.limit, len(p.items), p.total_records) for p in pages] == [
+        (0, 100, 100, 250),
+        (100, 100, 100, 250),
+        (200, 100, 50, 250),
+    ]
+    assert [p.is_last for p in pages] == [False, False, True]
+
+
+async def test_schedules_listing_pages_by_offset_until_a_short_page(mixed: FakeMettlServer) -> None:
+    async with mixed.client() as mettl:
+        keys = [s["accessKey"] async for s in mettl.iter_schedules(page_size=5).raw()]
+        by_name = [
+            s["name"]
+            async for s in mettl.iter_schedules(sort="name", sort_order="asc", page_size=7).raw()
+        ]
+        fixed = [s async for s in mettl.iter_schedules(filter={"scheduleType": "Fixed"}).raw()]
+    assert keys == [s.access_key for s in mixed.fake.account.schedules]
+    assert by_name == sorted(by_name)
+    assert fixed
+    assert all(s["scheduleType"] == "Fixed" for s in fixed)
+    listed = [r for r in mixed.fake.log if r.path == "/schedules"]
+    assert any(r.params.get("filter") == '{"scheduleType":"Fixed"}' for r in listed)
+
+
+async def test_given_schedules_limit_the_walk(mixed: FakeMettlServer) -> None:
+    wanted = [s for s in mixed.fake.account.schedules if s.base_candidates == 99][:2]
+    async with mixed.client() as mettl:
+        raw_first = await mettl.get_schedule_raw(wanted[0].access_key)
+        pairs = [
+            (s["accessKey"], r["email"])
+            async for s, r in mettl.iter_all_results(
+                schedules=[raw_first, wanted[1].access_key]
+            ).raw()
+        ]
+    assert len(pairs) == 198
+    assert {k for k, _ in pairs} == {s.access_key for s in wanted}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "path"),
+    [
+        ({"page_size": 0}, "limit"),
+        ({"sort": "score"}, "sort"),
+        ({"sort_order": "up"}, "sort_order"),
+    ],
+)
+async def test_bad_listing_arguments_are_refused_before_any_request(
+    mixed: FakeMettlServer, kwargs: dict[str, Any], path: str
+) -> None:
+    async with mixed.client() as mettl:
+        with pytest.raises(ValidationError) as caught:
+            mettl.iter_candidate_results("k", **kwargs)
+    assert caught.value.paths == [path]
+    assert mixed.fake.requests == 0
