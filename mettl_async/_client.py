@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import urlsplit
 
 from ._errors import ConfigurationError, DecodeError, ValidationError, ValidationProblem
-from ._paging import check_page_size
+from ._paging import RawRecord, check_page_size
 from ._protocol import FilePart, Placement, Request, endpoint_url, path_segment
 from ._retry import RetryPolicy
 from ._session import ClientStats, Transport
@@ -28,7 +28,7 @@ ENV_PUBLIC_KEY: Final = "METTL_PUBLIC_KEY"
 ENV_PRIVATE_KEY: Final = "METTL_PRIVATE_KEY"
 ENV_BASE_URL: Final = "METTL_BASE_URL"
 
-Raw = dict[str, Any]
+Raw = RawRecord
 #: A schedule to walk: a Schedule from a listing, its wire mapping, or an access key.
 ScheduleRef = Any
 SCHEDULE_SORTS: Final = ("createdAt", "testTaken", "name")
@@ -254,7 +254,7 @@ class MettlClient:
             key_field="accessKey",
             window=self._window(window),
         )
-        return Listing(self._transport.call, spec, _as_is)
+        return Listing(self._transport.call_with, spec, _as_is)
 
     def iter_candidate_results(
         self,
@@ -277,7 +277,7 @@ class MettlClient:
         if not access_key:
             raise ValidationError([ValidationProblem("access_key", "must not be empty")])
         return Listing(
-            self._transport.call,
+            self._transport.call_with,
             self._results_spec(
                 access_key,
                 label=f"schedule {access_key}",
@@ -366,7 +366,7 @@ class MettlClient:
                 page_size=page_size,
                 window=window,
             )
-            return Listing(self._transport.call, spec, _as_is, slots=slots)
+            return Listing(self._transport.call_with, spec, _as_is, slots=slots)
 
         return AccountResults(
             source,
@@ -379,16 +379,17 @@ class MettlClient:
 
     async def _schedule_mapping(self, item: ScheduleRef) -> Raw:
         if isinstance(item, str):
-            return await self.get_schedule_raw(item)
+            item = await self.get_schedule_raw(item)
+        if isinstance(item, RawRecord):
+            return item
+        if not isinstance(item, Mapping):
+            item = getattr(item, "raw", None)  # a typed Schedule keeps what Mettl sent
         if isinstance(item, Mapping):
             if not item.get("accessKey"):
                 raise ValidationError(
                     [ValidationProblem("schedules", "a schedule has no accessKey")]
                 )
-            return dict(item)
-        raw = getattr(item, "raw", None)
-        if isinstance(raw, Mapping) and raw.get("accessKey"):
-            return dict(raw)
+            return RawRecord.from_mapping(item, item["accessKey"])
         raise ValidationError(
             [
                 ValidationProblem(
@@ -397,7 +398,7 @@ class MettlClient:
             ]
         )
 
-    async def get_schedule_raw(self, access_key: str) -> Raw:
+    async def get_schedule_raw(self, access_key: str) -> dict[str, Any]:
         """One schedule's wire mapping (article 12, ``GET /schedules/{access-key}``)."""
         envelope = await self._transport.call(
             Request("GET", self.url(f"/schedules/{path_segment(access_key)}"))

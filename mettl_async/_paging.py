@@ -9,19 +9,25 @@ is the last one.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
-from typing import Any, Final, Generic, TypeVar
+import functools
+from collections.abc import Hashable, Iterator, Mapping, Sequence
+from typing import Any, Final, Generic, TypeVar, Union
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import attrs
+import msgspec
+import orjson
 
 from ._errors import PaginationError, ValidationError, ValidationProblem
+from ._protocol import decode_response
 from ._signing import SIGNATURE_PARAMS
 
 __all__ = [
     "MAX_LIMIT",
     "Page",
+    "RawRecord",
     "check_page_size",
+    "decode_listing",
     "link_request",
     "page_from_envelope",
 ]
@@ -139,3 +145,135 @@ def page_from_envelope(
         received=len(items),
         paged=True,
     )
+
+
+class RawRecord(Mapping[str, Any]):
+    """One record of a listing, exactly as Mettl sent it, read on demand.
+
+    A read-only mapping of the record's JSON: the first access parses it (once).
+    :attr:`json` holds the bytes Mettl sent, untouched, so a bulk export writes
+    every field with its wire name without parsing or re-serializing anything.
+    :attr:`key` is the record's identity in its listing (a candidate's email, a
+    schedule's access key), read when the page was scanned.
+    """
+
+    __slots__ = ("_data", "json", "key")
+
+    def __init__(self, json: bytes, key: Hashable = None) -> None:
+        self.json = json
+        self.key = key
+        self._data: dict[str, Any] | None = None
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any], key: Hashable = None) -> RawRecord:
+        record = cls(orjson.dumps(dict(data)), key)
+        record._data = dict(data)
+        return record
+
+    def to_dict(self) -> dict[str, Any]:
+        """The parsed record (parsed on first use, then kept)."""
+        data = self._data
+        if data is None:
+            loaded = orjson.loads(self.json)
+            data = loaded if isinstance(loaded, dict) else {}
+            self._data = data
+        return data
+
+    def __getitem__(self, name: str) -> Any:
+        return self.to_dict()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.to_dict())
+
+    def __len__(self) -> int:
+        return len(self.to_dict())
+
+    def __repr__(self) -> str:
+        more = "..." if len(self.json) > 60 else ""
+        return f"RawRecord({self.json[:60]!r}{more})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, RawRecord):
+            return self.to_dict() == other.to_dict()
+        if isinstance(other, Mapping):
+            return self.to_dict() == dict(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # compares like a dict: not hashable
+
+
+_KEY_TYPES: Final = (str, int)
+
+
+@functools.cache
+def _page_decoder(items_key: str) -> msgspec.json.Decoder[Any]:
+    """Reads a listing page, keeping each record as its raw JSON text."""
+    page = msgspec.defstruct(
+        f"_Page_{items_key}",
+        [
+            ("status", Any, None),
+            (items_key, list[msgspec.Raw] | None, msgspec.UNSET),
+            ("paging", dict[str, Any] | None, None),
+        ],
+    )
+    return msgspec.json.Decoder(page)
+
+
+@functools.cache
+def _keys_decoder(items_key: str, key_field: str) -> msgspec.json.Decoder[Any]:
+    """Reads only each record's key field, skipping the rest of the page."""
+    key_type: Any = msgspec.defstruct(f"_Key_{key_field}", [(key_field, Any, None)])
+    # Records that are not objects decode as themselves (and have no key).
+    item: Any = Union[key_type, str, int, float, bool, list[Any], None]  # noqa: UP007
+    page = msgspec.defstruct(f"_Keys_{items_key}", [(items_key, list[item] | None, None)])
+    return msgspec.json.Decoder(page)
+
+
+def decode_listing(
+    status: int,
+    body: bytes,
+    *,
+    items_key: str,
+    key_field: str | None,
+    method: str,
+    url: str,
+    attempts: int = 1,
+    retry_after: float | None = None,
+) -> dict[str, Any]:
+    """A listing page's envelope, its records as :class:`RawRecord` under ``items_key``.
+
+    The page is scanned, not parsed: each record is kept as the JSON text Mettl
+    sent, and only its key field is read (a second scan, cheaper than parsing).
+    Anything but a well-formed SUCCESS page goes through :func:`decode_response`,
+    which raises the typed error (or returns the envelope for
+    :func:`page_from_envelope` to judge).
+    """
+    try:
+        page = _page_decoder(items_key).decode(body)
+    except msgspec.DecodeError:
+        page = None
+    envelope_status = getattr(page, "status", None)
+    items = getattr(page, items_key, msgspec.UNSET)
+    if (
+        page is None
+        or status >= 400
+        or not isinstance(envelope_status, str)
+        or envelope_status.upper() != "SUCCESS"
+        or items is msgspec.UNSET
+    ):
+        return decode_response(
+            status, body, method=method, url=url, attempts=attempts, retry_after=retry_after
+        )
+    records: list[RawRecord] = []
+    if items:
+        if key_field is None:
+            records = [RawRecord(bytes(raw)) for raw in items]
+        else:
+            holders = getattr(_keys_decoder(items_key, key_field).decode(body), items_key)
+            for raw, holder in zip(items, holders, strict=True):
+                key = getattr(holder, key_field, None)
+                records.append(RawRecord(bytes(raw), key if type(key) in _KEY_TYPES else None))
+    envelope: dict[str, Any] = {"status": envelope_status, items_key: records}
+    if page.paging is not None:
+        envelope["paging"] = page.paging
+    return envelope

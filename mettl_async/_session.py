@@ -15,7 +15,7 @@ import platform
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, Final, Protocol, TypeVar
 
 import aiohttp
 import attrs
@@ -42,7 +42,26 @@ from ._protocol import (
 from ._retry import RetryPolicy
 from ._signing import SigningKey
 
-__all__ = ["ClientStats", "Transport", "user_agent"]
+__all__ = ["ClientStats", "Decoder", "Transport", "user_agent"]
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
+
+class Decoder(Protocol[T_co]):
+    """Reads an answer (status and body) into data, or raises the typed error."""
+
+    def __call__(
+        self,
+        status: int,
+        body: bytes,
+        *,
+        method: str,
+        url: str,
+        attempts: int = ...,
+        retry_after: float | None = ...,
+    ) -> T_co: ...
+
 
 logger = logging.getLogger("mettl_async")
 
@@ -154,6 +173,14 @@ class Transport:
 
     async def call(self, request: Request) -> dict[str, Any]:
         """Send ``request`` until it succeeds or may not be retried; return its envelope."""
+        return await self.call_with(request, decode_response)
+
+    async def call_with(self, request: Request, decode: Decoder[T]) -> T:
+        """Like :meth:`call`, reading the answer with ``decode`` (see ``_protocol``).
+
+        ``decode`` runs inside each attempt, so an answer it cannot read is
+        retried like any other unreadable answer.
+        """
         session = self._get_session()
         timeout = aiohttp.ClientTimeout(total=request.timeout or self._timeout)
         retry = self._retry
@@ -168,7 +195,7 @@ class Transport:
                 await self._rate.wait()
             prepared = self.prepare(request)
             try:
-                return await self._attempt(session, prepared, timeout, attempt)
+                return await self._attempt(session, prepared, timeout, attempt, decode)
             except RequestError as error:
                 error.attempts = attempt
                 if (
@@ -218,7 +245,8 @@ class Transport:
         prepared: PreparedRequest,
         timeout: aiohttp.ClientTimeout,
         attempt: int,
-    ) -> dict[str, Any]:
+        decode: Decoder[T],
+    ) -> T:
         stats = self.stats
         debug = logger.isEnabledFor(logging.DEBUG)
         started = time.perf_counter()
@@ -236,8 +264,11 @@ class Transport:
                 raise
             finally:
                 stats.in_flight -= 1
+        # Let the request that was waiting for this slot go out before parsing this
+        # answer (milliseconds of CPU for a page): network time then overlaps CPU time.
+        await asyncio.sleep(0)
         try:
-            data = decode_response(
+            data = decode(
                 status,
                 body,
                 method=prepared.method,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -35,6 +36,7 @@ from collections.abc import (
 from typing import Any, Final, Generic, TypeVar
 
 import attrs
+import orjson
 
 from ._errors import (
     DecodeError,
@@ -43,20 +45,30 @@ from ._errors import (
     RepeatedPageLinkError,
     RequestError,
 )
-from ._paging import Page, link_identity, link_request, page_from_envelope
+from ._paging import (
+    Page,
+    RawRecord,
+    decode_listing,
+    link_identity,
+    link_request,
+    page_from_envelope,
+)
 from ._protocol import Request
 
 __all__ = ["AccountResults", "Listing", "ListingSpec", "SchedulePage"]
 
 T = TypeVar("T")
 U = TypeVar("U")
-Raw = dict[str, Any]
-Fetch = Callable[[Request], Awaitable[Raw]]
+Raw = RawRecord
+#: ``Transport.call_with``: send a request, read the answer with a decoder.
+Fetch = Callable[[Request, Any], Awaitable[Any]]
 
 #: Walks of the same listing again after seeing offsets shift, before going sequential.
 MAX_REPAIR_ROUNDS: Final = 3
 #: Pages in a row with no new record before a walk is declared stuck (unknown total).
 MAX_STALE_PAGES: Final = 3
+#: Schedules listed ahead of the account walk: two pages of the schedule listing.
+SCHEDULES_AHEAD: Final = 200
 
 
 @attrs.frozen
@@ -91,14 +103,17 @@ class _Walk:
         self.frontier = 0  # the furthest offset any page of this walk reached
         self.pending: collections.deque[tuple[int, asyncio.Task[Page[Raw]]]] = collections.deque()
         self.held = 0  # page slots held by this walk
+        self.decode = functools.partial(
+            decode_listing, items_key=spec.items_key, key_field=spec.key_field
+        )
 
     # -- fetching one page ---------------------------------------------------------
 
     async def fetch_page(self, url: str, params: dict[str, str], offset: int) -> Page[Raw]:
         request = Request("GET", url, params)
-        envelope = await self.fetch(request)
+        envelope = await self.fetch(request, self.decode)
         try:
-            return page_from_envelope(
+            page = page_from_envelope(
                 envelope, self.spec.items_key, offset=offset, limit=int(params["limit"])
             )
         except (KeyError, TypeError) as exc:
@@ -109,6 +124,23 @@ class _Walk:
                 path=request.path,
             ) from None
 
+        items: list[Any] = list(page.items)
+        if items and not isinstance(items[0], RawRecord):
+            # A page the fast scan could not read, parsed in full instead.
+            field = self.spec.key_field
+            items = [_as_record(item, field) for item in items]
+        return Page(
+            items,
+            page.offset,
+            page.limit,
+            page.total_records,
+            page.next,
+            page.previous,
+            page.received,
+            page.is_last,
+            page.paged,
+        )
+
     def offset_request(
         self, template: tuple[str, dict[str, str]], offset: int
     ) -> tuple[str, dict[str, str]]:
@@ -118,10 +150,9 @@ class _Walk:
     # -- de-duplication ------------------------------------------------------------
 
     def keys_of(self, page: Page[Raw]) -> list[Hashable]:
-        field = self.spec.key_field
-        if field is None:
+        if self.spec.key_field is None:
             return []
-        return [item.get(field) if isinstance(item, dict) else None for item in page.items]
+        return [item.key for item in page.items]
 
     def fresh(self, page: Page[Raw], keys: list[Hashable], *, is_last: bool = False) -> Page[Raw]:
         """The page with only records not yielded before (keyless records always pass)."""
@@ -443,6 +474,15 @@ def _identity(value: Raw) -> Raw:
     return value
 
 
+def _as_record(item: Any, key_field: str | None) -> RawRecord:
+    if isinstance(item, RawRecord):
+        return item
+    if isinstance(item, dict):
+        key = item.get(key_field) if key_field else None
+        return RawRecord.from_mapping(item, key if isinstance(key, Hashable) else None)
+    return RawRecord(orjson.dumps(item))
+
+
 @attrs.frozen
 class SchedulePage(Generic[T, U]):
     """A page of one schedule's results in an account-wide walk."""
@@ -528,14 +568,29 @@ class AccountResults(Generic[T, U]):
             running.discard(task)
             gate.release()
 
-        async def feed() -> None:
+        # The schedules are listed ahead of the walks (a bounded buffer), so that
+        # the next page of the listing is on its way before the walks need it.
+        listed: asyncio.Queue[Any] = asyncio.Queue(maxsize=SCHEDULES_AHEAD)
+
+        async def list_schedules() -> None:
             try:
                 async with contextlib.aclosing(self._schedules()) as schedules:
                     async for raw_schedule in schedules:
-                        await gate.acquire()
-                        task = asyncio.ensure_future(walk_one(raw_schedule))
-                        running.add(task)
-                        task.add_done_callback(finished)
+                        await listed.put(raw_schedule)
+            except Exception as exc:
+                await listed.put(_Failure(exc))
+                return
+            await listed.put(_DONE)
+
+        async def feed() -> None:
+            try:
+                while (raw_schedule := await listed.get()) is not _DONE:
+                    if isinstance(raw_schedule, _Failure):
+                        raise raw_schedule.error
+                    await gate.acquire()
+                    task = asyncio.ensure_future(walk_one(raw_schedule))
+                    running.add(task)
+                    task.add_done_callback(finished)
                 while running:
                     await asyncio.gather(*list(running))
             except Exception as exc:
@@ -543,6 +598,7 @@ class AccountResults(Generic[T, U]):
                 return
             await queue.put(_DONE)
 
+        lister = asyncio.ensure_future(list_schedules())
         feeder = asyncio.ensure_future(feed())
         try:
             while True:
@@ -553,7 +609,7 @@ class AccountResults(Generic[T, U]):
                     raise item.error
                 yield item
         finally:
-            tasks = [feeder, *running]
+            tasks = [lister, feeder, *running]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -23,9 +23,12 @@ or as a pytest fixture in your own ``conftest.py``::
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import collections
+import contextlib
 import random
+import signal
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -68,6 +71,8 @@ FaultKind = Literal[
     "truncate",  # HTTP 200 whose JSON body is cut short (complete HTTP message)
     "slow",  # answer after `delay` seconds
 ]
+
+FAULT_KINDS: Final = ("E509", "http429", "E503", "http500", "drop", "truncate")
 
 MESSAGES: Final = {
     "E000": "Some Error Occurred",
@@ -138,7 +143,8 @@ class FakeMettl:
     """A stand-in for Mettl's API: state, checks, faults, and the ``aiohttp.web`` app.
 
     ``account`` is the data served (a :class:`FakeAccount`; by default 3
-    schedules of 10 candidates). ``latency`` (seconds) is added to every answer.
+    schedules of 10 candidates). Every answer leaves ``latency`` seconds after
+    its request arrived (the fake's own work included).
     ``error_http_status`` is the HTTP status of error envelopes (Mettl often
     uses 200). ``clock`` is the server's notion of now, for ``ts`` checks.
     ``record`` keeps the last ``record`` requests in :attr:`log`.
@@ -233,9 +239,17 @@ class FakeMettl:
         if self.in_flight > self.peak_in_flight:
             self.peak_in_flight = self.in_flight
         try:
-            if self.latency:
-                await asyncio.sleep(self.latency)
-            return await handler(request)
+            if not self.latency:
+                return await handler(request)
+            # Latency is the time until the answer leaves, the fake's own work
+            # included, as a client sees a remote server's round trip.
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            response = await handler(request)
+            remaining = self.latency - (loop.time() - started)
+            if remaining > 0:
+                await asyncio.sleep(remaining)
+            return response
         finally:
             self.in_flight -= 1
 
@@ -663,3 +677,88 @@ class FakeMettlServer:
         options.setdefault("base_url", self.base_url)
         options.setdefault("retry", RetryPolicy(instant=True))
         return MettlClient(self.public_key, self.private_key, **options)
+
+
+# -- running the fake standalone (``python -m mettl_async.testing``) -------------------
+
+
+def add_fake_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a standalone fake Mettl (shared with ``mettl-async fake-server``)."""
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    parser.add_argument("--schedules", type=int, default=20, help="schedules in the account")
+    parser.add_argument("--candidates", type=int, default=300, help="candidates per schedule")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated data")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer")
+    parser.add_argument("--no-total-records", action="store_true", help="omit paging.totalRecords")
+    parser.add_argument(
+        "--link-style",
+        default="absolute-stale",
+        choices=["absolute-stale", "relative-stale", "absolute", "relative", "none"],
+        help="shape of paging.next/previous links",
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND=RATE",
+        help="inject a fault at random, e.g. E509=0.02 (kinds: E509, http429, E503, "
+        "http500, drop, truncate); repeatable",
+    )
+    parser.add_argument("--warm", action="store_true", help="generate every record before serving")
+
+
+def fake_from_arguments(args: argparse.Namespace) -> FakeMettl:
+    """A :class:`FakeMettl` configured from :func:`add_fake_server_arguments` options."""
+    account = FakeAccount(args.schedules, args.candidates, seed=args.seed)
+    fake = FakeMettl(
+        account=account,
+        latency=args.latency_ms / 1000.0,
+        total_records=not args.no_total_records,
+        link_style=args.link_style,
+        seed=args.seed,
+        record=0,
+    )
+    rates: dict[str, float] = {}
+    for item in args.fault:
+        kind, _, rate = item.partition("=")
+        if kind not in FAULT_KINDS or not rate:
+            raise ValueError(f"--fault expects KIND=RATE with KIND one of {', '.join(FAULT_KINDS)}")
+        rates[kind] = float(rate)
+    fake.set_fault_rates(rates)  # type: ignore[arg-type]
+    if args.warm:
+        for schedule in account.schedules:
+            for j in schedule.order():
+                account.candidate_bytes(schedule, j, ir=False, qr=False)
+    return fake
+
+
+async def serve_until_stopped(server: FakeMettlServer, *, announce: Callable[[str], None]) -> None:
+    """Run ``server`` until SIGINT or SIGTERM, after announcing where it listens."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with server:
+        announce(server.base_url)
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m mettl_async.testing", description="Run a fake Mettl server."
+    )
+    add_fake_server_arguments(parser)
+    args = parser.parse_args(argv)
+    fake = fake_from_arguments(args)
+    server = FakeMettlServer(fake, host=args.host, port=args.port)
+
+    def announce(base_url: str) -> None:
+        print(f"READY {base_url} {server.public_key} {server.private_key}", flush=True)
+
+    asyncio.run(serve_until_stopped(server, announce=announce))
+
+
+if __name__ == "__main__":
+    main()

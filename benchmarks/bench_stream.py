@@ -1,0 +1,187 @@
+"""Streaming benchmarks: an account export and one large schedule against the latency bound.
+
+    python -m benchmarks.bench_stream [--quick]
+
+The fake Mettl runs in its own process with injected latency. Every mode is
+measured in the same run, interleaved, after a warm-up, and reported as the
+median of the repeats. The bound of a run is ceil(requests / C) x latency:
+no client can do better with C requests in flight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+
+from mettl_async import MettlClient, RetryPolicy
+
+from ._harness import Server, cpu_seconds, fake_server, machine, median, table
+
+
+@attrs.frozen
+class Run:
+    seconds: float
+    requests: int
+    records: int
+    cpu: float
+
+
+async def _measure(
+    server: Server, concurrency: int, body: Callable[[MettlClient], Awaitable[int]]
+) -> Run:
+    async with MettlClient(
+        server.public_key,
+        server.private_key,
+        base_url=server.base_url,
+        max_in_flight=concurrency,
+        retry=RetryPolicy(instant=True),
+    ) as client:
+        cpu0, t0 = cpu_seconds(), time.perf_counter()
+        records = await body(client)
+        seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+        return Run(seconds, client.stats.requests, records, cpu)
+
+
+async def follow_links(client: MettlClient) -> int:
+    """How existing Mettl clients work: one request at a time, following next links."""
+    count = 0
+    async for schedule in client.iter_schedules(window=1).raw():
+        async for _ in client.iter_candidate_results(schedule["accessKey"], window=1).raw():
+            count += 1
+    return count
+
+
+def account_walk(concurrency: int, *, typed: bool) -> Callable[[MettlClient], Awaitable[int]]:
+    async def body(client: MettlClient) -> int:
+        walk: Any = client.iter_all_results(concurrency=concurrency)
+        if not typed:
+            walk = walk.raw()
+        count = 0
+        async for _ in walk:
+            count += 1
+        return count
+
+    return body
+
+
+def one_schedule(window: int) -> Callable[[MettlClient], Awaitable[int]]:
+    async def body(client: MettlClient) -> int:
+        schedule = await anext(aiter(client.iter_schedules(page_size=1).raw()))
+        count = 0
+        async for _ in client.iter_candidate_results(schedule["accessKey"], window=window).raw():
+            count += 1
+        return count
+
+    return body
+
+
+def _repeat(
+    server: Server,
+    modes: dict[str, tuple[int, Callable[[MettlClient], Awaitable[int]]]],
+    repeats: int,
+    slow: set[str],
+) -> dict[str, list[Run]]:
+    runs: dict[str, list[Run]] = {name: [] for name in modes}
+    for name, (concurrency, body) in modes.items():  # warm-up: connections, caches
+        if name not in slow:
+            asyncio.run(_measure(server, concurrency, body))
+    for round_number in range(repeats):
+        for name, (concurrency, body) in modes.items():  # interleaved
+            if name in slow and round_number >= max(1, repeats // 3):
+                continue
+            runs[name].append(asyncio.run(_measure(server, concurrency, body)))
+    return runs
+
+
+def account_section(*, quick: bool) -> str:
+    schedules, candidates, latency_ms = (20, 30, 10.0) if quick else (200, 300, 50.0)
+    repeats = 1 if quick else 3
+    latency = latency_ms / 1000
+    levels = [8, 16] if quick else [8, 16, 32, 64]
+    modes: dict[str, tuple[int, Callable[[MettlClient], Awaitable[int]]]] = {
+        "following links (C=1)": (1, follow_links)
+    }
+    for c in levels:
+        modes[f"raw C={c}"] = (c, account_walk(c, typed=False))
+        modes[f"typed C={c}"] = (c, account_walk(c, typed=True))
+    with fake_server(
+        "--schedules",
+        str(schedules),
+        "--candidates",
+        str(candidates),
+        "--latency-ms",
+        str(latency_ms),
+    ) as server:
+        runs = _repeat(server, modes, repeats, slow={"following links (C=1)"})
+    sequential = median([r.seconds for r in runs["following links (C=1)"]])
+    rows = []
+    for name, (c, _) in modes.items():
+        seconds = median([r.seconds for r in runs[name]])
+        requests = runs[name][0].requests
+        bound = math.ceil(requests / c) * latency
+        records = runs[name][0].records
+        rows.append(
+            [
+                name, c, requests, records, seconds, bound, bound / seconds, sequential / seconds,
+                0.9 * c, records / seconds, median([r.cpu for r in runs[name]]) / requests * 1e6,
+            ]
+        )  # fmt: skip
+    headers = [
+        "mode", "C", "requests", "records", "seconds", "bound s", "efficiency", "speed-up",
+        "0.9 x C", "records/s", "client CPU µs/request",
+    ]  # fmt: skip
+    title = (
+        f"### Account export: {schedules} schedules x {candidates} candidates, page size 100, "
+        f"{latency_ms:g} ms latency (median of {repeats}; following links: "
+        f"{len(runs['following links (C=1)'])} run)"
+    )
+    return f"{title}\n\n{table(headers, rows)}\n"
+
+
+def large_schedule_section(*, quick: bool) -> str:
+    candidates, latency_ms = (1_000, 10.0) if quick else (10_000, 50.0)
+    repeats = 1 if quick else 3
+    latency = latency_ms / 1000
+    modes: dict[str, tuple[int, Callable[[MettlClient], Awaitable[int]]]] = {
+        "following links": (16, one_schedule(1)),
+        "concurrent window 8": (16, one_schedule(8)),
+        "concurrent window 16": (16, one_schedule(16)),
+    }
+    with fake_server(
+        "--schedules", "1", "--candidates", str(candidates), "--latency-ms", str(latency_ms)
+    ) as server:
+        runs = _repeat(server, modes, repeats, slow=set())
+    following = median([r.seconds for r in runs["following links"]])
+    rows = []
+    for name in modes:
+        seconds = median([r.seconds for r in runs[name]])
+        requests = runs[name][0].requests
+        window = 1 if name == "following links" else int(name.rsplit(" ", 1)[1])
+        # one request finds the schedule, the first page goes alone, then W at a time
+        bound = (2 + math.ceil((requests - 2) / window)) * latency
+        rows.append([name, requests, seconds, bound, seconds / bound, following / seconds])
+    title = (
+        f"### One large schedule: {candidates:,} candidates, page size 100, {latency_ms:g} ms "
+        f"latency (median of {repeats})"
+    )
+    headers = ["mode", "requests", "seconds", "bound s", "x bound", "speed-up"]
+    return f"{title}\n\n{table(headers, rows)}\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds")
+    args = parser.parse_args()
+    print(f"Machine: {machine()}\n")
+    print(account_section(quick=args.quick))
+    print(large_schedule_section(quick=args.quick))
+
+
+if __name__ == "__main__":
+    main()
