@@ -185,8 +185,10 @@ def test_any_second_precision_timestamp_round_trips(moment: datetime) -> None:
     for zone in (ZONES["IST"], ZONES["GMT"]):
         aware = moment.replace(microsecond=0, tzinfo=zone)
         text = format_timestamp(aware)
-        assert parse_timestamp(text) == aware
-        assert format_timestamp(parse_timestamp(text)) == text  # type: ignore[arg-type]
+        parsed = parse_timestamp(text)
+        assert parsed == aware
+        assert parsed is not None
+        assert format_timestamp(parsed) == text
 
 
 @given(st.dates())
