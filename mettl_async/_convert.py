@@ -18,11 +18,13 @@ by cattrs-generated functions but by builders generated here from the same
 rename table: straight-line code that creates the instance without
 ``__init__`` (``object.__new__`` plus slot stores) and copies scalars with
 ``dict.get``. The expensive parts are lazy: nested marks lists, the analysis
-and every timestamp of :class:`TestStatus` are left unset at build time; the
-attribute is a property (installed over the attrs slot) that structures the
-value from ``raw`` on first read and stores it in the slot, so later reads cost
-a slot read. A record whose marks are never read never pays for them, and a
-record read completely costs about what an eager build would.
+and every timestamp of :class:`TestStatus` get a "not yet structured" sentinel
+at build time; the attribute is a property (installed over the attrs slot)
+that structures the value from ``raw`` on first read and stores it in the
+slot, so later reads cost a slot read. A record whose marks are never read
+never pays for them, and a record read completely costs about what an eager
+build would. Two threads reading the same lazy attribute for the first time
+may both structure it; each gets an equal value and the last one is kept.
 """
 
 from __future__ import annotations
@@ -555,7 +557,11 @@ def parse_webhook_event(data: Mapping[str, Any]) -> WebhookEvent:
     """
     if not isinstance(data, Mapping):
         raise ValidationError(
-            [ValidationProblem("EVENT_TYPE", f"a webhook payload is a JSON object, not {data!r}")],
+            [
+                ValidationProblem(
+                    "EVENT_TYPE", f"a webhook payload is a JSON object, not {type(data).__name__}"
+                )
+            ],
             subject="webhook payload",
         )
     kind = data.get("EVENT_TYPE")

@@ -134,10 +134,6 @@ def _is_number(value: object) -> TypeGuard[float]:
     return math.isfinite(value)
 
 
-def _is_blank(value: object) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
 def _is_email(value: object) -> bool:
     return isinstance(value, str) and _EMAIL_RE.fullmatch(value) is not None
 
