@@ -337,7 +337,7 @@ def schedule_settings_problems(
     fixed = schedule_type == ScheduleType.FIXED
     if settings.schedule_window is None:
         if fixed:
-            problems.add(window_path, "required when scheduleType is 'Fixed'")
+            problems.add(window_path, f"required when {root.field('schedule_type')} is 'Fixed'")
     elif _check_type(settings.schedule_window, ScheduleWindow, problems, window_path):
         _window_problems(problems, window_path, settings.schedule_window, complete=fixed)
 
@@ -422,7 +422,8 @@ def _window_problems(
     if window.time_zone is None and window.location_time_zone is None and complete:
         problems.add(
             path.field("time_zone"),
-            "required: timeZone (like 'UTC+05:30') or locationTimeZone (like 'Asia/Kolkata')",
+            f"required: this (like 'UTC+05:30') or {path.field('location_time_zone')} "
+            "(like 'Asia/Kolkata')",
         )
     if window.time_zone is not None and not (
         isinstance(window.time_zone, str) and _UTC_OFFSET_RE.fullmatch(window.time_zone)
@@ -465,7 +466,7 @@ def _web_proctoring_problems(
     if not _check_type(web, WebProctoring, problems, path):
         return
     if web.enabled is None and enabled_required:
-        problems.add(path.field("enabled"), "required within webProctoring")
+        problems.add(path.field("enabled"), f"required within {path}")
     _check_bool(problems, path.field("enabled"), web.enabled)
     _check_non_negative_int(problems, path.field("count"), web.count)
     _check_bool(problems, path.field("show_remaining_counts"), web.show_remaining_counts)
