@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any, Final, Self, TypeVar, cast
+from typing import Any, Final, Self, TypeVar
 
 __all__ = [
     "AccessType",
@@ -61,7 +61,7 @@ class MettlEnum(StrEnum):
 
         ``None`` stays ``None``. An unknown value is logged once at WARNING.
         """
-        return cast("Self | str | None", _decoder_for(cls)(value))
+        return enum_decoder(cls)(value)
 
 
 _DECODERS: dict[type[MettlEnum], Callable[[object], Any]] = {}
@@ -70,10 +70,18 @@ E = TypeVar("E", bound=MettlEnum)
 
 
 def enum_decoder(cls: type[E]) -> Callable[[object], E | str | None]:
-    """A fast decoding function for ``cls``: exact lookup first, then case-insensitive.
+    """The decoding function of ``cls`` (one per enum, shared by every field of that type).
 
-    The converter binds one per enum; the exact-match path is a single dict lookup.
+    The converter binds it into its hooks; the exact-match path is one dict lookup.
     """
+    decoder = _DECODERS.get(cls)
+    if decoder is None:
+        decoder = _DECODERS[cls] = _make_decoder(cls)
+    return decoder
+
+
+def _make_decoder(cls: type[E]) -> Callable[[object], E | str | None]:
+    """Exact lookup first, then case- and spacing-insensitive, else the text, reported once."""
     exact: dict[object, E] = {member.value: member for member in cls}
     folded: dict[str, E] = {_fold(member.value): member for member in cls}
     name = cls.__name__
@@ -109,13 +117,6 @@ def enum_decoder(cls: type[E]) -> Callable[[object], E | str | None]:
         return text
 
     return decode
-
-
-def _decoder_for(cls: type[MettlEnum]) -> Callable[[object], Any]:
-    decoder = _DECODERS.get(cls)
-    if decoder is None:
-        decoder = _DECODERS[cls] = enum_decoder(cls)
-    return decoder
 
 
 class AccessType(MettlEnum):
