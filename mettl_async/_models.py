@@ -1,0 +1,752 @@
+"""Typed models of the objects in Mettl's articles 8, 11, 13 and 16.
+
+Attributes are snake_case; the wire names live in the rename table at the end
+of this module (:func:`wire_names`), which both the converter and the
+validation read. Attribute order is the order the articles list properties in,
+so serializing a request reproduces the articles' JSON byte for byte.
+
+Two families:
+
+- **requests** (:class:`Assessment`, :class:`ScheduleSettings`,
+  :class:`ScheduleFilter` and the settings they nest) are frozen. Every
+  property is optional (``None``, not sent): article 14 (Edit Schedule) reuses
+  the Create Schedule shape with everything optional, and a missing mandatory
+  property is reported by ``validate()`` together with every other problem,
+  with its wire path, before any I/O.
+- **responses** (:class:`Schedule`, :class:`CandidateResult`,
+  :class:`CreatedSchedule`, the webhook events, ...) are mutable and keep the
+  mapping they were decoded from in ``raw`` (excluded from ``==`` and
+  ``repr``): unknown fields are accepted silently and nothing the server sent
+  is lost. A value an enum does not know stays a plain ``str``; a timestamp
+  that cannot be read is ``None`` (its text is in ``raw``).
+
+The result classes (:class:`CandidateResult` down to :class:`DifficultyMarks`)
+are the hot path of a bulk walk. They are built by ``_convert`` without
+``__init__`` and their nested marks, analysis and timestamps are structured on
+first access, from ``raw``, then cached; ``==``, ``repr`` and pickling read
+them like any attribute.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from functools import cache
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
+
+import attrs
+
+from ._enums import (
+    AccessType,
+    CompletionMode,
+    DetailedStatus,
+    FinishMode,
+    FixedAccessOption,
+    IPRestrictionType,
+    OverallStatus,
+    Protection,
+    QuestionType,
+    ScheduleType,
+    SkillLevel,
+    TestState,
+    VisualProctoringMode,
+    WebhookEventType,
+)
+
+if TYPE_CHECKING:
+    from ._errors import ValidationProblem
+
+__all__ = [
+    "REQUEST_PARAMETERS",
+    "Access",
+    "Analysis",
+    "Assessment",
+    "AssessmentDetails",
+    "Candidate",
+    "CandidateResult",
+    "CandidateTestResumedEvent",
+    "CreatedAssessment",
+    "CreatedSchedule",
+    "DifficultyMarks",
+    "FinishTestEvent",
+    "GradedAssessmentEvent",
+    "IPAccessRestriction",
+    "IPRange",
+    "Paging",
+    "QuestionResponse",
+    "Recommendation",
+    "ResponseStyle",
+    "Schedule",
+    "ScheduleFilter",
+    "ScheduleSettings",
+    "ScheduleWindow",
+    "Section",
+    "SectionMarks",
+    "SectionalScore",
+    "SecureBrowser",
+    "Skill",
+    "SkillMarks",
+    "StartAssessmentEvent",
+    "TestGradeNotification",
+    "TestResult",
+    "TestStatus",
+    "VisualProctoring",
+    "VisualProctoringOptions",
+    "WebProctoring",
+    "WebhookEvent",
+    "wire_names",
+]
+
+# Requests are frozen (what is signed is what was validated); responses are mutable.
+# The decorators are spelled out on each class: mypy's attrs plugin needs to see them.
+
+
+# --------------------------------------------------------------------------
+# Article 8: Create Assessment (the ``assessments`` JSON)
+# --------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Skill:
+    """Questions drawn from one skill of the question bank, at one level (article 8)."""
+
+    name: str | None = None
+    level: SkillLevel | str | None = None
+    question_count: int | None = None
+    question_pooling: bool | None = None
+    question_type: QuestionType | str | None = None
+    correct_grade: float | None = None
+    incorrect_grade: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Section:
+    """A section of an assessment (article 8)."""
+
+    name: str | None = None
+    duration: int | None = None
+    instructions: str | None = None
+    all_questions_mandatory: bool | None = None
+    randomize_questions: bool | None = None
+    skills: list[Skill] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Assessment:
+    """The ``assessments`` JSON of Create Assessment (article 8).
+
+    Mandatory for Mettl: ``name``, ``sections`` (each with ``name`` and
+    ``skills``; each skill with ``name``, ``level``, ``question_count`` and
+    ``correct_grade``) and a ``duration`` here or on every section. Call
+    :meth:`validate` to check all of it at once.
+    """
+
+    name: str | None = None
+    duration: int | None = None
+    instructions: str | None = None
+    allow_copy_paste: bool | None = None
+    exit_redirection_url: str | None = None
+    show_report_to_candidate_on_exit: bool | None = None
+    on_screen_calculator: bool | None = None
+    sections: list[Section] | None = None
+
+    def problems(self) -> list[ValidationProblem]:
+        """Every problem Mettl would reject, each with its wire path; empty when valid."""
+        from ._validation import assessment_problems
+
+        return assessment_problems(self)
+
+    def validate(self) -> None:
+        """Raise one :class:`~mettl_async.ValidationError` listing every problem, if any."""
+        from ._validation import raise_if
+
+        raise_if(self.problems(), subject="assessment")
+
+
+@attrs.define(kw_only=True)
+class CreatedAssessment:
+    """The answer to Create Assessment: the new assessment's id (article 8)."""
+
+    assessment_id: int | None = None
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+# --------------------------------------------------------------------------
+# Article 13: Create Schedule (the ``sc`` JSON); shared with article 11's schedules
+# --------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class Candidate:
+    """A candidate of a ``ByInvitation`` schedule (article 13; article 11 adds ``submissionDate``).
+
+    ``extra_fields`` holds every further registration field under its exact
+    label (``{"Date of birth": "Sep 16 1998"}``); they are sent inline, next
+    to ``name`` and ``email``, as article 13 prescribes.
+    """
+
+    name: str | None = None
+    email: str | None = None
+    compensatory_time: int | None = None
+    submission_date: str | None = None
+    extra_fields: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class Access:
+    """``access``: who may take the test (article 13; article 11 adds ``sendReminders``)."""
+
+    type: AccessType | str | None = None
+    send_email: bool | None = None
+    is_candidate_crf_prefilled: bool | None = None
+    candidates: list[Candidate] | None = None
+    send_reminders: bool | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ScheduleWindow:
+    """``scheduleWindow``: when a ``Fixed`` schedule is open (article 13).
+
+    Dates travel as ``"Mon, 07 Feb 2022"``, times as ``"12:00:00"``; one of
+    ``time_zone`` (``"UTC+05:30"``) or ``location_time_zone``
+    (``"Asia/Kolkata"``) is needed.
+    """
+
+    fixed_access_option: FixedAccessOption | str | None = None
+    starts_on_date: date | None = None
+    starts_on_time: time | None = None
+    ends_on_date: date | None = None
+    ends_on_time: time | None = None
+    time_zone: str | None = None
+    location_time_zone: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class WebProctoring:
+    """``webProctoring``: browsing tolerance (articles 11, 13)."""
+
+    enabled: bool | None = None
+    count: int | None = None
+    show_remaining_counts: bool | None = None
+
+
+@attrs.frozen(kw_only=True)
+class VisualProctoringOptions:
+    """``visualProctoring.options`` (article 13; article 11 adds the two audio flags)."""
+
+    candidate_screen_capture: bool | None = None
+    candidate_authorization: bool | None = None
+    audio_optional: bool | None = None
+    is_audio_proctoring: bool | None = None
+
+
+@attrs.frozen(kw_only=True)
+class VisualProctoring:
+    """``visualProctoring``: advanced visual proctoring (articles 11, 13)."""
+
+    mode: VisualProctoringMode | str | None = None
+    options: VisualProctoringOptions | None = None
+
+
+@attrs.frozen(kw_only=True)
+class SecureBrowser:
+    """``secureBrowser`` (articles 11, 13)."""
+
+    enabled: bool | None = None
+
+
+@attrs.frozen(kw_only=True)
+class TestGradeNotification:
+    """``testGradeNotification``: result emails to ``recipients`` (articles 11, 13)."""
+
+    __test__ = False  # not a pytest test class, whatever the name suggests
+
+    enabled: bool | None = None
+    recipients: list[str] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class IPRange:
+    """One IPv4 range of ``ipAccessRestriction.ranges`` (article 13)."""
+
+    start: str | None = None
+    end: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class IPAccessRestriction:
+    """``ipAccessRestriction`` (articles 11, 13): one address (SINGLE) or ranges (RANGE)."""
+
+    enabled: bool | None = None
+    type: IPRestrictionType | str | None = None
+    ip: str | None = None
+    ranges: list[IPRange] | None = None
+
+
+@attrs.frozen(kw_only=True)
+class ScheduleSettings:
+    """The ``sc`` JSON of Create Schedule (article 13) and Edit Schedule (article 14).
+
+    Every property is optional here; ``validate(for_create=True)`` enforces
+    what Create Schedule needs (``name``, ``source_app``, ``access.type``,
+    ``schedule_type``) and every conditional rule of article 13.
+    """
+
+    name: str | None = None
+    source_app: str | None = None
+    access: Access | None = None
+    schedule_type: ScheduleType | str | None = None
+    schedule_window: ScheduleWindow | None = None
+    web_proctoring: WebProctoring | None = None
+    visual_proctoring: VisualProctoring | None = None
+    secure_browser: SecureBrowser | None = None
+    protected: Protection | str | None = None
+    test_start_notification_url: str | None = None
+    test_finish_notification_url: str | None = None
+    test_graded_notification_url: str | None = None
+    test_resume_enabled_for_expired_test_url: str | None = None
+    test_notification_basic_auth_header: str | None = None
+    test_grade_notification: TestGradeNotification | None = None
+    ip_access_restriction: IPAccessRestriction | None = None
+
+    def problems(self, *, for_create: bool = True) -> list[ValidationProblem]:
+        """Every problem Mettl would reject, each with its wire path; empty when valid.
+
+        ``for_create=False`` checks an Edit Schedule body (article 14): nothing is
+        mandatory except ``access.type`` when ``access`` is sent.
+        """
+        from ._validation import schedule_settings_problems
+
+        return schedule_settings_problems(self, for_create=for_create)
+
+    def validate(self, *, for_create: bool = True) -> None:
+        """Raise one :class:`~mettl_async.ValidationError` listing every problem, if any."""
+        from ._validation import raise_if
+
+        raise_if(self.problems(for_create=for_create), subject="schedule settings")
+
+
+@attrs.define(kw_only=True)
+class CreatedSchedule:
+    """``createdSchedule``, the answer to Create Schedule (article 13)."""
+
+    assessment_id: int | None = None
+    id: int | None = None
+    name: str | None = None
+    access_key: str | None = None
+    access_url: str | None = None
+    status: str | None = None
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+# --------------------------------------------------------------------------
+# Article 11: Get All Schedules in Account
+# --------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ScheduleFilter:
+    """The ``filter`` JSON of article 11 (and of article 10)."""
+
+    visual_proctoring: VisualProctoring | None = None
+    web_proctoring: WebProctoring | None = None
+    type: AccessType | str | None = None
+    schedule_type: ScheduleType | str | None = None
+
+    def problems(self) -> list[ValidationProblem]:
+        """Every problem Mettl would reject, each with its wire path; empty when valid."""
+        from ._validation import schedule_filter_problems
+
+        return schedule_filter_problems(self)
+
+    def validate(self) -> None:
+        """Raise one :class:`~mettl_async.ValidationError` listing every problem, if any."""
+        from ._validation import raise_if
+
+        raise_if(self.problems(), subject="schedule filter")
+
+
+@attrs.define(kw_only=True)
+class AssessmentDetails:
+    """``assessmentDetails`` of a schedule (article 11)."""
+
+    id: int | None = None
+    duration: int | None = None
+    name: str | None = None
+    instructions: str | None = None
+    created_at: datetime | None = None
+
+
+@attrs.define(kw_only=True)
+class Schedule:
+    """A schedule (test link) as article 11 lists it; nulls wherever Mettl sends them."""
+
+    id: int | None = None
+    name: str | None = None
+    access_key: str | None = None
+    access_url: str | None = None
+    status: str | None = None
+    created_at: datetime | None = None
+    image_proctoring: bool | None = None
+    web_proctoring: WebProctoring | None = None
+    schedule_type: ScheduleType | str | None = None
+    schedule_window: ScheduleWindow | None = None
+    access: Access | None = None
+    ip_access_restriction: IPAccessRestriction | None = None
+    source_app: str | None = None
+    test_start_notification_url: str | None = None
+    test_finish_notification_url: str | None = None
+    test_graded_notification_url: str | None = None
+    test_resume_enabled_for_expired_test_url: str | None = None
+    is_candidate_auth_proctored: bool | None = None
+    test_grade_notification: TestGradeNotification | None = None
+    visual_proctoring: VisualProctoring | None = None
+    allow_test_resume: str | None = None
+    secure_browser: SecureBrowser | None = None
+    assessment_details: AssessmentDetails | None = None
+    protected: Protection | str | None = None
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+@attrs.define(kw_only=True)
+class Paging:
+    """``paging`` of a listing: links to the neighbouring pages and the total (articles 6, 16)."""
+
+    previous: str | None = None
+    next: str | None = None
+    total_records: int | None = None
+
+
+# --------------------------------------------------------------------------
+# Article 16: Get Results of All Candidates in Schedule (the hot path)
+# --------------------------------------------------------------------------
+
+
+@attrs.define(kw_only=True)
+class QuestionResponse:
+    """An essay answer awaiting manual grading, sent with ``qr=true`` (article 16, 4.3).
+
+    ``question_type`` is the display name (``"Long Answer"``), not a
+    :class:`~mettl_async.QuestionType`.
+    """
+
+    type: str | None = None
+    question_text: str | None = None
+    question_type: str | None = None
+    marks_scored: float | None = None
+    max_marks: float | None = None
+    has_word_limit: bool | None = None
+    word_limit: int | None = None
+    word_count: int | None = None
+    candidate_response: str | None = None
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+@attrs.define(kw_only=True)
+class DifficultyMarks:
+    """Marks at one difficulty level (``"EASY"``; article 16).
+
+    Counts arrive as JSON integers here and as floats elsewhere (``2`` vs
+    ``2.0``); numbers are kept as sent.
+    """
+
+    level: SkillLevel | str | None = None
+    total_question: float | None = None
+    total_marks: float | None = None
+    total_unanswered: float | None = None
+    max_marks: float | None = None
+    time_taken: float | None = None
+    total_correct_answers: float | None = None
+    questions: list[QuestionResponse] | None = None
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+@attrs.define(kw_only=True)
+class SkillMarks:
+    """Marks in one skill of a section (article 16)."""
+
+    skill_name: str | None = None
+    total_marks: float | None = None
+    max_marks: float | None = None
+    time_taken: float | None = None
+    total_question: float | None = None
+    total_correct_answers: float | None = None
+    total_unanswered: float | None = None
+    questions: list[QuestionResponse] | None = None
+    difficulty_marks: list[DifficultyMarks] | None = None
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+@attrs.define(kw_only=True)
+class SectionMarks:
+    """Marks in one section (article 16)."""
+
+    section_name: str | None = None
+    total_marks: float | None = None
+    max_marks: float | None = None
+    time_taken: float | None = None
+    total_question: float | None = None
+    total_correct_answers: float | None = None
+    total_unanswered: float | None = None
+    skill_marks: list[SkillMarks] | None = None
+    difficulty_marks: list[DifficultyMarks] | None = None
+    question_wise_response: Any = None
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+@attrs.define(kw_only=True)
+class Recommendation:
+    """One recommendation of the analysis, sent with ``ir`` (article 16, 4.2)."""
+
+    type: str | None = None
+    value: str | None = None
+
+
+@attrs.define(kw_only=True)
+class ResponseStyle:
+    """One response style of the analysis (article 13's graded webhook)."""
+
+    title: str | None = None
+    description: str | None = None
+
+
+@attrs.define(kw_only=True)
+class Analysis:
+    """``analysis``: recommendation and response styles, where configured (articles 13, 16)."""
+
+    version_id: int | None = None
+    recommendation: list[Recommendation] | None = None
+    response_styles: list[ResponseStyle] | None = None
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+@attrs.define(kw_only=True)
+class TestResult:
+    """``testStatus.result``: a completed test's marks (article 16).
+
+    ``performance_category``, ``performance_category_version`` and ``analysis``
+    appear here in some documents and on :class:`TestStatus` in others
+    (article 16 sample 4.1 vs article 13's graded webhook); both places are read.
+    """
+
+    __test__ = False  # not a pytest test class, whatever the name suggests
+
+    total_marks: float | None = None
+    max_marks: float | None = None
+    percentile: float | None = None
+    attempt_time: float | None = None
+    candidate_credibility_index: str | None = None
+    total_question: float | None = None
+    total_correct_answers: float | None = None
+    total_unanswered: float | None = None
+    section_marks: list[SectionMarks] | None = None
+    difficulty_marks: list[DifficultyMarks] | None = None
+    code_plagiarism: str | None = None
+    performance_category: str | None = None
+    performance_category_version: int | None = None
+    analysis: Analysis | None = None
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+@attrs.define(kw_only=True)
+class TestStatus:
+    """``testStatus`` in its four shapes (article 16).
+
+    ``ToBeTaken`` carries the statuses only; ``InProgress`` adds ``start_time``
+    and ``last_response_time``; ``InProcessing`` adds ``end_time``;
+    ``Completed`` adds ``completion_mode``, ``result`` and, when Mettl sends
+    them, the ``pdf_report``/``html_report`` links.
+    """
+
+    __test__ = False  # not a pytest test class, whatever the name suggests
+
+    status: TestState | str | None = None
+    overall_status: OverallStatus | str | None = None
+    detailed_status: DetailedStatus | str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    last_response_time: datetime | None = None
+    start_time_gmt: datetime | None = None
+    end_time_gmt: datetime | None = None
+    completion_mode: CompletionMode | str | None = None
+    result: TestResult | None = None
+    pdf_report: str | None = None
+    html_report: str | None = None
+    performance_category: str | None = None
+    performance_category_version: int | None = None
+    analysis: Analysis | None = None
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+@attrs.define(kw_only=True)
+class CandidateResult:
+    """One candidate's registration, status and result in a schedule (articles 16, 17).
+
+    ``registration`` maps each registration-field label (``"Email Address"``,
+    ``"First Name"``) to its value. ``proctoring_details`` is kept as sent: its
+    shape is not documented.
+    """
+
+    email: str | None = None
+    registration: dict[str, str] | None = None
+    test_status: TestStatus | None = None
+    proctoring_details: Any = None
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+# --------------------------------------------------------------------------
+# Article 13: the four webhook payloads
+# --------------------------------------------------------------------------
+
+
+@attrs.define(kw_only=True)
+class _WebhookEventFields:
+    """The fields every schedule webhook carries (article 13)."""
+
+    event_type: WebhookEventType | str | None = None
+    invitation_key: str | None = None
+    assessment_id: int | None = None
+    candidate_instance_id: int | None = None
+    context_data: str | None = None
+    timestamp_gmt: datetime | None = None
+    source_app: str | None = None
+    name: str | None = None
+    email: str | None = None
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+@attrs.define(kw_only=True)
+class StartAssessmentEvent(_WebhookEventFields):
+    """``startAssessment``: a candidate started the test (``testStartNotificationUrl``)."""
+
+
+@attrs.define(kw_only=True)
+class FinishTestEvent(_WebhookEventFields):
+    """``finishTest``: a candidate's test ended (``testFinishNotificationUrl``)."""
+
+    finish_mode: FinishMode | str | None = None
+
+
+@attrs.define(kw_only=True)
+class SectionalScore:
+    """One entry of the graded webhook's ``sectional_scores`` (article 13)."""
+
+    section_name: str | None = None
+    section_score: float | None = None
+    section_max_score: float | None = None
+
+
+@attrs.define(kw_only=True)
+class GradedAssessmentEvent(_WebhookEventFields):
+    """``gradedAssessment``: a result was generated (``testGradedNotificationUrl``).
+
+    Mettl sends ``sectional_scores`` as JSON inside a string; it is decoded
+    into :class:`SectionalScore` objects (``None`` if unreadable; the text stays
+    in ``raw``).
+    """
+
+    finish_mode: FinishMode | str | None = None
+    start_time_gmt: datetime | None = None
+    end_time_gmt: datetime | None = None
+    marks_scored: float | None = None
+    max_marks: float | None = None
+    total_attempt_time: float | None = None
+    percentile: float | None = None
+    assessment_name: str | None = None
+    client_id: int | None = None
+    schedule_title: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    sectional_scores: list[SectionalScore] | None = None
+    grading_type: str | None = None
+    registration_details: dict[str, str] | None = None
+    proctoring_details: Any = None
+    test_status: TestStatus | None = None
+
+
+@attrs.define(kw_only=True)
+class CandidateTestResumedEvent(_WebhookEventFields):
+    """``candidateTestResumed``: an expired candidate may resume (``testResumeEnabled…URL``)."""
+
+
+#: Any of the four webhook payloads; :func:`~mettl_async.parse_webhook_event` returns one.
+WebhookEvent: TypeAlias = (
+    StartAssessmentEvent | FinishTestEvent | GradedAssessmentEvent | CandidateTestResumedEvent
+)
+
+
+# --------------------------------------------------------------------------
+# Wire names
+# --------------------------------------------------------------------------
+
+#: Request parameter that carries each request model's JSON (articles 8, 11, 13).
+REQUEST_PARAMETERS: Final[dict[type, str]] = {
+    Assessment: "assessments",
+    ScheduleSettings: "sc",
+    ScheduleFilter: "filter",
+}
+
+# Attributes that never travel: the decoded mapping, and the candidate's extra
+# registration fields (sent inline, under their own labels).
+_NOT_ON_WIRE: Final = frozenset({"raw", "extra_fields"})
+
+_WEBHOOK_CLASSES: Final = (
+    StartAssessmentEvent,
+    FinishTestEvent,
+    GradedAssessmentEvent,
+    CandidateTestResumedEvent,
+)
+_URL_RENAMES: Final = {
+    # article 13: "URL" upper case in this one name only
+    "test_resume_enabled_for_expired_test_url": "testResumeEnabledForExpiredTestURL",
+}
+_MARKS_RENAMES: Final = {"total_unanswered": "totalUnAnswered"}
+
+# Wire names that are not the camelCase of the attribute name. Webhook payloads
+# are snake_case on the wire (article 13) and listed in full below.
+_RENAMES: Final[dict[type, dict[str, str]]] = {
+    Assessment: {"exit_redirection_url": "exitRedirectionURL"},  # article 8: "URL"
+    Candidate: {"compensatory_time": "compensatory_time"},  # article 13: snake_case
+    ScheduleSettings: _URL_RENAMES,
+    Schedule: _URL_RENAMES,
+    TestStatus: {"start_time_gmt": "start_time_GMT", "end_time_gmt": "end_time_GMT"},
+    TestResult: _MARKS_RENAMES,
+    SectionMarks: _MARKS_RENAMES,
+    SkillMarks: _MARKS_RENAMES,
+    DifficultyMarks: _MARKS_RENAMES,
+}
+_WEBHOOK_RENAMES: Final = {
+    "event_type": "EVENT_TYPE",
+    "timestamp_gmt": "timestamp_GMT",
+    "start_time_gmt": "start_time_GMT",
+    "end_time_gmt": "end_time_GMT",
+    # the graded payload switches to camelCase for these (article 13)
+    "registration_details": "registrationDetails",
+    "proctoring_details": "proctoringDetails",
+    "test_status": "testStatus",
+}
+# Only the graded payload says "assessmentId"; the others say "assessment_id".
+# Decoding accepts either spelling in every event.
+_GRADED_RENAMES: Final = {**_WEBHOOK_RENAMES, "assessment_id": "assessmentId"}
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
+@cache
+def wire_names(cls: type) -> dict[str, str]:
+    """Attribute name -> wire name, in attribute order, for one model class."""
+    if cls in _WEBHOOK_CLASSES:
+        renames = _GRADED_RENAMES if cls is GradedAssessmentEvent else _WEBHOOK_RENAMES
+        return {
+            field.name: renames.get(field.name, field.name)
+            for field in attrs.fields(cls)
+            if field.name not in _NOT_ON_WIRE
+        }
+    renames = _RENAMES.get(cls, {})
+    return {
+        field.name: renames.get(field.name) or _camel(field.name)
+        for field in attrs.fields(cls)
+        if field.name not in _NOT_ON_WIRE
+    }
