@@ -9,7 +9,16 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import urlsplit
 
+from ._convert import candidate_result_from_wire, schedule_from_wire, structure, to_json
 from ._errors import ConfigurationError, DecodeError, ValidationError, ValidationProblem
+from ._models import (
+    Assessment,
+    CandidateResult,
+    CreatedSchedule,
+    Schedule,
+    ScheduleFilter,
+    ScheduleSettings,
+)
 from ._paging import RawRecord, check_page_size
 from ._protocol import FilePart, Placement, Request, endpoint_url, path_segment
 from ._retry import RetryPolicy
@@ -216,6 +225,60 @@ class MettlClient:
         )
         return await self._transport.call(request)
 
+    # -- assessments and schedules (articles 8, 12, 13) -------------------------------
+
+    async def create_assessment(self, assessment: Assessment) -> int:
+        """Create an assessment (article 8, ``POST /assessments``); returns its id.
+
+        The assessment is validated first (every problem in one
+        :class:`ValidationError`, nothing sent), serialized once, and that one
+        string is signed and sent in a form-urlencoded body.
+        """
+        assessment.validate()
+        envelope = await self._transport.call(
+            Request("POST", self.url("/assessments"), {"assessments": to_json(assessment)})
+        )
+        assessment_id = envelope.get("assessmentId")
+        if isinstance(assessment_id, bool) or not isinstance(assessment_id, int):
+            raise DecodeError(
+                f"Mettl sent no integer assessmentId (got {assessment_id!r})",
+                method="POST",
+                path="/assessments",
+            )
+        return assessment_id
+
+    async def create_schedule(
+        self, assessment_id: int, schedule: ScheduleSettings
+    ) -> CreatedSchedule:
+        """Create a schedule (test link) of an assessment (article 13).
+
+        ``schedule`` is validated for creation first (``sc.name``,
+        ``sc.sourceApp``, ``sc.access.type``, ``sc.scheduleType`` and every
+        conditional rule), then sent as ``sc`` in the query string, as the
+        article's examples do (a very long one goes in the body instead).
+        """
+        schedule.validate(for_create=True)
+        envelope = await self._transport.call(
+            Request(
+                "POST",
+                self.url(f"/assessments/{int(assessment_id)}/schedules"),
+                {"sc": to_json(schedule)},
+                placement="query",
+            )
+        )
+        created = envelope.get("createdSchedule")
+        if not isinstance(created, dict):
+            raise DecodeError(
+                "Mettl sent no 'createdSchedule' object",
+                method="POST",
+                path=f"/assessments/{assessment_id}/schedules",
+            )
+        return structure(created, CreatedSchedule)
+
+    async def get_schedule(self, access_key: str) -> Schedule:
+        """One schedule (article 12, ``GET /schedules/{access-key}``)."""
+        return schedule_from_wire(await self.get_schedule_raw(access_key))
+
     # -- listings ------------------------------------------------------------------
 
     def _window(self, window: int | None) -> int:
@@ -230,22 +293,26 @@ class MettlClient:
         *,
         sort: str | None = None,
         sort_order: str | None = None,
-        filter: Mapping[str, Any] | str | None = None,
+        filter: ScheduleFilter | Mapping[str, Any] | str | None = None,
         page_size: int = 100,
         window: int | None = None,
-    ) -> Listing[Raw]:
+    ) -> Listing[Schedule]:
         """Every schedule of the account (article 11, ``GET /schedules``).
 
         ``sort`` is ``createdAt`` (Mettl's default), ``testTaken`` or ``name``;
         ``sort_order`` is ``asc`` or ``desc``; ``filter`` is article 11's filter
-        object (a mapping, serialized once, or a JSON string sent as is). Pages
+        (a :class:`ScheduleFilter`, validated first; a mapping, serialized once;
+        or a JSON string, sent as is). Pages
         of ``page_size`` (1..100) are fetched ``window`` at a time (default: the
         client's ``max_in_flight``). Lazy: nothing is sent until iteration.
         """
         params = {"limit": str(check_page_size(page_size)), "offset": "0"}
         _check_choice("sort", sort, SCHEDULE_SORTS, params)
         _check_choice("sort_order", sort_order, SORT_ORDERS, params)
-        if filter is not None:
+        if isinstance(filter, ScheduleFilter):
+            filter.validate()
+            params["filter"] = to_json(filter)
+        elif filter is not None:
             params["filter"] = filter if isinstance(filter, str) else _minified(filter)
         spec = ListingSpec(
             label="the schedules of the account",
@@ -254,7 +321,7 @@ class MettlClient:
             key_field="accessKey",
             window=self._window(window),
         )
-        return Listing(self._transport.call_with, spec, _as_is)
+        return Listing(self._transport.call_with, spec, _typed_schedule)
 
     def iter_candidate_results(
         self,
@@ -266,7 +333,7 @@ class MettlClient:
         sort_order: str | None = None,
         page_size: int = 100,
         window: int | None = None,
-    ) -> Listing[Raw]:
+    ) -> Listing[CandidateResult]:
         """Every candidate's status and result in one schedule (article 16).
 
         ``include_recommendation`` sends ``ir={"recommendation":true}``,
@@ -288,7 +355,7 @@ class MettlClient:
                 page_size=page_size,
                 window=window,
             ),
-            _as_is,
+            _typed_result,
         )
 
     def _results_spec(
@@ -331,7 +398,7 @@ class MettlClient:
         include_essay_responses: bool = False,
         page_size: int = 100,
         window: int | None = None,
-    ) -> AccountResults[Raw, Raw]:
+    ) -> AccountResults[Schedule, CandidateResult]:
         """Every candidate result of every schedule, as ``(schedule, result)`` pairs.
 
         ``schedules`` limits the walk to those given (schedules from
@@ -347,7 +414,7 @@ class MettlClient:
 
         async def source() -> AsyncGenerator[Raw, None]:
             if schedules is None:
-                async for raw in self.iter_schedules(page_size=100):
+                async for raw in self.iter_schedules(page_size=100).raw():
                     yield raw
                 return
             async for item in iterate(schedules):
@@ -371,8 +438,8 @@ class MettlClient:
         return AccountResults(
             source,
             listing_for,
-            _as_is,
-            _as_is,
+            _typed_schedule,
+            _typed_result,
             concurrency=concurrency,
             page_budget=2 * self._max_in_flight,
         )
@@ -413,6 +480,14 @@ class MettlClient:
 
 def _as_is(value: Raw) -> Raw:
     return value
+
+
+def _typed_schedule(record: Raw) -> Schedule:
+    return schedule_from_wire(record.to_dict())
+
+
+def _typed_result(record: Raw) -> CandidateResult:
+    return candidate_result_from_wire(record.to_dict())
 
 
 def _minified(value: Mapping[str, Any]) -> str:

@@ -91,3 +91,48 @@ def test_page_size_outside_1_to_100_is_refused(size: object) -> None:
 def test_page_size_in_range_is_accepted() -> None:
     assert check_page_size(1) == 1
     assert check_page_size(100) == 100
+
+
+def _listing(body: bytes, status: int = 200) -> dict[str, object]:
+    from mettl_async._paging import decode_listing
+
+    return decode_listing(
+        status, body, items_key="candidates", key_field="email", method="GET", url="https://h/v2/x"
+    )
+
+
+def test_listing_page_keeps_each_record_as_sent_with_its_key() -> None:
+    from mettl_async._paging import RawRecord
+
+    body = (
+        b'{"status":"SUCCESS","candidates":[{"email":"a@x.com","n":1.0},{"n":2},"odd"],'
+        b'"paging":{"next":null}}'
+    )
+    envelope = _listing(body)
+    records = envelope["candidates"]
+    assert isinstance(records, list)
+    assert all(isinstance(r, RawRecord) for r in records)
+    assert [r.json for r in records] == [b'{"email":"a@x.com","n":1.0}', b'{"n":2}', b'"odd"']
+    assert [r.key for r in records] == ["a@x.com", None, None]
+    assert envelope["paging"] == {"next": None}
+    assert records[0]["n"] == 1.0
+    assert records[0] == {"email": "a@x.com", "n": 1.0}
+
+
+def test_listing_error_envelope_raises_the_typed_error() -> None:
+    from mettl_async import RateLimitError
+
+    with pytest.raises(RateLimitError):
+        _listing(b'{"status":"ERROR","error":{"code":"E509","message":"Rate limit exceeded"}}')
+
+
+def test_listing_cut_short_is_a_decode_error() -> None:
+    from mettl_async import DecodeError
+
+    with pytest.raises(DecodeError):
+        _listing(b'{"status":"SUCCESS","candidates":[{"email":"a')
+
+
+def test_listing_without_its_list_is_left_for_the_page_reader() -> None:
+    """A SUCCESS envelope without the list comes back whole; the walk then reports it."""
+    assert _listing(b'{"status":"SUCCESS"}') == {"status": "SUCCESS"}
