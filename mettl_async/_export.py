@@ -1,0 +1,495 @@
+"""Bulk export of candidate results to JSONL or CSV: safe, resumable, flat in memory.
+
+Records stream from the API to ``PATH.partial`` and are renamed to ``PATH``
+only when the export is complete, so an interrupted run never leaves a file at
+``PATH``. ``PATH.checkpoint`` is a journal: a header naming the export, then
+lines recording how many bytes of ``PATH.partial`` are known good and which
+schedules are complete. Data is flushed and fsynced before the checkpoint line
+that vouches for it. ``--resume`` truncates ``PATH.partial`` to the last good
+size, skips the complete schedules, and skips the candidates of the incomplete
+ones that are already in the file, so the final file holds each candidate once.
+
+JSONL lines are the record exactly as Mettl sent it, with ``accessKey``,
+``scheduleName`` and ``assessmentId`` of its schedule put first. CSV rows are
+flattened records spooled as JSON lines, turned into CSV at the end, when the
+union of columns over all schedules is known.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, Final, Literal
+
+import attrs
+import orjson
+
+from ._client import MettlClient
+from ._errors import MettlError
+from ._paging import RawRecord
+
+__all__ = [
+    "CSV_FIXED_COLUMNS",
+    "ExportError",
+    "ExportOptions",
+    "ExportProgress",
+    "ExportSummary",
+    "csv_row",
+    "export_results",
+    "jsonl_line",
+]
+
+Format = Literal["jsonl", "csv"]
+Mode = Literal["new", "resume", "overwrite"]
+
+CHECKPOINT_VERSION: Final = 1
+#: Seconds between checkpoints (each costs two fsyncs).
+CHECKPOINT_EVERY: Final = 0.5
+#: The first columns of a CSV export, in this order; registration fields follow
+#: ``email``, marks per section come last.
+CSV_FIXED_COLUMNS: Final = (
+    "accessKey",
+    "scheduleName",
+    "email",
+    "status",
+    "overallStatus",
+    "detailedStatus",
+    "startTime",
+    "endTime",
+    "completionMode",
+    "totalMarks",
+    "maxMarks",
+    "percentile",
+    "attemptTime",
+    "candidateCredibilityIndex",
+)
+_REGISTRATION_FIRST: Final[tuple[str, ...]] = ("Email Address", "First Name", "Last Name")
+_STATUS_FIELDS: Final = (
+    "status",
+    "overallStatus",
+    "detailedStatus",
+    "startTime",
+    "endTime",
+    "completionMode",
+)
+_RESULT_FIELDS: Final = (
+    "totalMarks",
+    "maxMarks",
+    "percentile",
+    "attemptTime",
+    "candidateCredibilityIndex",
+)
+
+
+class ExportError(MettlError):
+    """The export cannot start or continue as asked (an existing file, a foreign checkpoint)."""
+
+
+@attrs.frozen
+class ExportOptions:
+    """What to export, where, and how."""
+
+    output: Path
+    format: Format = "jsonl"
+    access_keys: tuple[str, ...] | None = None  # None: every schedule of the account
+    concurrency: int | None = None
+    include_recommendation: bool = False
+    include_essay_responses: bool = False
+    mode: Mode = "new"
+
+    @property
+    def partial(self) -> Path:
+        return self.output.with_name(self.output.name + ".partial")
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.output.with_name(self.output.name + ".checkpoint")
+
+    def identity(self) -> dict[str, Any]:
+        """What a checkpoint must match to be resumed by these options."""
+        return {
+            "format": self.format,
+            "access_keys": list(self.access_keys) if self.access_keys is not None else None,
+            "include_recommendation": self.include_recommendation,
+            "include_essay_responses": self.include_essay_responses,
+        }
+
+
+@attrs.define
+class ExportProgress:
+    """Live counters of an export, for a progress line."""
+
+    started: float = attrs.field(factory=time.monotonic)
+    schedules_total: int | None = None  # known once every schedule is listed
+    schedules_done: int = 0
+    schedules_skipped: int = 0  # complete in the checkpoint being resumed
+    records: int = 0
+    records_skipped: int = 0  # already in the file being resumed
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def eta(self) -> float | None:
+        """Seconds left, from the pace of the schedules done in this run."""
+        done = self.schedules_done
+        if self.schedules_total is None or done == 0:
+            return None
+        left = self.schedules_total - self.schedules_skipped - done
+        return max(0.0, self.elapsed / done * left)
+
+
+@attrs.frozen
+class ExportSummary:
+    output: Path
+    schedules: int
+    records: int
+    requests: int
+    retries: int
+    seconds: float
+    resumed_records: int = 0
+
+
+def jsonl_line(schedule: Mapping[str, Any], record: RawRecord) -> bytes:
+    """One JSONL line: the schedule's identity first, then the record as Mettl sent it."""
+    details = schedule.get("assessmentDetails")
+    assessment_id = details.get("id") if isinstance(details, Mapping) else None
+    head = orjson.dumps(
+        {
+            "accessKey": schedule.get("accessKey"),
+            "scheduleName": schedule.get("name"),
+            "assessmentId": assessment_id,
+        }
+    )
+    body = record.json.strip()
+    if body[:1] != b"{":  # not an object: keep it whole under "record"
+        return head[:-1] + b',"record":' + body + b"}\n"
+    if body[1:].lstrip()[:1] == b"}":  # an empty object
+        return head + b"\n"
+    return head[:-1] + b"," + body[1:] + b"\n"
+
+
+def _text(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float):
+        return value
+    return orjson.dumps(value).decode()
+
+
+def csv_row(schedule: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
+    """A record flattened for CSV: fixed fields, ``registration``, ``sections`` (name -> marks)."""
+    status = record.get("testStatus")
+    status = status if isinstance(status, Mapping) else {}
+    result = status.get("result")
+    result = result if isinstance(result, Mapping) else {}
+    row: dict[str, Any] = {
+        "accessKey": schedule.get("accessKey"),
+        "scheduleName": schedule.get("name"),
+        "email": record.get("email"),
+    }
+    for name in _STATUS_FIELDS:
+        row[name] = _text(status.get(name))
+    for name in _RESULT_FIELDS:
+        row[name] = _text(result.get(name))
+    registration = record.get("registration")
+    row["registration"] = (
+        {str(k): _text(v) for k, v in registration.items()}
+        if isinstance(registration, Mapping)
+        else {}
+    )
+    sections: dict[str, list[Any]] = {}
+    marks = result.get("sectionMarks")
+    for section in marks if isinstance(marks, list) else ():
+        if isinstance(section, Mapping):
+            name = str(section.get("sectionName") or "")
+            sections[name] = [section.get("totalMarks"), section.get("maxMarks")]
+    row["sections"] = sections
+    return row
+
+
+def csv_columns(registration: Iterable[str], sections: Iterable[str]) -> list[str]:
+    """The CSV header: fixed columns, registration labels after ``email``, then section marks."""
+    labels = set(registration)
+    ordered = [label for label in _REGISTRATION_FIRST if label in labels]
+    ordered += sorted(labels - set(_REGISTRATION_FIRST))
+    taken = set(CSV_FIXED_COLUMNS)
+    registration_columns = [
+        label if label not in taken else f"registration: {label}" for label in ordered
+    ]
+    section_columns = []
+    for name in sorted(set(sections)):
+        section_columns += [f"{name} (marks)", f"{name} (max marks)"]
+    head = list(CSV_FIXED_COLUMNS)
+    at = head.index("email") + 1
+    return head[:at] + registration_columns + head[at:] + section_columns
+
+
+# -- the journal -------------------------------------------------------------------
+
+
+@attrs.define
+class _Journal:
+    """``PATH.checkpoint``: which bytes of ``PATH.partial`` are good, which schedules done."""
+
+    path: Path
+    stream: IO[bytes]
+
+    @classmethod
+    def create(cls, path: Path, identity: Mapping[str, Any]) -> _Journal:
+        stream = path.open("wb")
+        header = {"mettl-async-export": CHECKPOINT_VERSION, **identity}
+        stream.write(orjson.dumps(header) + b"\n")
+        stream.flush()
+        os.fsync(stream.fileno())
+        return cls(path, stream)
+
+    @classmethod
+    def reopen(cls, path: Path) -> _Journal:
+        return cls(path, path.open("ab"))
+
+    def commit(self, size: int, done: Sequence[str]) -> None:
+        self.stream.write(orjson.dumps({"size": size, "done": list(done)}) + b"\n")
+        self.stream.flush()
+        os.fsync(self.stream.fileno())
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def _read_journal(path: Path, identity: Mapping[str, Any]) -> tuple[int, set[str]]:
+    """The last good size and the complete schedules of a checkpoint; checks it is ours."""
+    size, done = 0, set[str]()
+    with path.open("rb") as stream:
+        lines = stream.read().split(b"\n")
+    try:
+        header = orjson.loads(lines[0])
+    except orjson.JSONDecodeError:
+        header = None
+    if not isinstance(header, dict) or header.get("mettl-async-export") != CHECKPOINT_VERSION:
+        raise ExportError(f"{path} is not a mettl-async checkpoint")
+    mismatched = sorted(k for k, v in identity.items() if header.get(k) != v)
+    if mismatched:
+        raise ExportError(
+            f"{path} belongs to an export with other options ({', '.join(mismatched)}); "
+            "resume with the same options, or use --overwrite to start over"
+        )
+    for line in lines[1:]:
+        try:
+            entry = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            break  # a line cut by the interruption: everything before it stands
+        if isinstance(entry, dict) and isinstance(entry.get("size"), int):
+            size = entry["size"]
+            done.update(str(key) for key in entry.get("done", ()))
+    return size, done
+
+
+def _already_written(partial: Path, done: set[str], fmt: Format) -> set[tuple[str, str]]:
+    """``(accessKey, email)`` of every record in the file from incomplete schedules."""
+    seen: set[tuple[str, str]] = set()
+    with partial.open("rb") as stream:
+        for line in stream:
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(row, dict):
+                key, email = row.get("accessKey"), row.get("email")
+                if isinstance(key, str) and key not in done and isinstance(email, str):
+                    seen.add((key, email))
+    return seen
+
+
+# -- the export ----------------------------------------------------------------------
+
+
+def _prepare(options: ExportOptions) -> tuple[int, set[str], set[tuple[str, str]]]:
+    """Check what is on disk against the mode; returns (good size, done, already written)."""
+    output, partial, checkpoint = options.output, options.partial, options.checkpoint
+    interrupted = partial.exists() or checkpoint.exists()
+    if options.mode == "overwrite":
+        for path in (partial, checkpoint):
+            path.unlink(missing_ok=True)
+        return 0, set(), set()
+    if options.mode == "new":
+        if output.exists():
+            raise ExportError(f"{output} exists: use --overwrite to replace it")
+        if interrupted:
+            raise ExportError(
+                f"an interrupted export to {output} exists ({partial.name}): "
+                "use --resume to continue it or --overwrite to start over"
+            )
+        return 0, set(), set()
+    # resume
+    if not interrupted:
+        if output.exists():
+            raise ExportError(
+                f"{output} is complete: nothing to resume (use --overwrite to redo it)"
+            )
+        return 0, set(), set()
+    if not (partial.exists() and checkpoint.exists()):
+        raise ExportError(
+            f"the interrupted export to {output} lacks its "
+            f"{'checkpoint' if partial.exists() else 'data file'}: use --overwrite to start over"
+        )
+    size, done = _read_journal(checkpoint, options.identity())
+    if partial.stat().st_size < size:
+        raise ExportError(
+            f"{partial} is shorter than its checkpoint says ({partial.stat().st_size} < {size} "
+            "bytes): it was damaged; use --overwrite to start over"
+        )
+    with partial.open("r+b") as stream:
+        stream.truncate(size)  # drop whatever came after the last good checkpoint
+    return size, done, _already_written(partial, done, options.format)
+
+
+async def export_results(
+    client: MettlClient,
+    options: ExportOptions,
+    *,
+    progress: ExportProgress | None = None,
+    on_progress: Callable[[ExportProgress], None] | None = None,
+) -> ExportSummary:
+    """Export every candidate result of the chosen schedules (see the module docstring)."""
+    progress = progress if progress is not None else ExportProgress()
+    size, done, written = _prepare(options)
+    options.output.parent.mkdir(parents=True, exist_ok=True)
+    resuming = size > 0 or bool(done)
+    journal = (
+        _Journal.reopen(options.checkpoint)
+        if resuming
+        else _Journal.create(options.checkpoint, options.identity())
+    )
+    requests0, retries0 = client.stats.requests, client.stats.retries
+    try:
+        with options.partial.open("ab" if resuming else "wb") as data:
+            await _walk(client, options, data, journal, done, written, progress, on_progress)
+            data.flush()
+            os.fsync(data.fileno())
+            journal.commit(data.tell(), [])
+    finally:
+        journal.close()
+    if options.format == "csv":
+        _spool_to_csv(options.partial, options.output)
+        options.partial.unlink()
+    else:
+        os.replace(options.partial, options.output)
+    options.checkpoint.unlink()
+    return ExportSummary(
+        output=options.output,
+        schedules=progress.schedules_done + progress.schedules_skipped,
+        records=progress.records + progress.records_skipped,
+        requests=client.stats.requests - requests0,
+        retries=client.stats.retries - retries0,
+        seconds=progress.elapsed,
+        resumed_records=progress.records_skipped,
+    )
+
+
+async def _walk(
+    client: MettlClient,
+    options: ExportOptions,
+    data: IO[bytes],
+    journal: _Journal,
+    done: set[str],
+    written: set[tuple[str, str]],
+    progress: ExportProgress,
+    on_progress: Callable[[ExportProgress], None] | None,
+) -> None:
+    progress.schedules_skipped = len(done)
+    listed = 0
+
+    async def schedules() -> Any:
+        nonlocal listed
+        if options.access_keys is not None:
+            progress.schedules_total = len(set(options.access_keys))
+            for key in dict.fromkeys(options.access_keys):
+                if key not in done:
+                    yield key
+            return
+        async for schedule in client.iter_schedules().raw():
+            listed += 1
+            if schedule.key not in done:
+                yield schedule
+        progress.schedules_total = listed
+
+    walk = client.iter_all_results(
+        schedules=schedules(),
+        concurrency=options.concurrency,
+        include_recommendation=options.include_recommendation,
+        include_essay_responses=options.include_essay_responses,
+    )
+    csv_format = options.format == "csv"
+    finished: list[str] = []
+    last_commit = last_report = time.monotonic()
+    async with contextlib.aclosing(walk.raw().pages()) as pages:
+        async for item in pages:
+            schedule = item.schedule
+            key = str(schedule.key or schedule.get("accessKey"))
+            lines = []
+            for record in item.page.items:
+                if written and (key, str(record.key)) in written:
+                    progress.records_skipped += 1
+                    continue
+                if csv_format:
+                    lines.append(
+                        orjson.dumps(csv_row(schedule, record), option=orjson.OPT_APPEND_NEWLINE)
+                    )
+                else:
+                    lines.append(jsonl_line(schedule, record))
+            if lines:
+                data.write(b"".join(lines))
+                progress.records += len(lines)
+            if item.page.is_last:
+                finished.append(key)
+                progress.schedules_done += 1
+            now = time.monotonic()
+            if now - last_commit >= CHECKPOINT_EVERY:
+                data.flush()
+                os.fsync(data.fileno())
+                journal.commit(data.tell(), finished)
+                finished = []
+                last_commit = now
+            if on_progress is not None and now - last_report >= 0.2:
+                on_progress(progress)
+                last_report = now
+    data.flush()
+    os.fsync(data.fileno())
+    journal.commit(data.tell(), finished)
+
+
+def _spool_rows(spool: Path) -> Iterator[dict[str, Any]]:
+    with spool.open("rb") as stream:
+        for line in stream:
+            if line.strip():
+                yield orjson.loads(line)
+
+
+def _spool_to_csv(spool: Path, output: Path) -> None:
+    """Two passes over the spool: the union of columns, then the rows; renamed when written."""
+    registration: set[str] = set()
+    sections: set[str] = set()
+    for row in _spool_rows(spool):
+        registration.update(row.get("registration", {}))
+        sections.update(row.get("sections", {}))
+    columns = csv_columns(registration, sections)
+    fixed = set(CSV_FIXED_COLUMNS)
+    temporary = output.with_name(output.name + ".csv-partial")
+    # UTF-8 with a byte order mark: spreadsheets then read names like "Zoë" right.
+    with temporary.open("w", encoding="utf-8-sig", newline="") as stream:
+        writer = csv.writer(stream, quoting=csv.QUOTE_MINIMAL)
+        writer.writerow(columns)
+        for row in _spool_rows(spool):
+            flat = {name: row.get(name) for name in CSV_FIXED_COLUMNS}
+            for label, value in row.get("registration", {}).items():
+                flat[label if label not in fixed else f"registration: {label}"] = value
+            for name, (marks, maximum) in row.get("sections", {}).items():
+                flat[f"{name} (marks)"] = marks
+                flat[f"{name} (max marks)"] = maximum
+            writer.writerow(["" if flat.get(c) is None else flat[c] for c in columns])
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(temporary, output)
