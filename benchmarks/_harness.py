@@ -26,14 +26,19 @@ class Server:
 
 @contextlib.contextmanager
 def fake_server(*args: str) -> Iterator[Server]:
-    """Run ``python -m mettl_async.testing ARGS --warm`` in a child process.
+    """Run ``python -m mettl_async.testing --warm ARGS`` in a child process.
+
+    ``--no-warm`` among ARGS serves records as they are first asked for (for
+    accounts too big to generate up front).
 
     A separate process, so that the client's CPU (``getrusage``) is the
     client's alone and the two share the machine's cores as a client and a
     remote server would not: the figures are conservative.
     """
+    warm = [] if "--no-warm" in args else ["--warm"]
+    args = tuple(a for a in args if a != "--no-warm")
     process = subprocess.Popen(
-        [sys.executable, "-m", "mettl_async.testing", "--warm", *args],
+        [sys.executable, "-m", "mettl_async.testing", *warm, *args],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -50,6 +55,8 @@ def fake_server(*args: str) -> Iterator[Server]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:  # pragma: no cover
             process.kill()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def cpu_seconds() -> float:

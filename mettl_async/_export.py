@@ -287,11 +287,13 @@ def _read_journal(path: Path, identity: Mapping[str, Any]) -> tuple[int, set[str
     return size, done
 
 
-def _already_written(partial: Path, done: set[str], fmt: Format) -> set[tuple[str, str]]:
-    """``(accessKey, email)`` of every record in the file from incomplete schedules."""
+def _already_written(partial: Path, done: set[str]) -> tuple[int, set[tuple[str, str]]]:
+    """Lines kept, and ``(accessKey, email)`` of those from schedules not yet complete."""
     seen: set[tuple[str, str]] = set()
+    kept = 0
     with partial.open("rb") as stream:
         for line in stream:
+            kept += 1
             try:
                 row = orjson.loads(line)
             except orjson.JSONDecodeError:
@@ -300,20 +302,30 @@ def _already_written(partial: Path, done: set[str], fmt: Format) -> set[tuple[st
                 key, email = row.get("accessKey"), row.get("email")
                 if isinstance(key, str) and key not in done and isinstance(email, str):
                     seen.add((key, email))
-    return seen
+    return kept, seen
 
 
 # -- the export ----------------------------------------------------------------------
 
 
-def _prepare(options: ExportOptions) -> tuple[int, set[str], set[tuple[str, str]]]:
-    """Check what is on disk against the mode; returns (good size, done, already written)."""
+@attrs.frozen
+class _Resume:
+    """What an earlier, interrupted run left: bytes kept, schedules done, records written."""
+
+    size: int = 0
+    done: frozenset[str] = frozenset()
+    kept: int = 0
+    written: frozenset[tuple[str, str]] = frozenset()
+
+
+def _prepare(options: ExportOptions) -> _Resume:
+    """Check what is on disk against the mode, and what a resume starts from."""
     output, partial, checkpoint = options.output, options.partial, options.checkpoint
     interrupted = partial.exists() or checkpoint.exists()
     if options.mode == "overwrite":
         for path in (partial, checkpoint):
             path.unlink(missing_ok=True)
-        return 0, set(), set()
+        return _Resume()
     if options.mode == "new":
         if output.exists():
             raise ExportError(f"{output} exists: use --overwrite to replace it")
@@ -322,14 +334,14 @@ def _prepare(options: ExportOptions) -> tuple[int, set[str], set[tuple[str, str]
                 f"an interrupted export to {output} exists ({partial.name}): "
                 "use --resume to continue it or --overwrite to start over"
             )
-        return 0, set(), set()
+        return _Resume()
     # resume
     if not interrupted:
         if output.exists():
             raise ExportError(
                 f"{output} is complete: nothing to resume (use --overwrite to redo it)"
             )
-        return 0, set(), set()
+        return _Resume()
     if not (partial.exists() and checkpoint.exists()):
         raise ExportError(
             f"the interrupted export to {output} lacks its "
@@ -343,7 +355,8 @@ def _prepare(options: ExportOptions) -> tuple[int, set[str], set[tuple[str, str]
         )
     with partial.open("r+b") as stream:
         stream.truncate(size)  # drop whatever came after the last good checkpoint
-    return size, done, _already_written(partial, done, options.format)
+    kept, written = _already_written(partial, done)
+    return _Resume(size, frozenset(done), kept, frozenset(written))
 
 
 async def export_results(
@@ -355,9 +368,9 @@ async def export_results(
 ) -> ExportSummary:
     """Export every candidate result of the chosen schedules (see the module docstring)."""
     progress = progress if progress is not None else ExportProgress()
-    size, done, written = _prepare(options)
+    resume = _prepare(options)
     options.output.parent.mkdir(parents=True, exist_ok=True)
-    resuming = size > 0 or bool(done)
+    resuming = resume.size > 0 or bool(resume.done)
     journal = (
         _Journal.reopen(options.checkpoint)
         if resuming
@@ -366,10 +379,7 @@ async def export_results(
     requests0, retries0 = client.stats.requests, client.stats.retries
     try:
         with options.partial.open("ab" if resuming else "wb") as data:
-            await _walk(client, options, data, journal, done, written, progress, on_progress)
-            data.flush()
-            os.fsync(data.fileno())
-            journal.commit(data.tell(), [])
+            await _walk(client, options, data, journal, resume, progress, on_progress)
     finally:
         journal.close()
     if options.format == "csv":
@@ -381,11 +391,11 @@ async def export_results(
     return ExportSummary(
         output=options.output,
         schedules=progress.schedules_done + progress.schedules_skipped,
-        records=progress.records + progress.records_skipped,
+        records=progress.records + resume.kept,
         requests=client.stats.requests - requests0,
         retries=client.stats.retries - retries0,
         seconds=progress.elapsed,
-        resumed_records=progress.records_skipped,
+        resumed_records=resume.kept,
     )
 
 
@@ -394,11 +404,11 @@ async def _walk(
     options: ExportOptions,
     data: IO[bytes],
     journal: _Journal,
-    done: set[str],
-    written: set[tuple[str, str]],
+    resume: _Resume,
     progress: ExportProgress,
     on_progress: Callable[[ExportProgress], None] | None,
 ) -> None:
+    done, written = resume.done, resume.written
     progress.schedules_skipped = len(done)
     listed = 0
 
@@ -425,40 +435,45 @@ async def _walk(
     csv_format = options.format == "csv"
     finished: list[str] = []
     last_commit = last_report = time.monotonic()
-    async with contextlib.aclosing(walk.raw().pages()) as pages:
-        async for item in pages:
-            schedule = item.schedule
-            key = str(schedule.key or schedule.get("accessKey"))
-            lines = []
-            for record in item.page.items:
-                if written and (key, str(record.key)) in written:
-                    progress.records_skipped += 1
-                    continue
-                if csv_format:
-                    lines.append(
-                        orjson.dumps(csv_row(schedule, record), option=orjson.OPT_APPEND_NEWLINE)
-                    )
-                else:
-                    lines.append(jsonl_line(schedule, record))
-            if lines:
-                data.write(b"".join(lines))
-                progress.records += len(lines)
-            if item.page.is_last:
-                finished.append(key)
-                progress.schedules_done += 1
-            now = time.monotonic()
-            if now - last_commit >= CHECKPOINT_EVERY:
-                data.flush()
-                os.fsync(data.fileno())
-                journal.commit(data.tell(), finished)
-                finished = []
-                last_commit = now
-            if on_progress is not None and now - last_report >= 0.2:
-                on_progress(progress)
-                last_report = now
-    data.flush()
-    os.fsync(data.fileno())
-    journal.commit(data.tell(), finished)
+
+    def commit() -> None:
+        data.flush()
+        os.fsync(data.fileno())
+        journal.commit(data.tell(), finished)
+        finished.clear()
+
+    try:
+        async with contextlib.aclosing(walk.raw().pages()) as pages:
+            async for item in pages:
+                schedule = item.schedule
+                key = str(schedule.key or schedule.get("accessKey"))
+                lines = []
+                for record in item.page.items:
+                    if written and (key, str(record.key)) in written:
+                        progress.records_skipped += 1
+                        continue
+                    if csv_format:
+                        row = csv_row(schedule, record)
+                        lines.append(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+                    else:
+                        lines.append(jsonl_line(schedule, record))
+                if lines:
+                    data.write(b"".join(lines))  # whole lines only: a page at a time
+                    progress.records += len(lines)
+                if item.page.is_last:
+                    finished.append(key)
+                    progress.schedules_done += 1
+                now = time.monotonic()
+                if now - last_commit >= CHECKPOINT_EVERY:
+                    commit()
+                    last_commit = now
+                if on_progress is not None and now - last_report >= 0.2:
+                    on_progress(progress)
+                    last_report = now
+    finally:
+        # However the walk ends (done, an error, Ctrl+C), what was written is vouched for,
+        # so that --resume continues from there.
+        commit()
 
 
 def _spool_rows(spool: Path) -> Iterator[dict[str, Any]]:

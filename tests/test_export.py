@@ -1,0 +1,248 @@
+"""Bulk export: files equal the server's truth, appear only when complete, and resume exactly."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from mettl_async import MettlClient
+from mettl_async._export import (
+    CSV_FIXED_COLUMNS,
+    ExportError,
+    ExportOptions,
+    csv_columns,
+    export_results,
+    jsonl_line,
+)
+from mettl_async._fakedata import FakeAccount
+from mettl_async._paging import RawRecord
+from mettl_async.testing import FakeMettl, FakeMettlServer
+
+SIZES = [0, 1, 99, 100, 101, 37, 250]
+
+
+@pytest.fixture
+async def account_server() -> Any:
+    async with FakeMettlServer(FakeMettl(account=FakeAccount(SIZES, seed=5))) as server:
+        yield server
+
+
+def expected_lines(fake: FakeMettl, *, keys: set[str] | None = None) -> set[bytes]:
+    """The JSONL lines an export must hold: the server's records with their schedule's identity."""
+    lines = set()
+    for schedule in fake.account.schedules:
+        if keys is not None and schedule.access_key not in keys:
+            continue
+        data = fake.schedule_json(schedule)
+        for record in fake.account.candidates(schedule):
+            row = {
+                "accessKey": schedule.access_key,
+                "scheduleName": data["name"],
+                "assessmentId": data["assessmentDetails"]["id"],
+                **record,
+            }
+            lines.add(orjson.dumps(row))
+    return lines
+
+
+def read_lines(path: Path) -> list[bytes]:
+    """Each line re-serialized, so that byte-level key order of the check is canonical."""
+    return [orjson.dumps(orjson.loads(line)) for line in path.read_bytes().splitlines()]
+
+
+async def test_jsonl_export_equals_the_servers_truth(
+    account_server: FakeMettlServer, tmp_path: Path
+) -> None:
+    """Every candidate of every schedule, once, with accessKey, scheduleName and assessmentId."""
+    output = tmp_path / "results.jsonl"
+    async with account_server.client() as client:
+        summary = await export_results(client, ExportOptions(output=output))
+    lines = read_lines(output)
+    assert len(lines) == sum(SIZES) == summary.records
+    assert set(lines) == expected_lines(account_server.fake)
+    first = orjson.loads(output.read_bytes().splitlines()[0])
+    assert list(first)[:3] == ["accessKey", "scheduleName", "assessmentId"]
+    assert summary.schedules == len(SIZES)
+    assert not (tmp_path / "results.jsonl.partial").exists()
+    assert not (tmp_path / "results.jsonl.checkpoint").exists()
+
+
+async def test_jsonl_lines_keep_the_records_bytes(
+    account_server: FakeMettlServer, tmp_path: Path
+) -> None:
+    """Nothing the API sent is dropped or rewritten: the record follows the schedule fields."""
+    output = tmp_path / "one.jsonl"
+    schedule = account_server.fake.account.schedules[2]
+    async with account_server.client() as client:
+        await export_results(
+            client, ExportOptions(output=output, access_keys=(schedule.access_key,))
+        )
+    order = account_server.fake.account.candidate_order(schedule)
+    sent = {
+        account_server.fake.account.candidate_bytes(schedule, j, ir=False, qr=False)[1:]
+        for j in order
+    }
+    written = {line.split(b',"email"', 1)[1] for line in output.read_bytes().splitlines()}
+    assert {b'"email"' + rest for rest in written} == sent
+
+
+async def test_selected_schedules_only(account_server: FakeMettlServer, tmp_path: Path) -> None:
+    keys = {s.access_key for s in account_server.fake.account.schedules[3:5]}
+    output = tmp_path / "some.jsonl"
+    async with account_server.client() as client:
+        await export_results(client, ExportOptions(output=output, access_keys=tuple(sorted(keys))))
+    assert set(read_lines(output)) == expected_lines(account_server.fake, keys=keys)
+
+
+async def test_csv_export_reads_back_with_every_value(
+    account_server: FakeMettlServer, tmp_path: Path
+) -> None:
+    """UTF-8 CSV with documented columns; registration fields that differ per schedule all kept."""
+    output = tmp_path / "results.csv"
+    async with account_server.client() as client:
+        await export_results(client, ExportOptions(output=output, format="csv"))
+    assert output.read_bytes().startswith(b"\xef\xbb\xbf")  # spreadsheets read the BOM as UTF-8
+    with output.open(encoding="utf-8-sig", newline="") as stream:
+        reader = csv.DictReader(stream)
+        columns = list(reader.fieldnames or [])
+        rows = list(reader)
+    assert len(rows) == sum(SIZES)
+    assert columns[:3] == ["accessKey", "scheduleName", "email"]
+    assert columns[3:6] == ["Email Address", "First Name", "Last Name"]
+    by_key = {(row["accessKey"], row["email"]): row for row in rows}
+    for schedule in account_server.fake.account.schedules:
+        for record in account_server.fake.account.candidates(schedule):
+            row = by_key[(schedule.access_key, record["email"])]
+            for label, value in record["registration"].items():
+                assert row[label] == value
+            status = record["testStatus"]
+            assert row["status"] == status["status"]
+            result = status.get("result")
+            if result:
+                assert float(row["totalMarks"]) == result["totalMarks"]
+                for section in result["sectionMarks"]:
+                    assert float(row[f"{section['sectionName']} (marks)"]) == section["totalMarks"]
+            else:
+                assert row["totalMarks"] == ""
+
+
+def test_csv_columns_are_stable_and_documented() -> None:
+    columns = csv_columns({"SAP ID", "First Name", "Email Address", "Zeta", "status"}, {"B", "A"})
+    fixed_after_email = list(CSV_FIXED_COLUMNS[3:])
+    assert columns == [
+        "accessKey", "scheduleName", "email",
+        "Email Address", "First Name", "SAP ID", "Zeta", "registration: status",
+        *fixed_after_email,
+        "A (marks)", "A (max marks)", "B (marks)", "B (max marks)",
+    ]  # fmt: skip
+
+
+def test_jsonl_line_handles_odd_records() -> None:
+    schedule = {"accessKey": "k", "name": "N", "assessmentDetails": {"id": 7}}
+    assert (
+        jsonl_line(schedule, RawRecord(b"{}"))
+        == b'{"accessKey":"k","scheduleName":"N","assessmentId":7}\n'
+    )
+    assert orjson.loads(jsonl_line(schedule, RawRecord(b'"x"'))) == {
+        "accessKey": "k", "scheduleName": "N", "assessmentId": 7, "record": "x"
+    }  # fmt: skip
+    line = jsonl_line({"accessKey": "k"}, RawRecord(b'{"email":"a"}'))
+    assert orjson.loads(line) == {
+        "accessKey": "k",
+        "scheduleName": None,
+        "assessmentId": None,
+        "email": "a",
+    }
+
+
+async def test_an_existing_output_is_refused_unless_overwritten(
+    account_server: FakeMettlServer, tmp_path: Path
+) -> None:
+    output = tmp_path / "r.jsonl"
+    output.write_text("keep me")
+    async with account_server.client() as client:
+        with pytest.raises(ExportError, match="--overwrite"):
+            await export_results(client, ExportOptions(output=output))
+        assert output.read_text() == "keep me"
+        assert account_server.fake.requests == 0
+        await export_results(client, ExportOptions(output=output, mode="overwrite"))
+    assert len(read_lines(output)) == sum(SIZES)
+
+
+async def test_a_failed_export_leaves_no_file_at_the_output(
+    account_server: FakeMettlServer, tmp_path: Path
+) -> None:
+    """A run that dies midway leaves PATH absent, and the partial file for --resume."""
+    from mettl_async import IncompleteListingError, RetryPolicy
+
+    big = next(s for s in account_server.fake.account.schedules if s.base_candidates == 250)
+    account_server.fake.add_fault(
+        "E503", times=1000, path=f"/schedules/{big.access_key}/candidates", params={"offset": "200"}
+    )
+    output = tmp_path / "r.jsonl"
+    async with account_server.client(retry=RetryPolicy(attempts=2, instant=True)) as client:
+        with pytest.raises(IncompleteListingError):
+            await export_results(client, ExportOptions(output=output))
+    assert not output.exists()
+    assert (tmp_path / "r.jsonl.partial").exists()
+    with pytest.raises(ExportError, match="--resume"):
+        await export_results(MettlClient("a", "b"), ExportOptions(output=output))
+    account_server.fake.faults.clear()
+    async with account_server.client() as client:
+        summary = await export_results(client, ExportOptions(output=output, mode="resume"))
+    lines = read_lines(output)
+    assert len(lines) == len(set(lines)) == sum(SIZES)
+    assert set(lines) == expected_lines(account_server.fake)
+    assert summary.resumed_records > 0
+
+
+async def test_resume_of_a_torn_tail_drops_it_and_keeps_the_rest(
+    account_server: FakeMettlServer, tmp_path: Path
+) -> None:
+    """Bytes written after the last checkpoint (a torn line) are cut before continuing."""
+    output = tmp_path / "r.jsonl"
+    async with account_server.client() as client:
+        await export_results(client, ExportOptions(output=output))
+    complete = set(read_lines(output))
+    # Forge an interruption: half the lines, a torn one, and a checkpoint vouching for the half.
+    data = output.read_bytes().splitlines(keepends=True)
+    half = b"".join(data[: len(data) // 2])
+    output.unlink()
+    partial = tmp_path / "r.jsonl.partial"
+    partial.write_bytes(half + b'{"accessKey":"torn')
+    options = ExportOptions(output=output, mode="resume")
+    header = {"mettl-async-export": 1, **options.identity()}
+    (tmp_path / "r.jsonl.checkpoint").write_bytes(
+        orjson.dumps(header) + b"\n" + orjson.dumps({"size": len(half), "done": []}) + b'\n{"size":'
+    )
+    async with account_server.client() as client:
+        await export_results(client, options)
+    lines = read_lines(output)
+    assert len(lines) == len(set(lines))
+    assert set(lines) == complete
+
+
+async def test_resume_refuses_a_checkpoint_of_other_options(
+    account_server: FakeMettlServer, tmp_path: Path
+) -> None:
+    output = tmp_path / "r.jsonl"
+    (tmp_path / "r.jsonl.partial").write_bytes(b"")
+    header = {"mettl-async-export": 1, **ExportOptions(output=output, format="csv").identity()}
+    (tmp_path / "r.jsonl.checkpoint").write_bytes(orjson.dumps(header) + b"\n")
+    async with account_server.client() as client:
+        with pytest.raises(ExportError, match="format"):
+            await export_results(client, ExportOptions(output=output, mode="resume"))
+
+
+async def test_resume_of_a_complete_export_is_refused(
+    account_server: FakeMettlServer, tmp_path: Path
+) -> None:
+    output = tmp_path / "r.jsonl"
+    output.write_text("done\n")
+    async with account_server.client() as client:
+        with pytest.raises(ExportError, match="nothing to resume"):
+            await export_results(client, ExportOptions(output=output, mode="resume"))
