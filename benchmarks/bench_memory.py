@@ -67,7 +67,9 @@ def memory_section(*, quick: bool) -> str:
             ) as server:
                 seconds, rss, lines = export_rss(server, records, Path(tmp))
             rss_by_size.append(rss)
-            rows.append([f"{records:,}", f"{schedules} x {candidates}", seconds, lines / seconds, rss])
+            rows.append(
+                [f"{records:,}", f"{schedules} x {candidates}", seconds, lines / seconds, rss]
+            )
     ratio = rss_by_size[-1] / rss_by_size[0]
     title = (
         "### Memory: peak RSS of `mettl-async export --all` to JSONL (its own process; "
