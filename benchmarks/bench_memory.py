@@ -54,7 +54,7 @@ def export_rss(server: Server, records: int, directory: Path) -> tuple[float, fl
 
 def memory_section(*, quick: bool) -> str:
     sizes = [(20, 100), (200, 100)] if quick else [(100, 1000), (1000, 1000)]
-    baseline_seconds, baseline_rss, _ = _child_rss_mb(
+    _, baseline_rss, _ = _child_rss_mb(
         [sys.executable, "-c", "import mettl_async._cli, aiohttp, msgspec, orjson"], {}
     )
     rows = []

@@ -150,25 +150,34 @@ def page_from_envelope(
 class RawRecord(Mapping[str, Any]):
     """One record of a listing, exactly as Mettl sent it, read on demand.
 
-    A read-only mapping of the record's JSON: the first access parses it (once).
-    :attr:`json` holds the bytes Mettl sent, untouched, so a bulk export writes
-    every field with its wire name without parsing or re-serializing anything.
-    :attr:`key` is the record's identity in its listing (a candidate's email, a
-    schedule's access key), read when the page was scanned.
+    A read-only mapping of the record's JSON, parsed on first access (once).
+    :attr:`json` holds the bytes Mettl sent, untouched, when the page was
+    scanned (the raw path), so a bulk export writes every field with its wire
+    name without parsing or re-serializing anything. :attr:`key` is the record's
+    identity in its listing (a candidate's email, a schedule's access key).
     """
 
-    __slots__ = ("_data", "json", "key")
+    __slots__ = ("_data", "_json", "key")
 
-    def __init__(self, json: bytes, key: Hashable = None) -> None:
-        self.json = json
+    def __init__(
+        self, json: bytes | None = None, key: Hashable = None, *, data: dict[str, Any] | None = None
+    ) -> None:
+        if json is None and data is None:
+            raise ValueError("a RawRecord needs its JSON or its data")
+        self._json = json
+        self._data = data
         self.key = key
-        self._data: dict[str, Any] | None = None
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], key: Hashable = None) -> RawRecord:
-        record = cls(orjson.dumps(dict(data)), key)
-        record._data = dict(data)
-        return record
+        return cls(data=dict(data), key=key)
+
+    @property
+    def json(self) -> bytes:
+        """The record's JSON: as Mettl sent it when scanned, else serialized once."""
+        if self._json is None:
+            self._json = orjson.dumps(self._data)
+        return self._json
 
     def to_dict(self) -> dict[str, Any]:
         """The parsed record (parsed on first use, then kept)."""
@@ -203,6 +212,14 @@ class RawRecord(Mapping[str, Any]):
 
 
 _KEY_TYPES: Final = (str, int)
+
+
+def record_of(item: Any, key_field: str | None) -> RawRecord:
+    """A parsed item of a listing as a :class:`RawRecord`, keyed by ``key_field``."""
+    if isinstance(item, dict):
+        key = item.get(key_field) if key_field is not None else None
+        return RawRecord(data=item, key=key if type(key) in _KEY_TYPES else None)
+    return RawRecord(orjson.dumps(item))
 
 
 @functools.cache

@@ -36,7 +36,6 @@ from collections.abc import (
 from typing import Any, Final, Generic, TypeVar
 
 import attrs
-import orjson
 
 from ._errors import (
     DecodeError,
@@ -52,6 +51,7 @@ from ._paging import (
     link_identity,
     link_request,
     page_from_envelope,
+    record_of,
 )
 from ._protocol import Request
 
@@ -103,6 +103,10 @@ class _Walk:
         self.frontier = 0  # the furthest offset any page of this walk reached
         self.pending: collections.deque[tuple[int, asyncio.Task[Page[Raw]]]] = collections.deque()
         self.held = 0  # page slots held by this walk
+        # Pages are scanned, not parsed: each record stays the bytes Mettl sent
+        # until it is read. Pages waiting in the prefetch window then hold a few
+        # bytes objects instead of thousands of dicts, which would slow every
+        # allocation (and the garbage collector) of the whole walk.
         self.decode = functools.partial(
             decode_listing, items_key=spec.items_key, key_field=spec.key_field
         )
@@ -128,7 +132,7 @@ class _Walk:
         if items and not isinstance(items[0], RawRecord):
             # A page the fast scan could not read, parsed in full instead.
             field = self.spec.key_field
-            items = [_as_record(item, field) for item in items]
+            items = [record_of(item, field) for item in items]
         return Page(
             items,
             page.offset,
@@ -235,7 +239,7 @@ class Listing(Generic[T]):
         return self._spec
 
     def raw(self) -> Listing[Raw]:
-        """This listing, yielding the wire mappings instead of typed objects."""
+        """This listing, yielding :class:`RawRecord` wire mappings instead of typed objects."""
         return Listing(self._fetch, self._spec, _identity, slots=self._slots)
 
     def __aiter__(self) -> AsyncIterator[T]:
@@ -474,15 +478,6 @@ def _identity(value: Raw) -> Raw:
     return value
 
 
-def _as_record(item: Any, key_field: str | None) -> RawRecord:
-    if isinstance(item, RawRecord):
-        return item
-    if isinstance(item, dict):
-        key = item.get(key_field) if key_field else None
-        return RawRecord.from_mapping(item, key if isinstance(key, Hashable) else None)
-    return RawRecord(orjson.dumps(item))
-
-
 @attrs.frozen
 class SchedulePage(Generic[T, U]):
     """A page of one schedule's results in an account-wide walk."""
@@ -524,7 +519,7 @@ class AccountResults(Generic[T, U]):
         self._page_budget = page_budget
 
     def raw(self) -> AccountResults[Raw, Raw]:
-        """The same walk, yielding Mettl's JSON mappings (no typed decoding)."""
+        """The same walk, yielding Mettl's JSON as :class:`RawRecord` mappings (no decoding)."""
         return AccountResults(
             self._schedules,
             self._listing_for,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from mettl_async import PaginationError, ValidationError
@@ -136,3 +137,20 @@ def test_listing_cut_short_is_a_decode_error() -> None:
 def test_listing_without_its_list_is_left_for_the_page_reader() -> None:
     """A SUCCESS envelope without the list comes back whole; the walk then reports it."""
     assert _listing(b'{"status":"SUCCESS"}') == {"status": "SUCCESS"}
+
+
+def test_a_record_built_from_data_serializes_on_demand() -> None:
+    """A record made from a mapping (a page the scan could not read) still offers its JSON."""
+    from mettl_async._paging import record_of
+
+    record = record_of({"email": "a@x.com", "n": 1}, "email")
+    assert record.key == "a@x.com"
+    assert orjson.loads(record.json) == {"email": "a@x.com", "n": 1}
+    assert record_of(5, "email").json == b"5"
+
+
+def test_a_raw_record_needs_json_or_data() -> None:
+    from mettl_async._paging import RawRecord
+
+    with pytest.raises(ValueError, match="JSON or its data"):
+        RawRecord()
