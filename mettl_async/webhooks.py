@@ -60,6 +60,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import inspect
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -133,8 +134,9 @@ _EVENT_TYPES: Final[Mapping[type, WebhookEventType]] = {
 _EXCERPT_CHARS: Final = 200
 _BOM: Final = "\ufeff"
 
-#: The application's callback: an async function of one event. Its return value is ignored.
-EventCallback: TypeAlias = Callable[[WebhookEvent], Awaitable[object]]
+#: The application's callback: an async function of one event (or a plain function, which
+#: then runs in the event loop: keep it quick). Its return value is ignored.
+EventCallback: TypeAlias = Callable[[WebhookEvent], Awaitable[object] | None]
 
 
 # --------------------------------------------------------------------------
@@ -574,7 +576,9 @@ class WebhookReceiver:
     async def _deliver(self, event: WebhookEvent, key: str | None) -> web.StreamResponse:
         label = key or _EVENT_TYPES[type(event)].value
         try:
-            await self.on_event(event)
+            outcome = self.on_event(event)
+            if inspect.isawaitable(outcome):
+                await outcome
         except Exception:
             self.stats.failed += 1
             logger.exception("webhook %s: the application's callback raised; answered 500", label)

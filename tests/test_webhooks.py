@@ -7,7 +7,7 @@ import base64
 import io
 import logging
 import pickle
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -35,6 +35,7 @@ from mettl_async.webhooks import (
     EVENT_PATHS,
     RECEIVER_KEY,
     Claim,
+    EventCallback,
     InMemorySeenStore,
     SeenStore,
     WebhookEvent,
@@ -109,7 +110,7 @@ async def serving(app: web.Application) -> AsyncIterator[str]:
 
 @asynccontextmanager
 async def receiver_at(
-    on_event: Callable[[WebhookEvent], Awaitable[object]], **options: Any
+    on_event: EventCallback, **options: Any
 ) -> AsyncIterator[tuple[str, aiohttp.ClientSession, WebhookReceiver]]:
     app = create_app(on_event, **options)
     async with serving(app) as url, aiohttp.ClientSession() as http:
@@ -642,6 +643,14 @@ async def test_without_deduplication_every_delivery_is_handed_over() -> None:
         await post(http, url, sample_bytes("finishTest"))
         await post(http, url, sample_bytes("finishTest"))
     assert len(recorder.events) == 5
+
+
+async def test_a_plain_function_can_be_the_callback() -> None:
+    """A synchronous callback is called like an async one (it runs in the event loop)."""
+    seen: list[WebhookEvent] = []
+    async with receiver_at(seen.append) as (url, http, _):
+        assert (await post(http, url, sample_bytes("finishTest")))[0] == 200
+    assert len(seen) == 1
 
 
 class BrokenStore:
