@@ -44,6 +44,7 @@ from ._errors import (
     TransportError,
     ValidationError,
     ValidationProblem,
+    WebhookPayloadError,
 )
 from ._models import (
     Access,
@@ -167,6 +168,7 @@ __all__ = [
     "WebProctoring",
     "WebhookEvent",
     "WebhookEventType",
+    "WebhookPayloadError",
     "__version__",
     "parse_webhook_event",
     "path_segment",

@@ -24,7 +24,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import IO, Any, Final
 
-from . import __version__
+from . import __version__, _cli_webhooks
 from ._client import MettlClient
 from ._errors import (
     AuthenticationError,
@@ -373,7 +373,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS: list[Callable[[Any], None]] = [_register_export, _register_demo, _register_fake_server]
+_COMMANDS: list[Callable[[Any], None]] = [
+    _register_export,
+    _register_demo,
+    _register_fake_server,
+    _cli_webhooks.register,
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

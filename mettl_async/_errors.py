@@ -5,6 +5,8 @@
     MettlError
     ├── ConfigurationError          bad client setup (missing env var, bad argument)
     ├── ValidationError             a request model Mettl would reject; lists every problem
+    │   └── WebhookPayloadError     a webhook body that is not one of the four events
+    │                               (not JSON, not an object, unknown EVENT_TYPE)
     ├── RequestError                a request was made and failed; carries method, url, status,
     │   │                           code, message and attempts
     │   ├── TransportError          no usable HTTP answer
@@ -53,6 +55,7 @@ __all__ = [
     "TransportError",
     "ValidationError",
     "ValidationProblem",
+    "WebhookPayloadError",
 ]
 
 
@@ -105,6 +108,33 @@ class ValidationError(MettlError, ValueError):
     @property
     def paths(self) -> list[str]:
         return [p.path for p in self.problems]
+
+
+class WebhookPayloadError(ValidationError):
+    """A webhook body that is not one of Mettl's four events (article 13).
+
+    Not JSON, not a JSON object, or an ``EVENT_TYPE`` that is missing or unknown.
+    ``excerpt`` holds the start of the body (at most 200 characters), for diagnosis;
+    the message never contains request headers.
+    """
+
+    def __init__(self, problems: Sequence[ValidationProblem], *, excerpt: str = "") -> None:
+        self.excerpt = excerpt
+        super().__init__(problems, subject="webhook payload")
+
+    @property
+    def reason(self) -> str:
+        """The problems on one line, as the receiver answers them with its 400."""
+        return "; ".join(str(problem) for problem in self.problems)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_payload_error, (self.problems, self.excerpt))
+
+
+def _rebuild_payload_error(
+    problems: Sequence[ValidationProblem], excerpt: str
+) -> WebhookPayloadError:
+    return WebhookPayloadError(problems, excerpt=excerpt)
 
 
 class RequestError(MettlError):

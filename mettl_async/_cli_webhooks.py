@@ -1,0 +1,238 @@
+"""``mettl-async webhooks listen``: capture Mettl's webhook calls to a JSONL file.
+
+For an integration: run it behind an https tunnel or proxy, point a schedule's
+four URLs at it, take a test, and read what Mettl really sent. Each accepted
+event is one line, flushed as soon as it is written::
+
+    {"received_at": "2024-05-01T09:27:01.123456+00:00", "event_type": "finishTest",
+     "key": "finishTest:99999999:0x0x0x0x0x", "payload": {... the JSON as Mettl sent it ...}}
+
+The listener is :class:`mettl_async.webhooks.WebhookReceiver`, with its
+answers (401, 400, 413, duplicates); the file is appended to, never replaced.
+The credentials come from ``--basic-auth USER:PASS`` or, to keep them out of
+shell history, ``METTL_WEBHOOK_BASIC_AUTH``; they are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Final
+
+import orjson
+from aiohttp import web
+
+from . import _cli
+from ._errors import ConfigurationError
+from ._models import ScheduleSettings, wire_names
+from .webhooks import (
+    _URL_FIELDS,
+    WebhookEvent,
+    WebhookReceiver,
+    event_key,
+    webhook_urls,
+)
+
+__all__ = ["BASIC_AUTH_ENV", "register"]
+
+#: Where ``webhooks listen`` reads ``USER:PASS`` when ``--basic-auth`` is not given.
+BASIC_AUTH_ENV: Final = "METTL_WEBHOOK_BASIC_AUTH"
+
+
+def register(commands: Any) -> None:
+    """Add ``webhooks`` (with its ``listen`` subcommand) to the command line."""
+    parser = commands.add_parser(
+        "webhooks",
+        help="receive Mettl's schedule webhooks",
+        description="Tools for Mettl's schedule webhooks (article 13).",
+    )
+    subcommands = parser.add_subparsers(dest="webhooks_command", metavar="SUBCOMMAND")
+    subcommands.required = True
+    listen = subcommands.add_parser(
+        "listen",
+        help="capture webhook calls to a JSONL file",
+        description="Listen for Mettl's webhook calls, verify them, and append one JSON line "
+        "per accepted event (the payload as received, plus the time it arrived) to OUTPUT, "
+        "until Ctrl+C or SIGTERM.",
+    )
+    listen.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
+    listen.add_argument(
+        "--port", type=_port, default=8080, help="port (default: 8080; 0: a free one)"
+    )
+    listen.add_argument(
+        "--basic-auth",
+        metavar="USER:PASS",
+        help=f"require these credentials (default: {BASIC_AUTH_ENV}, else none); the schedule's "
+        "testNotificationBasicAuthHeader must be base64(USER:PASS)",
+    )
+    listen.add_argument("--output", "-o", type=Path, required=True, metavar="PATH")
+    listen.add_argument("--path", default="/", help="URL path to answer on (default: /)")
+    listen.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the https address that forwards to this listener (a tunnel or proxy), "
+        "to print the URLs to configure",
+    )
+    listen.add_argument(
+        "--keep-duplicates",
+        action="store_true",
+        help="write every delivery, even of an event already written",
+    )
+    listen.set_defaults(handler=_listen)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {value}")
+    return value
+
+
+def _credentials(args: argparse.Namespace) -> tuple[str, str] | None:
+    text = args.basic_auth if args.basic_auth is not None else os.environ.get(BASIC_AUTH_ENV)
+    if not text:
+        return None
+    username, colon, password = text.partition(":")
+    if not colon or not username or not password:
+        source = "--basic-auth" if args.basic_auth is not None else BASIC_AUTH_ENV
+        raise _cli.UsageError(f"{source} wants USER:PASS, both non-empty")
+    return username, password
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise _cli.UsageError(f"cannot listen on {host}:{port}: {exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise _cli.UsageError(f"cannot listen on {host}:{port}: {exc}") from None
+    return sock
+
+
+class _JsonlSink:
+    """The application callback of ``listen``: one flushed line per event."""
+
+    def __init__(self, file: IO[bytes], *, echo: IO[str]) -> None:
+        self.file = file
+        self.echo = echo
+        self.written = 0
+
+    async def __call__(self, event: WebhookEvent) -> None:
+        received = datetime.now(UTC)
+        key = event_key(event)
+        line = {
+            "received_at": received.isoformat(),
+            "event_type": key.partition(":")[0],
+            "key": key,
+            "payload": event.raw,
+        }
+        self.file.write(orjson.dumps(line) + b"\n")
+        self.file.flush()
+        self.written += 1
+        print(f"{received:%H:%M:%S} {key}", file=self.echo, flush=True)
+
+
+def _announce(
+    local_url: str, args: argparse.Namespace, *, authenticated: bool, output: Path
+) -> None:
+    names = wire_names(ScheduleSettings)
+    path = args.path if args.path != "/" else ""
+    base = args.public_url.rstrip("/") + path if args.public_url else local_url
+    urls = webhook_urls(base, separate_paths=True)
+    auth_note = "on" if authenticated else "off"
+    lines = [
+        f"Listening for Mettl webhooks on {local_url} (Basic auth {auth_note}); "
+        f"appending events to {output}",
+        "Give the schedule's sc these URLs (with_webhooks(sc, URL, separate_paths=True) "
+        "in mettl_async.webhooks sets them):",
+    ]
+    width = max(len(names[field]) for field in _URL_FIELDS.values()) + 2
+    lines += [f"  {names[_URL_FIELDS[kind]]:<{width}}{url}" for kind, url in urls.items()]
+    if authenticated:
+        header = names["test_notification_basic_auth_header"]
+        lines.append(f"  {header:<{width}}base64 of USER:PASS (not shown)")
+    if not args.public_url:
+        lines.append(
+            "Mettl calls from the internet: expose this port through an https tunnel or "
+            "proxy and pass its address as --public-url to print the URLs to give Mettl."
+        )
+    lines.append("Press Ctrl+C to stop.")
+    print("\n".join(lines), flush=True)
+
+
+async def _listen(args: argparse.Namespace) -> int:
+    credentials = _credentials(args)
+    if args.public_url:
+        webhook_urls(args.public_url)  # refuse a bad URL before listening
+    output: Path = args.output.resolve()
+    if not output.parent.is_dir():
+        raise _cli.UsageError(f"--output: no directory {output.parent}")
+    with output.open("ab") as file:
+        sink = _JsonlSink(file, echo=sys.stderr)
+        try:
+            receiver = WebhookReceiver(
+                sink,
+                username=credentials[0] if credentials else None,
+                password=credentials[1] if credentials else None,
+                deduplicate=not args.keep_duplicates,
+            )
+            app = web.Application()
+            receiver.add_routes(app, args.path, separate_paths=True)
+        except ConfigurationError as exc:
+            raise _cli.UsageError(str(exc)) from None
+        sock = _bind(args.host, args.port)
+        port = int(sock.getsockname()[1])
+        local_url = f"http://{_url_host(args.host)}:{port}{args.path}"
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        await runner.setup()
+        try:
+            await web.SockSite(runner, sock).start()
+            _announce(local_url, args, authenticated=credentials is not None, output=output)
+            await _until_stopped()
+        finally:
+            await runner.cleanup()
+    stats = receiver.stats
+    refused = stats.unauthorized + stats.malformed + stats.too_large
+    print(
+        f"webhooks listen: {sink.written:,} events written to {output} "
+        f"({stats.duplicates:,} duplicates, {refused:,} refused, {stats.failed:,} failed)",
+        file=sys.stderr,
+    )
+    return _cli.EXIT_OK
+
+
+async def _until_stopped() -> None:
+    """Return on SIGINT or SIGTERM (or Ctrl+C where signal handlers are unavailable)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    installed = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+    try:
+        await stop.wait()
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
