@@ -109,6 +109,18 @@ class ValidationError(MettlError, ValueError):
     def paths(self) -> list[str]:
         return [p.path for p in self.problems]
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # The default would rebuild from the message text, one "problem" per character.
+        return (_rebuild_validation_error, (type(self), self.problems, self.subject))
+
+
+def _rebuild_validation_error(
+    cls: type[ValidationError], problems: Sequence[ValidationProblem], subject: str
+) -> ValidationError:
+    error = cls.__new__(cls)
+    ValidationError.__init__(error, problems, subject=subject)
+    return error
+
 
 class WebhookPayloadError(ValidationError):
     """A webhook body that is not one of Mettl's four events (article 13).

@@ -77,6 +77,15 @@ def test_validation_error_lists_every_problem() -> None:
     assert isinstance(error, ValueError)
 
 
+def test_validation_errors_survive_pickling_with_their_problems() -> None:
+    error = ValidationError([ValidationProblem("sc.name", "must not be empty")], subject="schedule")
+    clone = pickle.loads(pickle.dumps(error))
+    assert type(clone) is ValidationError
+    assert clone.problems == error.problems
+    assert clone.subject == "schedule"
+    assert str(clone) == str(error)
+
+
 @pytest.mark.parametrize("cls", [APIError, RequestError])
 def test_request_errors_default_to_one_attempt(cls: type[RequestError]) -> None:
     assert cls("x").attempts == 1
