@@ -20,14 +20,43 @@ from pathlib import Path
 
 from ._harness import Server, fake_server, machine, table
 
+_PEAK_REPORTER = """
+import atexit, runpy, sys
 
-def _child_rss_mb(args: list[str], env: dict[str, str]) -> tuple[float, float, int]:
-    """(seconds, peak RSS in MB, exit status) of one child process."""
+def _report():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                sys.stderr.write("PEAK_RSS_KB " + line.split()[1] + "\\n")
+
+atexit.register(_report)
+sys.argv = sys.argv[1:]
+runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+"""
+
+
+def _child_rss_mb(module_and_args: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    """(seconds, peak RSS in MB, exit status) of ``python -m MODULE ARGS`` in a child.
+
+    The child reports its own ``VmHWM`` (the peak of its address space) as it
+    exits: the kernel's per-process ``ru_maxrss`` would include the peak of the
+    process that spawned it, this benchmark's own.
+    """
     started = time.perf_counter()
-    process = subprocess.Popen(args, env={**os.environ, **env})
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return time.perf_counter() - started, usage.ru_maxrss / 1024.0, process.returncode
+    result = subprocess.run(
+        [sys.executable, "-c", _PEAK_REPORTER, *module_and_args],
+        env={**os.environ, **env},
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    peaks = [
+        line.split()[1] for line in result.stderr.splitlines() if line.startswith("PEAK_RSS_KB ")
+    ]
+    if not peaks:
+        raise RuntimeError(f"no peak RSS reported: {result.stderr[-500:]}")
+    return seconds, int(peaks[-1]) / 1024.0, result.returncode
 
 
 def export_rss(server: Server, records: int, directory: Path) -> tuple[float, float, int]:
@@ -38,10 +67,8 @@ def export_rss(server: Server, records: int, directory: Path) -> tuple[float, fl
         "METTL_PRIVATE_KEY": server.private_key,
     }
     seconds, rss, status = _child_rss_mb(
-        [sys.executable, "-m", "mettl_async", "export", "--all", "--output", str(output),
-         "--quiet", "--overwrite"],
-        env,
-    )  # fmt: skip
+        ["mettl_async", "export", "--all", "--output", str(output), "--quiet", "--overwrite"], env
+    )
     if status != 0:
         raise RuntimeError(f"export of {records} records failed with exit code {status}")
     with output.open("rb") as stream:
@@ -54,9 +81,7 @@ def export_rss(server: Server, records: int, directory: Path) -> tuple[float, fl
 
 def memory_section(*, quick: bool) -> str:
     sizes = [(20, 100), (200, 100)] if quick else [(100, 1000), (1000, 1000)]
-    _, baseline_rss, _ = _child_rss_mb(
-        [sys.executable, "-c", "import mettl_async._cli, aiohttp, msgspec, orjson"], {}
-    )
+    _, baseline_rss, _ = _child_rss_mb(["mettl_async", "--version"], {})
     rows = []
     rss_by_size = []
     with tempfile.TemporaryDirectory(prefix="mettl-bench-") as tmp:
@@ -73,7 +98,7 @@ def memory_section(*, quick: bool) -> str:
     ratio = rss_by_size[-1] / rss_by_size[0]
     title = (
         "### Memory: peak RSS of `mettl-async export --all` to JSONL (its own process; "
-        f"Python + imports alone: {baseline_rss:.1f} MB)"
+        f"`mettl-async --version` alone: {baseline_rss:.1f} MB)"
     )
     headers = ["records", "schedules x candidates", "seconds", "records/s", "peak RSS MB"]
     return (

@@ -1,0 +1,53 @@
+"""Every performance figure of mettl-async, side by side with its baseline.
+
+    python -m benchmarks            # the full suite (a few minutes)
+    python -m benchmarks --quick    # every section at a tiny size, in seconds
+    python -m benchmarks --only decode memory
+
+Sections: (1) account export vs the latency bound, (2) one large schedule,
+(3) client overhead vs a bare aiohttp loop, (4) decode, (5) memory. The fake
+Mettl runs in its own process; every comparison is measured in the same run,
+interleaved, with warm-up and repeats, and reported as medians and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+
+from ._harness import machine
+from .bench_decode import decode_section
+from .bench_memory import memory_section
+from .bench_overhead import overhead_section
+from .bench_stream import account_section, large_schedule_section
+
+SECTIONS: dict[str, Callable[..., str]] = {
+    "account": account_section,
+    "large": large_schedule_section,
+    "overhead": overhead_section,
+    "decode": decode_section,
+    "memory": memory_section,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: seconds, not minutes")
+    parser.add_argument("--only", nargs="+", choices=list(SECTIONS), help="run only these")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    print(f"# mettl-async benchmarks{' (quick)' if args.quick else ''}\n")
+    print(f"Machine: {machine()}; load average {os.getloadavg()[0]:.2f} at start\n")
+    for name in args.only or list(SECTIONS):
+        section_started = time.perf_counter()
+        print(SECTIONS[name](quick=args.quick))
+        print(f"({name}: {time.perf_counter() - section_started:.0f} s)\n", flush=True)
+    print(f"Total: {time.perf_counter() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
