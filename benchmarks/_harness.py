@@ -79,7 +79,7 @@ def machine() -> str:
     return (
         f"{platform.machine()}, {cpus} CPUs, Python {platform.python_version()}, "
         f"aiohttp {version('aiohttp')}, cattrs {version('cattrs')}, attrs {version('attrs')}, "
-        f"orjson {version('orjson')}, {time.strftime('%Y-%m-%d')}"
+        f"orjson {version('orjson')}, msgspec {version('msgspec')}, {time.strftime('%Y-%m-%d')}"
     )
 
 
