@@ -49,25 +49,6 @@ Mode = Literal["new", "resume", "overwrite"]
 CHECKPOINT_VERSION: Final = 1
 #: Seconds between checkpoints (each costs two fsyncs).
 CHECKPOINT_EVERY: Final = 0.5
-#: The first columns of a CSV export, in this order; registration fields follow
-#: ``email``, marks per section come last.
-CSV_FIXED_COLUMNS: Final = (
-    "accessKey",
-    "scheduleName",
-    "email",
-    "status",
-    "overallStatus",
-    "detailedStatus",
-    "startTime",
-    "endTime",
-    "completionMode",
-    "totalMarks",
-    "maxMarks",
-    "percentile",
-    "attemptTime",
-    "candidateCredibilityIndex",
-)
-_REGISTRATION_FIRST: Final[tuple[str, ...]] = ("Email Address", "First Name", "Last Name")
 _STATUS_FIELDS: Final = (
     "status",
     "overallStatus",
@@ -83,6 +64,10 @@ _RESULT_FIELDS: Final = (
     "attemptTime",
     "candidateCredibilityIndex",
 )
+#: The first columns of a CSV export, in this order; registration fields follow
+#: ``email``, marks per section come last.
+CSV_FIXED_COLUMNS: Final = ("accessKey", "scheduleName", "email", *_STATUS_FIELDS, *_RESULT_FIELDS)
+_REGISTRATION_FIRST: Final[tuple[str, ...]] = ("Email Address", "First Name", "Last Name")
 
 
 class ExportError(MettlError):

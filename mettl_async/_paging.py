@@ -33,6 +33,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+U = TypeVar("U")
 MAX_LIMIT: Final = 100
 
 
@@ -58,6 +59,20 @@ class Page(Generic[T]):
     received: int = 0
     is_last: bool = False
     paged: bool = False
+
+    def with_items(self, items: Sequence[U]) -> Page[U]:
+        """The same page holding ``items`` (converted records, say)."""
+        return Page(
+            items,
+            self.offset,
+            self.limit,
+            self.total_records,
+            self.next,
+            self.previous,
+            self.received,
+            self.is_last,
+            self.paged,
+        )
 
     def is_end(self) -> bool:
         """Whether nothing follows this page, by what the server said, else by its size."""

@@ -32,6 +32,7 @@ from collections.abc import (
     Callable,
     Hashable,
     Iterable,
+    Sequence,
 )
 from typing import Any, Final, Generic, TypeVar
 
@@ -128,22 +129,12 @@ class _Walk:
                 path=request.path,
             ) from None
 
-        items: list[Any] = list(page.items)
+        items: Sequence[Any] = page.items
         if items and not isinstance(items[0], RawRecord):
             # A page the fast scan could not read, parsed in full instead.
             field = self.spec.key_field
             items = [record_of(item, field) for item in items]
-        return Page(
-            items,
-            page.offset,
-            page.limit,
-            page.total_records,
-            page.next,
-            page.previous,
-            page.received,
-            page.is_last,
-            page.paged,
-        )
+        return page.with_items(items)
 
     def offset_request(
         self, template: tuple[str, dict[str, str]], offset: int
@@ -257,17 +248,7 @@ class Listing(Generic[T]):
         convert = self._convert
         async with contextlib.aclosing(self._raw_pages()) as pages:
             async for page in pages:
-                yield Page(
-                    [convert(item) for item in page.items],
-                    page.offset,
-                    page.limit,
-                    page.total_records,
-                    page.next,
-                    page.previous,
-                    page.received,
-                    page.is_last,
-                    page.paged,
-                )
+                yield page.with_items([convert(item) for item in page.items])
 
     async def collect(self) -> list[T]:
         """Every record, in a list (for small listings)."""
