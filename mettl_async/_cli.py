@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from . import __version__
+from ._cli_api import register as _register_api_commands
 from ._client import MettlClient
 from ._errors import (
     AuthenticationError,
@@ -373,7 +374,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_COMMANDS: list[Callable[[Any], None]] = [_register_export, _register_demo, _register_fake_server]
+_COMMANDS: list[Callable[[Any], None]] = [
+    _register_export,
+    _register_demo,
+    _register_fake_server,
+    _register_api_commands,
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
