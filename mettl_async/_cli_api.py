@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
+from ._convert import structure
 from ._enums import MettlEnum
 from ._errors import ValidationError
-from ._models import EMAIL_FIELD, CandidateResult, RegistrationOutcome
+from ._models import EMAIL_FIELD, AssessmentInfo, CandidateResult, RegistrationOutcome
 from ._paging import RawRecord
 
 if TYPE_CHECKING:
@@ -210,9 +211,6 @@ _ASSESSMENT_TABLE: Final = _Table(
 
 
 def _assessment_cells(record: RawRecord) -> Sequence[str]:
-    from ._convert import structure
-    from ._models import AssessmentInfo
-
     assessment = structure(record.to_dict(), AssessmentInfo)
     return [
         _text(assessment.id),

@@ -573,25 +573,17 @@ class MettlClient:
         :class:`~mettl_async.PermissionDeniedError`).
         """
         problems: list[ValidationProblem] = []
-        wl = ""
         given: object = white_label
         if isinstance(given, WhiteLabel):
             problems += given.problems()
-            wl = to_json(given)
-        elif isinstance(given, Mapping):
-            wl = _minified(given)
-        else:
+        elif not isinstance(given, Mapping):
             problems.append(
                 ValidationProblem(
                     "wl", f"must be a WhiteLabel or a mapping, got {type(given).__name__}"
                 )
             )
-        params = {"wl": wl}
         if support_numbers is not None:
             problems += support_number_problems(support_numbers)
-            if not problems:
-                params["sn"] = orjson.dumps([n.strip() for n in support_numbers]).decode()
-        files: list[FilePart] = []
         if favicon is not None:
             problems += image_problems(
                 favicon, field="fav", kinds=("png", "ico"), max_bytes=FAVICON_MAX_BYTES
@@ -601,6 +593,11 @@ class MettlClient:
                 cover, field="cov", kinds=("jpeg", "png", "gif"), max_bytes=None
             )
         raise_if(problems, subject="white label")
+        wl = to_json(white_label) if isinstance(white_label, WhiteLabel) else _minified(white_label)
+        params = {"wl": wl}
+        if support_numbers is not None:
+            params["sn"] = orjson.dumps([number.strip() for number in support_numbers]).decode()
+        files: list[FilePart] = []
         if favicon is not None:
             files.append(_image_part("fav", bytes(favicon), None, None, stem="favicon"))
         if cover is not None:
@@ -770,8 +767,9 @@ class MettlClient:
         candidates fail with that error while the other chunks' outcomes are
         kept. Only when **every** chunk failed as a whole (so no candidate got
         an answer: bad keys, Mettl down) is that failure raised, the first
-        chunk's error. A POST is not retried once sent, so nobody is
-        registered twice by the client. ``allow_missing_mandatory_fields``,
+        chunk's error. A chunk is retried only when Mettl cannot have acted on
+        it (a rate-limit answer, a connection refused), so the client never
+        registers anyone twice. ``allow_missing_mandatory_fields``,
         ``time_limit_seconds`` (links expire after that many seconds) and
         ``show_custom_instructions`` are article 15's optional parameters.
         """

@@ -162,6 +162,18 @@ class FakeMettl:
     makes a new candidate start the test in a schedule before every N-th page
     request on it (live data shifting offsets under a walk). ``clamp_limit``
     silently serves at most that many records per page, whatever ``limit`` says.
+
+    Every endpoint of articles 1 to 19 is served (see ``_add_default_routes``),
+    with E404 for an unknown assessment id, access key or email. Uploads are
+    checked like Mettl (``logo``: JPEG/PNG/GIF up to 100 KB; ``fav``: PNG/ICO
+    up to 10 KB) and kept in :attr:`logo` and :attr:`white_label_files`;
+    ``white_label_allowed = False`` makes Update White Label answer E403.
+    :meth:`fail_registration` makes Register Candidates refuse chosen emails
+    in their own items while the call succeeds; registered candidates join
+    their schedule ("Yet to Start") and ``account.complete()`` finishes their
+    test. Article 19 deletes only completed or expired tests. Article 18 pages
+    on v3 only. Field names the reference does not give (articles 1, 4, 6, 7,
+    18) are the fake's own choice, the ones the client's models read.
     """
 
     def __init__(
