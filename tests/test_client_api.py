@@ -21,6 +21,7 @@ from mettl_async import (
     CandidateRegistration,
     CandidateResult,
     FilePart,
+    IncompleteListingError,
     InvalidRequestError,
     MettlClient,
     NotFoundError,
@@ -366,6 +367,28 @@ async def test_iter_assessments_sorts_as_asked(client: MettlClient, fake: FakeMe
     assert fake.log[0].params["sort_order"] == "asc"
     raw = await listing.raw().collect()
     assert [r["name"] for r in raw] == names
+
+
+async def test_listing_errors_are_raised_when_iterated(server: FakeMettlServer) -> None:
+    """A listing is lazy: a refused key surfaces on iteration, as AuthenticationError (E401)."""
+    async with MettlClient(server.public_key, "wrong", base_url=server.base_url) as mettl:
+        pbts, assessments = mettl.iter_pbts(), mettl.iter_assessments()
+        assert server.fake.requests == 0
+        with pytest.raises(AuthenticationError):
+            await pbts.collect()
+        with pytest.raises(AuthenticationError):
+            await assessments.collect()
+
+
+async def test_a_page_of_assessments_failing_for_good_makes_the_walk_incomplete(
+    client: MettlClient, fake: FakeMettl
+) -> None:
+    """A later page that keeps failing raises IncompleteListingError naming its offset."""
+    for i in range(12):
+        fake.add_assessment(f"Drive {i}")
+    fake.add_fault("E503", path="/assessments", params={"offset": "10"}, times=10)
+    with pytest.raises(IncompleteListingError, match="offset 10"):
+        await client.iter_assessments(page_size=10).collect()
 
 
 async def test_iter_assessments_checks_its_arguments_before_any_request(
