@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO, Any, Final
 
 from . import __version__, _cli_webhooks
+from ._cli_api import register as _register_api_commands
 from ._client import MettlClient
 from ._errors import (
     AuthenticationError,
@@ -377,6 +378,7 @@ _COMMANDS: list[Callable[[Any], None]] = [
     _register_export,
     _register_demo,
     _register_fake_server,
+    _register_api_commands,
     _cli_webhooks.register,
 ]
 

@@ -2,22 +2,54 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    Callable,
+    Iterable,
+    Mapping,
+    Sequence,
+)
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 from urllib.parse import urlsplit
 
-from ._convert import candidate_result_from_wire, schedule_from_wire, structure, to_json
-from ._errors import ConfigurationError, DecodeError, ValidationError, ValidationProblem
+import orjson
+
+from ._convert import (
+    candidate_result_from_wire,
+    instance_from_wire,
+    schedule_from_wire,
+    structure,
+    to_json,
+)
+from ._errors import (
+    ConfigurationError,
+    DecodeError,
+    RequestError,
+    ValidationError,
+    ValidationProblem,
+)
 from ._models import (
+    PBT,
+    AccountInfo,
     Assessment,
+    AssessmentInfo,
+    AssessmentSettings,
+    CandidateRegistration,
     CandidateResult,
     CreatedSchedule,
+    RegistrationOutcome,
     Schedule,
     ScheduleFilter,
     ScheduleSettings,
+    TestInstance,
+    WhiteLabel,
+    wire_names,
 )
 from ._paging import RawRecord, check_page_size
 from ._protocol import FilePart, Placement, Request, endpoint_url, path_segment
@@ -25,6 +57,18 @@ from ._retry import RetryPolicy
 from ._session import ClientStats, Transport
 from ._signing import SigningKey, algorithm_for_version
 from ._streaming import AccountResults, Listing, ListingSpec, iterate
+from ._unpaged import UnpagedListing
+from ._validation import (
+    FAVICON_MAX_BYTES,
+    IMAGE_CONTENT_TYPES,
+    LOGO_MAX_BYTES,
+    image_problems,
+    pbt_id_problems,
+    raise_if,
+    registration_problems,
+    sniff_image,
+    support_number_problems,
+)
 
 if TYPE_CHECKING:
     import aiohttp
@@ -41,8 +85,13 @@ Raw = RawRecord
 #: A schedule to walk: a Schedule from a listing, its wire mapping, or an access key.
 ScheduleRef = Any
 SCHEDULE_SORTS: Final = ("createdAt", "testTaken", "name")
+#: Article 6's ``sort`` values (Mettl's default: ``createdAt``).
+ASSESSMENT_SORTS: Final = ("createdAt", "testTaken", "name")
 RESULT_SORTS: Final = ("testStartTime", "name")
 SORT_ORDERS: Final = ("asc", "desc")
+#: Article 15: at most 20 candidates per Register Candidates call.
+REGISTRATION_CHUNK: Final = 20
+_IR_RECOMMENDATION: Final = '{"recommendation":true}'
 
 
 def _check_base_url(base_url: str) -> str:
@@ -309,11 +358,7 @@ class MettlClient:
         params = {"limit": str(check_page_size(page_size)), "offset": "0"}
         _check_choice("sort", sort, SCHEDULE_SORTS, params)
         _check_choice("sort_order", sort_order, SORT_ORDERS, params)
-        if isinstance(filter, ScheduleFilter):
-            filter.validate()
-            params["filter"] = to_json(filter)
-        elif filter is not None:
-            params["filter"] = filter if isinstance(filter, str) else _minified(filter)
+        _filter_param(filter, params)
         spec = ListingSpec(
             label="the schedules of the account",
             request=Request("GET", self.url("/schedules"), params),
@@ -372,7 +417,7 @@ class MettlClient:
     ) -> ListingSpec:
         params: dict[str, str] = {}
         if include_recommendation:
-            params["ir"] = '{"recommendation":true}'
+            params["ir"] = _IR_RECOMMENDATION
         if include_essay_responses:
             params["qr"] = "true"
         params["limit"] = str(check_page_size(page_size))
@@ -477,6 +522,397 @@ class MettlClient:
             )
         return schedule
 
+    # -- the account (articles 1 to 5) ---------------------------------------------
+
+    async def get_account(self) -> AccountInfo:
+        """The account's details (article 1, ``GET /account``)."""
+        envelope = await self._transport.call(Request("GET", self.url("/account")))
+        return structure(_member(envelope, "accountInfo", "GET", "/account"), AccountInfo)
+
+    async def update_logo(
+        self, image: bytes, *, filename: str | None = None, content_type: str | None = None
+    ) -> None:
+        """Replace the account's logo (article 2, ``POST /account/upload-logo``).
+
+        ``image`` is a JPEG, PNG or GIF of at most 100 KB (160x60 px
+        recommended), checked before anything is sent: its format is read
+        from the bytes, and ``filename`` (default ``logo.png`` & co.) and
+        ``content_type`` (default: the format's), when given, must agree. The
+        image travels as the multipart field ``logo``, which is not signed.
+        """
+        problems = image_problems(
+            image,
+            field="logo",
+            kinds=("jpeg", "png", "gif"),
+            max_bytes=LOGO_MAX_BYTES,
+            filename=filename,
+            content_type=content_type,
+        )
+        raise_if(problems, subject="logo")
+        part = _image_part("logo", bytes(image), filename, content_type)
+        await self._transport.call(
+            Request("POST", self.url("/account/upload-logo"), placement="multipart", files=(part,))
+        )
+
+    async def update_white_label(
+        self,
+        white_label: WhiteLabel | Mapping[str, Any],
+        *,
+        support_numbers: Sequence[str] | None = None,
+        favicon: bytes | None = None,
+        cover: bytes | None = None,
+    ) -> None:
+        """Set the test window's colours, support numbers and images (article 3).
+
+        ``white_label`` is sent as ``wl`` (a :class:`WhiteLabel`, validated,
+        or a mapping sent as is, for properties the class does not know);
+        ``support_numbers`` as ``sn`` (at most two). ``favicon`` (PNG or ICO,
+        at most 10 KB) and ``cover`` (JPEG, PNG or GIF) are multipart files,
+        not signed. Everything is checked before anything is sent. Mettl lets
+        only authorised accounts use this endpoint (others get
+        :class:`~mettl_async.PermissionDeniedError`).
+        """
+        problems: list[ValidationProblem] = []
+        given: object = white_label
+        if isinstance(given, WhiteLabel):
+            problems += given.problems()
+        elif not isinstance(given, Mapping):
+            problems.append(
+                ValidationProblem(
+                    "wl", f"must be a WhiteLabel or a mapping, got {type(given).__name__}"
+                )
+            )
+        if support_numbers is not None:
+            problems += support_number_problems(support_numbers)
+        if favicon is not None:
+            problems += image_problems(
+                favicon, field="fav", kinds=("png", "ico"), max_bytes=FAVICON_MAX_BYTES
+            )
+        if cover is not None:
+            problems += image_problems(
+                cover, field="cov", kinds=("jpeg", "png", "gif"), max_bytes=None
+            )
+        raise_if(problems, subject="white label")
+        wl = to_json(white_label) if isinstance(white_label, WhiteLabel) else _minified(white_label)
+        params = {"wl": wl}
+        if support_numbers is not None:
+            params["sn"] = orjson.dumps([number.strip() for number in support_numbers]).decode()
+        files: list[FilePart] = []
+        if favicon is not None:
+            files.append(_image_part("fav", bytes(favicon), None, None, stem="favicon"))
+        if cover is not None:
+            files.append(_image_part("cov", bytes(cover), None, None, stem="cover"))
+        await self._transport.call(
+            Request(
+                "POST",
+                self.url("/account/update-white-labeling"),
+                params,
+                placement="multipart" if files else None,
+                files=tuple(files),
+            )
+        )
+
+    def iter_pbts(self) -> UnpagedListing[PBT]:
+        """Every Pre-Built Test of Mettl's library (article 4, ``GET /pbts``).
+
+        Mettl sends the whole library in one answer (no paging): the listing
+        sends one request when iterated. Lazy; ``.raw()`` yields the JSON as sent.
+        """
+        return UnpagedListing(
+            self._transport.call_with,
+            Request("GET", self.url("/pbts")),
+            "pbts",
+            _typed_pbt,
+            label="the PBTs of Mettl's library",
+            key_field="id",
+        )
+
+    async def add_pbts(self, ids: Iterable[int]) -> list[Any]:
+        """Add PBTs (ids from :meth:`iter_pbts`) to the account's assessments (article 5).
+
+        Sent as ``pbts=[1336,1255,1176]`` to ``POST /pbts`` (``/pbts/add`` on
+        v1, as the v1 documentation has it). Returns the ``pbts`` list of
+        Mettl's answer as sent (its shape is not documented; empty if absent).
+        """
+        wanted = list(ids)
+        raise_if(pbt_id_problems(wanted), subject="PBT ids")
+        path = "/pbts/add" if self._api_version == "v1" else "/pbts"
+        envelope = await self._transport.call(
+            Request("POST", self.url(path), {"pbts": orjson.dumps(wanted).decode()})
+        )
+        added = envelope.get("pbts")
+        return list(added) if isinstance(added, list) else []
+
+    # -- assessments (articles 6, 7, 9, 10) -----------------------------------------
+
+    def iter_assessments(
+        self,
+        *,
+        sort: str | None = None,
+        sort_order: str | None = None,
+        page_size: int = 100,
+        window: int | None = None,
+    ) -> Listing[AssessmentInfo]:
+        """Every assessment of the account (article 6, ``GET /assessments``).
+
+        ``sort`` is ``createdAt`` (Mettl's default), ``testTaken`` or
+        ``name``; ``sort_order`` is ``asc`` or ``desc`` (default). Paginated
+        like article 16: pages of ``page_size`` (1..100) fetched ``window`` at
+        a time, each assessment yielded once (by ``id``), a short walk raised
+        as :class:`~mettl_async.IncompleteListingError`. Lazy.
+        """
+        params = {"limit": str(check_page_size(page_size)), "offset": "0"}
+        _check_choice("sort", sort, ASSESSMENT_SORTS, params)
+        _check_choice("sort_order", sort_order, SORT_ORDERS, params)
+        spec = ListingSpec(
+            label="the assessments of the account",
+            request=Request("GET", self.url("/assessments"), params),
+            items_key="assessments",
+            key_field="id",
+            window=self._window(window),
+        )
+        return Listing(self._transport.call_with, spec, _typed_assessment)
+
+    async def get_assessment(self, assessment_id: int) -> AssessmentInfo:
+        """One assessment (article 7, ``GET /assessments/{assessment-id}``)."""
+        path = f"/assessments/{_assessment_id(assessment_id)}"
+        envelope = await self._transport.call(Request("GET", self.url(path)))
+        return structure(_member(envelope, "assessment", "GET", path), AssessmentInfo)
+
+    async def edit_assessment_settings(
+        self, assessment_id: int, settings: AssessmentSettings
+    ) -> None:
+        """Change an assessment's settings (article 9).
+
+        Only the properties set on ``settings`` are sent (as ``as``), to
+        ``POST /assessments/{assessment-id}/settings/edit`` (the path production
+        code uses; article 9's syntax line is wrong). Validated first.
+        """
+        path = f"/assessments/{_assessment_id(assessment_id)}/settings/edit"
+        settings.validate()
+        await self._transport.call(Request("POST", self.url(path), {"as": to_json(settings)}))
+
+    def iter_assessment_schedules(
+        self,
+        assessment_id: int,
+        *,
+        filter: ScheduleFilter | Mapping[str, Any] | str | None = None,
+    ) -> UnpagedListing[Schedule]:
+        """Every schedule of one assessment (article 10).
+
+        ``GET /assessments/{assessment-id}/schedules``, optionally narrowed by
+        ``filter`` (as in :meth:`iter_schedules`). Mettl documents no paging
+        here: the listing sends one request when iterated. Lazy.
+        """
+        path = f"/assessments/{_assessment_id(assessment_id)}/schedules"
+        params: dict[str, str] = {}
+        _filter_param(filter, params)
+        return UnpagedListing(
+            self._transport.call_with,
+            Request("GET", self.url(path), params),
+            "schedules",
+            _typed_schedule,
+            label=f"the schedules of assessment {assessment_id}",
+            key_field="accessKey",
+        )
+
+    # -- schedules (article 14) -------------------------------------------------------
+
+    async def edit_schedule(self, access_key: str, settings: ScheduleSettings) -> Schedule | None:
+        """Change a schedule (article 14, ``POST /schedules/{access-key}/edit``).
+
+        ``settings`` is Create Schedule's model with every property optional
+        (validated with ``for_create=False``: ``access.type`` is needed
+        whenever ``access`` is sent); only the properties set are sent, as
+        ``sc``. To have Mettl email candidates added to a ``ByInvitation``
+        schedule, set ``access.send_email=True`` on every such call. Returns
+        the schedule Mettl sends back, or ``None`` if it sends none.
+        """
+        _check_access_key(access_key)
+        problems = settings.problems(for_create=False)
+        if all(getattr(settings, name) is None for name in wire_names(ScheduleSettings)):
+            problems.append(ValidationProblem("sc", "nothing to change: set at least one property"))
+        raise_if(problems, subject="schedule settings")
+        path = f"/schedules/{path_segment(access_key)}/edit"
+        envelope = await self._transport.call(
+            Request("POST", self.url(path), {"sc": to_json(settings)}, placement="query")
+        )
+        schedule = envelope.get("schedule")
+        return schedule_from_wire(schedule) if isinstance(schedule, dict) else None
+
+    # -- candidates (articles 15, 17, 18, 19) -----------------------------------------
+
+    async def register_candidates(
+        self,
+        access_key: str,
+        candidates: Iterable[CandidateRegistration | Mapping[str, str]],
+        *,
+        allow_missing_mandatory_fields: bool = False,
+        time_limit_seconds: int | None = None,
+        show_custom_instructions: bool = False,
+    ) -> list[RegistrationOutcome]:
+        """Register candidates in a schedule and get each one's test link (article 15).
+
+        ``candidates`` are :class:`CandidateRegistration` objects or mappings of
+        registration-field labels to values (``{"Email Address": ...,
+        "First Name": ..., "Last Name": ...}``). Any number is accepted: they
+        are validated together first (every problem at once, nothing sent),
+        then sent in chunks of 20 (Mettl's maximum per call), concurrently
+        within the client's bound on requests in flight.
+
+        Returns one :class:`RegistrationOutcome` per candidate, in the order
+        given: the test link of each registered candidate, Mettl's error for
+        each one it refused. A request that fails as a whole (a timeout, a
+        network failure, an ERROR envelope like E607) makes its chunk's
+        candidates fail with that error while the other chunks' outcomes are
+        kept. Only when **every** chunk failed as a whole (so no candidate got
+        an answer: bad keys, Mettl down) is that failure raised, the first
+        chunk's error. A chunk is retried only when Mettl cannot have acted on
+        it (a rate-limit answer, a connection refused), so the client never
+        registers anyone twice. ``allow_missing_mandatory_fields``,
+        ``time_limit_seconds`` (links expire after that many seconds) and
+        ``show_custom_instructions`` are article 15's optional parameters.
+        """
+        _check_access_key(access_key)
+        registrations: list[Any] = [
+            CandidateRegistration(fields=dict(item)) if isinstance(item, Mapping) else item
+            for item in candidates
+        ]
+        raise_if(
+            registration_problems(registrations, time_limit_seconds=time_limit_seconds),
+            subject="candidate registration",
+        )
+        if not registrations:
+            return []
+        options: dict[str, str] = {}
+        if allow_missing_mandatory_fields:
+            options["allowMissingMandatoryRegistrationFields"] = "true"
+        if show_custom_instructions:
+            options["showCustomInstructions"] = "true"
+        if time_limit_seconds is not None:
+            options["timeLimitInSec"] = str(time_limit_seconds)
+        url = self.url(f"/schedules/{path_segment(access_key)}/candidates")
+        chunks = [
+            registrations[start : start + REGISTRATION_CHUNK]
+            for start in range(0, len(registrations), REGISTRATION_CHUNK)
+        ]
+        async with asyncio.TaskGroup() as group:
+            tasks = [
+                group.create_task(self._register_chunk(url, chunk, options)) for chunk in chunks
+            ]
+        answers = [task.result() for task in tasks]
+        failures = [answer for answer in answers if isinstance(answer, RequestError)]
+        if len(failures) == len(answers):
+            raise failures[0]
+        outcomes: list[RegistrationOutcome] = []
+        for chunk, answer in zip(chunks, answers, strict=True):
+            if isinstance(answer, RequestError):
+                outcomes += [_failed_outcome(candidate.email, answer) for candidate in chunk]
+            else:
+                outcomes += answer
+        return outcomes
+
+    async def _register_chunk(
+        self, url: str, chunk: list[CandidateRegistration], options: Mapping[str, str]
+    ) -> list[RegistrationOutcome] | RequestError:
+        request = Request("POST", url, {"rd": _registration_json(chunk), **options})
+        try:
+            envelope = await self._transport.call(request)
+            return _registration_outcomes(chunk, envelope, path=request.path)
+        except RequestError as error:
+            return error
+
+    async def get_candidate_result(
+        self,
+        access_key: str,
+        email: str,
+        *,
+        include_recommendation: bool = False,
+        include_response_styles: bool = False,
+        include_essay_responses: bool = False,
+    ) -> CandidateResult:
+        """One candidate's status and result in a schedule (article 17).
+
+        ``GET /schedules/{access-key}/candidates/{email}``, the email
+        percent-encoded in the path (``+`` as ``%2B``, ``?`` as ``%3F``) and
+        signed in that form. ``include_recommendation`` sends
+        ``ir={"recommendation":true}``, ``include_response_styles`` ``rs=true``,
+        ``include_essay_responses`` ``qr=true``. The PDF and HTML report links
+        of a completed test are ``result.test_status.pdf_report`` and
+        ``.html_report``. An unknown key or email raises
+        :class:`~mettl_async.NotFoundError`.
+        """
+        _check_access_key(access_key)
+        _check_email(email)
+        params: dict[str, str] = {}
+        if include_recommendation:
+            params["ir"] = _IR_RECOMMENDATION
+        if include_response_styles:
+            params["rs"] = "true"
+        if include_essay_responses:
+            params["qr"] = "true"
+        path = f"/schedules/{path_segment(access_key)}/candidates/{path_segment(email)}"
+        envelope = await self._transport.call(Request("GET", self.url(path), params))
+        return candidate_result_from_wire(_member(envelope, "candidate", "GET", path))
+
+    def iter_candidate_results_in_account(
+        self,
+        email: str,
+        *,
+        include_essay_responses: bool = False,
+        page_size: int = 100,
+        window: int | None = None,
+    ) -> Listing[TestInstance] | UnpagedListing[TestInstance]:
+        """A candidate's status and result in every schedule of the account (article 18).
+
+        ``GET /candidates/{email}`` (the email percent-encoded and signed so).
+        Article 18 pages with ``limit``/``offset`` on v3 only: a client on v3
+        walks pages of ``page_size`` like any listing; on v1 and v2 one request
+        returns everything and neither parameter is sent. Either way the
+        result is a lazy listing with ``.raw()``. ``include_essay_responses``
+        sends ``qr=true``.
+        """
+        _check_email(email)
+        check_page_size(page_size)
+        params: dict[str, str] = {}
+        if include_essay_responses:
+            params["qr"] = "true"
+        url = self.url(f"/candidates/{path_segment(email)}")
+        label = f"the results of {email}"
+        if self._api_version == "v3":
+            params["limit"] = str(page_size)
+            params["offset"] = "0"
+            spec = ListingSpec(
+                label=label,
+                request=Request("GET", url, params),
+                items_key="testInstances",
+                key_field=None,
+                window=self._window(window),
+            )
+            return Listing(self._transport.call_with, spec, _typed_instance)
+        self._window(window)
+        return UnpagedListing(
+            self._transport.call_with,
+            Request("GET", url, params),
+            "testInstances",
+            _typed_instance,
+            label=label,
+        )
+
+    async def delete_candidate_result(self, access_key: str, email: str) -> None:
+        """Delete a candidate's status and result in a schedule (article 19).
+
+        ``DELETE /schedules/{access-key}/candidates/{email}``. Mettl deletes
+        only a completed or expired test (an in-progress one is left alone);
+        the candidate can then be registered again (:meth:`register_candidates`)
+        to retake it. An unknown key or email raises
+        :class:`~mettl_async.NotFoundError`.
+        """
+        _check_access_key(access_key)
+        _check_email(email)
+        path = f"/schedules/{path_segment(access_key)}/candidates/{path_segment(email)}"
+        await self._transport.call(Request("DELETE", self.url(path)))
+
 
 def _as_is(value: Raw) -> Raw:
     return value
@@ -507,3 +943,169 @@ def _check_choice(
             [ValidationProblem(name, f"must be one of {', '.join(allowed)}; got {text!r}")]
         )
     params[name] = text
+
+
+def _typed_pbt(record: Raw) -> PBT:
+    return structure(record.to_dict(), PBT)
+
+
+def _typed_assessment(record: Raw) -> AssessmentInfo:
+    return structure(record.to_dict(), AssessmentInfo)
+
+
+def _typed_instance(record: Raw) -> TestInstance:
+    return instance_from_wire(record.to_dict())
+
+
+def _member(envelope: Mapping[str, Any], key: str, method: str, path: str) -> dict[str, Any]:
+    """The object under ``key`` in a SUCCESS envelope, or a DecodeError."""
+    value = envelope.get(key)
+    if not isinstance(value, dict):
+        raise DecodeError(f"Mettl sent no {key!r} object", method=method, path=path)
+    return value
+
+
+def _filter_param(
+    value: ScheduleFilter | Mapping[str, Any] | str | None, params: dict[str, str]
+) -> None:
+    """Articles 10 and 11's ``filter``: a model (validated), a mapping, or JSON text as is."""
+    if isinstance(value, ScheduleFilter):
+        value.validate()
+        params["filter"] = to_json(value)
+    elif value is not None:
+        params["filter"] = value if isinstance(value, str) else _minified(value)
+
+
+def _assessment_id(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValidationError(
+            [ValidationProblem("assessment_id", f"must be an integer > 0, got {value!r}")],
+            subject="assessment id",
+        )
+    return value
+
+
+def _check_access_key(access_key: object) -> None:
+    if not isinstance(access_key, str) or not access_key.strip():
+        raise ValidationError(
+            [ValidationProblem("access_key", f"must be a non-empty string, got {access_key!r}")],
+            subject="access key",
+        )
+
+
+def _check_email(email: object) -> None:
+    if not isinstance(email, str) or not email.strip():
+        raise ValidationError(
+            [ValidationProblem("email", f"must be a non-empty string, got {email!r}")],
+            subject="email",
+        )
+
+
+def _image_part(
+    field: str,
+    content: bytes,
+    filename: str | None,
+    content_type: str | None,
+    *,
+    stem: str | None = None,
+) -> FilePart:
+    kind = sniff_image(content) or "png"
+    extension = "jpg" if kind == "jpeg" else kind
+    return FilePart(
+        field,
+        filename or f"{stem or field}.{extension}",
+        content,
+        content_type or IMAGE_CONTENT_TYPES[kind],
+    )
+
+
+# -- article 15: registration ----------------------------------------------------------
+
+#: Per-candidate statuses that mean "not registered" (matched case-insensitively).
+_FAILED_STATUSES: Final = frozenset({"ERROR", "FAILED", "FAILURE", "FAIL"})
+_CODE_IN_MESSAGE: Final = re.compile(r"\s*\(?(E\d{3})\b")
+
+
+def _registration_json(chunk: Sequence[CandidateRegistration]) -> str:
+    """Article 15's ``rd``: the labels of each candidate, and ``optionalParams`` if any."""
+    optional: list[dict[str, str]] = []
+    for candidate in chunk:
+        if candidate.context_data is None and candidate.compensatory_time is None:
+            continue
+        params = {"email": candidate.email}
+        if candidate.context_data is not None:
+            params["context_data"] = candidate.context_data
+        if candidate.compensatory_time is not None:
+            params["compensatory_time"] = str(candidate.compensatory_time)
+        optional.append(params)
+    rd: dict[str, Any] = {"registrationDetails": [dict(c.fields) for c in chunk]}
+    if optional:
+        rd["optionalParams"] = optional
+    return orjson.dumps(rd).decode()
+
+
+def _registration_outcomes(
+    chunk: Sequence[CandidateRegistration], envelope: Mapping[str, Any], *, path: str
+) -> list[RegistrationOutcome]:
+    """Each candidate's item of ``registrationStatus``, matched by email (else by position)."""
+    items = envelope.get("registrationStatus")
+    if not isinstance(items, list):
+        raise DecodeError("Mettl sent no 'registrationStatus' list", method="POST", path=path)
+    by_email: dict[str, dict[str, Any]] = {}
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("email"), str):
+            by_email.setdefault(item["email"].casefold(), item)
+    outcomes = []
+    for position, candidate in enumerate(chunk):
+        found = by_email.get(candidate.email.casefold())
+        if found is None and position < len(items):
+            same_place = items[position]
+            if isinstance(same_place, dict) and not same_place.get("email"):
+                found = same_place  # an answer without emails: read in the order sent
+        outcomes.append(_item_outcome(candidate.email, found))
+    return outcomes
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _item_outcome(email: str, item: dict[str, Any] | None) -> RegistrationOutcome:
+    if item is None:
+        return RegistrationOutcome(
+            email=email,
+            registered=False,
+            message="Mettl's answer does not mention this candidate: not known to be registered",
+        )
+    status = _text(item.get("status"))
+    url = _text(item.get("url"))
+    error = item.get("error")
+    nested = error if isinstance(error, dict) else {}
+    code = _text(item.get("code")) or _text(nested.get("code"))
+    message = _text(item.get("message")) or _text(nested.get("message"))
+    if code is None and message is not None:
+        found = _CODE_IN_MESSAGE.match(message)
+        code = found.group(1) if found else None
+    failed = (
+        (status is not None and status.strip().upper() in _FAILED_STATUSES)
+        or isinstance(error, dict)
+        or (code is not None and url is None)
+    )
+    registered = not failed and (url is not None or (status or "").strip().upper() == "SUCCESS")
+    if not registered and message is None:
+        message = f"Mettl sent no test link for this candidate (status {status!r})"
+    return RegistrationOutcome(
+        email=email,
+        registered=registered,
+        url=url,
+        status=status,
+        code=code,
+        message=message,
+        raw=item,
+    )
+
+
+def _failed_outcome(email: str, error: RequestError) -> RegistrationOutcome:
+    return RegistrationOutcome(
+        email=email, registered=False, code=error.code, message=str(error), error=error
+    )

@@ -59,6 +59,7 @@ from ._models import (
     SectionMarks,
     SkillMarks,
     StartAssessmentEvent,
+    TestInstance,
     TestResult,
     TestStatus,
     WebhookEvent,
@@ -76,6 +77,7 @@ from ._timefmt import (
 __all__ = [
     "candidate_result_from_wire",
     "converter",
+    "instance_from_wire",
     "parse_webhook_event",
     "schedule_from_wire",
     "structure",
@@ -337,6 +339,7 @@ def _unstructure_sectional_scores(value: list[SectionalScore] | None) -> str | N
 
 _HOT: Final[tuple[type, ...]] = (
     CandidateResult,
+    TestInstance,
     TestStatus,
     TestResult,
     SectionMarks,
@@ -486,6 +489,7 @@ converter.register_structure_hook_factory(_is_model, _structure_model)
 converter.register_unstructure_hook_factory(_is_model, _unstructure_model)
 # Build the hot path now: it installs the lazy properties before any instance exists.
 _build_candidate_result: Final = _builder(CandidateResult)
+_build_test_instance: Final = _builder(TestInstance)
 _structure_schedule: Final = converter.get_structure_hook(Schedule)
 
 
@@ -537,6 +541,14 @@ def candidate_result_from_wire(raw: dict[str, Any]) -> CandidateResult:
         return cast("CandidateResult", _build_candidate_result(raw))
     except (TypeError, AttributeError, ValueError, KeyError) as exc:
         raise _decode_error(CandidateResult, exc) from exc
+
+
+def instance_from_wire(raw: dict[str, Any]) -> TestInstance:
+    """One element of article 18's ``testInstances`` -> :class:`TestInstance`, the fast way."""
+    try:
+        return cast("TestInstance", _build_test_instance(raw))
+    except (TypeError, AttributeError, ValueError, KeyError) as exc:
+        raise _decode_error(TestInstance, exc) from exc
 
 
 def schedule_from_wire(raw: dict[str, Any]) -> Schedule:

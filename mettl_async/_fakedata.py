@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Final
 
 import attrs
@@ -274,6 +274,36 @@ class FakeAccount:
             local += f"+s{schedule.index}"  # plus-addressing, as real candidates use
         return f"{local}@example.com"
 
+    def register(self, schedule: FakeSchedule, registration: Mapping[str, str]) -> int:
+        """Register a candidate (article 15) by their fields; returns their index.
+
+        A candidate already in the schedule (same email) keeps their index and
+        data; a new one joins the listing as "Yet to Start / Registered".
+        """
+        email = registration["Email Address"]
+        existing = self.index_of(schedule, email)
+        if existing is not None:
+            return existing
+        j = schedule.base_candidates + len(schedule.arrivals)
+        schedule.arrivals.append(j)
+        schedule.registered[j] = {"email": email, "registration": dict(registration)}
+        return j
+
+    def complete(self, schedule: FakeSchedule, j: int) -> None:
+        """A registered candidate takes and finishes the test (their result is generated)."""
+        registered = schedule.registered.get(j)
+        if registered is None:
+            raise KeyError(f"candidate {j} of {schedule.access_key} was not registered")
+        registered["completed"] = True
+        for ir in (False, True):
+            for qr in (False, True):
+                self._cache.pop((schedule.index, j, ir, qr), None)
+
+    def test_link(self, schedule: FakeSchedule, j: int) -> str:
+        """The candidate-specific test link article 15 returns (stable per candidate)."""
+        token = _mix(self.seed, schedule.index, j, 5)
+        return f"https://tests.mettl.com/authenticateKey/{schedule.access_key}?key={token:016x}"
+
     def index_of(self, schedule: FakeSchedule, email: str) -> int | None:
         """The candidate index of ``email`` in ``schedule`` (``None`` if not there)."""
         for j in schedule.order():
@@ -322,11 +352,20 @@ class FakeAccount:
             registration[field] = _field_value(field, h)
         registered = schedule.registered.get(j)
         if registered is not None:
-            registration.update(registered.get("registration", {}))
+            # a registered candidate is exactly what article 15 was given
+            registration = {"Email Address": email, **registered.get("registration", {})}
         started = _EPOCH - dt.timedelta(seconds=97 * j + h % 60)
         shape = h % 20
         status: dict[str, Any]
-        if shape < 2 and j < schedule.base_candidates:
+        if registered is not None and registered.get("completed"):
+            status = self._completed(schedule, j, h, started, ir=ir, qr=qr)
+        elif registered is not None:
+            status = {
+                "status": "ToBeTaken",
+                "overallStatus": "Yet to Start",
+                "detailedStatus": "Registered",
+            }
+        elif shape < 2 and j < schedule.base_candidates:
             status = {
                 "status": "ToBeTaken",
                 "overallStatus": "Yet to start",

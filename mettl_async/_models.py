@@ -1,4 +1,4 @@
-"""Typed models of the objects in Mettl's articles 8, 11, 13 and 16.
+"""Typed models of the objects in Mettl's articles 1 to 19.
 
 Attributes are snake_case; the wire names live in the rename table at the end
 of this module (:func:`wire_names`), which both the converter and the
@@ -53,15 +53,20 @@ from ._enums import (
 )
 
 if TYPE_CHECKING:
-    from ._errors import ValidationProblem
+    from ._errors import RequestError, ValidationProblem
 
 __all__ = [
+    "PBT",
     "REQUEST_PARAMETERS",
     "Access",
+    "AccountInfo",
     "Analysis",
     "Assessment",
     "AssessmentDetails",
+    "AssessmentInfo",
+    "AssessmentSettings",
     "Candidate",
+    "CandidateRegistration",
     "CandidateResult",
     "CandidateTestResumedEvent",
     "CreatedAssessment",
@@ -74,6 +79,7 @@ __all__ = [
     "Paging",
     "QuestionResponse",
     "Recommendation",
+    "RegistrationOutcome",
     "ResponseStyle",
     "Schedule",
     "ScheduleFilter",
@@ -87,17 +93,96 @@ __all__ = [
     "SkillMarks",
     "StartAssessmentEvent",
     "TestGradeNotification",
+    "TestInstance",
     "TestResult",
     "TestStatus",
     "VisualProctoring",
     "VisualProctoringOptions",
     "WebProctoring",
     "WebhookEvent",
+    "WhiteLabel",
     "wire_names",
 ]
 
 # Requests are frozen (what is signed is what was validated); responses are mutable.
 # The decorators are spelled out on each class: mypy's attrs plugin needs to see them.
+
+
+# --------------------------------------------------------------------------
+# Articles 1 to 5: the account, its white label, the pre-built tests (PBTs)
+# --------------------------------------------------------------------------
+
+
+@attrs.define(kw_only=True)
+class AccountInfo:
+    """``accountInfo``: the account's details (article 1, ``GET /account``).
+
+    Article 1 lists what it holds (email id, name, account type, logo, white
+    label, compliance info, candidate registration fields) but not the field
+    names; the names below are our reading of it. ``raw`` holds every field
+    exactly as Mettl sent it, whatever its name.
+    """
+
+    email: str | None = None
+    name: str | None = None
+    account_type: str | None = None
+    logo: Any = None
+    white_label: Any = None
+    compliance_info: Any = None
+    candidate_registration_fields: Any = None
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class WhiteLabel:
+    """The ``wl`` JSON of Update White Label (article 3): colours of the test window.
+
+    Each colour is a hex value **without** ``#`` (``"1A2B3C"``). Only the
+    properties set are sent. Article 3 names a further property our copy cuts
+    off (the account's custom test URL); pass a mapping to
+    :meth:`~mettl_async.MettlClient.update_white_label` to send properties
+    this class does not know.
+    """
+
+    header_background_color: str | None = None
+    header_font_color: str | None = None
+    button_color: str | None = None
+    button_font_color: str | None = None
+
+    def problems(self) -> list[ValidationProblem]:
+        """Every problem Mettl would reject, each with its wire path; empty when valid."""
+        from ._validation import white_label_problems
+
+        return white_label_problems(self)
+
+    def validate(self) -> None:
+        """Raise one :class:`~mettl_async.ValidationError` listing every problem, if any."""
+        from ._validation import raise_if
+
+        raise_if(self.problems(), subject="white label")
+
+
+@attrs.define(kw_only=True)
+class PBT:
+    """A Pre-Built Test of Mettl's library (article 4, ``GET /pbts``).
+
+    Article 4 lists its contents (id, name, short and long description, URL,
+    price, sample report URL, relevant industries, keywords) but not the
+    field names; the names below are our reading of it and ``raw`` holds the
+    record exactly as sent. ``id`` is what :meth:`~mettl_async.MettlClient.add_pbts`
+    takes.
+    """
+
+    id: int | None = None
+    name: str | None = None
+    short_description: str | None = None
+    long_description: str | None = None
+    url: str | None = None
+    price: Any = None
+    sample_report_url: str | None = None
+    industries: Any = None
+    keywords: Any = None
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
 
 # --------------------------------------------------------------------------
@@ -168,6 +253,61 @@ class CreatedAssessment:
 
     assessment_id: int | None = None
     raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+# --------------------------------------------------------------------------
+# Articles 6, 7 and 9: listing, reading and editing assessments
+# --------------------------------------------------------------------------
+
+
+@attrs.define(kw_only=True)
+class AssessmentInfo:
+    """An assessment as articles 6 (the listing) and 7 (one assessment) return it.
+
+    Articles 6 and 7 list its contents (name, id, duration, tests taken, max
+    marks, candidate registration fields, sectional info) in prose only: the
+    names below are our reading, ``sections`` and ``registration_fields`` are
+    kept as sent, and ``raw`` holds the record exactly as Mettl sent it.
+    """
+
+    id: int | None = None
+    name: str | None = None
+    duration: int | None = None
+    instructions: str | None = None
+    created_at: datetime | None = None
+    test_taken: int | None = None
+    max_marks: float | None = None
+    registration_fields: Any = None
+    sections: Any = None
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class AssessmentSettings:
+    """The ``as`` JSON of Edit Assessment Settings (article 9).
+
+    Only the properties set are sent: send just what you want to change.
+    Note ``show_report_to_candidate`` here, where Create Assessment (article 8)
+    says ``showReportToCandidateOnExit``.
+    """
+
+    instructions: str | None = None
+    allow_copy_paste: bool | None = None
+    exit_redirection_url: str | None = None
+    show_report_to_candidate: bool | None = None
+    on_screen_calculator: bool | None = None
+
+    def problems(self) -> list[ValidationProblem]:
+        """Every problem Mettl would reject, each with its wire path; empty when valid."""
+        from ._validation import assessment_settings_problems
+
+        return assessment_settings_problems(self)
+
+    def validate(self) -> None:
+        """Raise one :class:`~mettl_async.ValidationError` listing every problem, if any."""
+        from ._validation import raise_if
+
+        raise_if(self.problems(), subject="assessment settings")
 
 
 # --------------------------------------------------------------------------
@@ -335,6 +475,62 @@ class CreatedSchedule:
     access_key: str | None = None
     access_url: str | None = None
     status: str | None = None
+    raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
+
+
+# --------------------------------------------------------------------------
+# Article 15: Register Candidates in Schedule
+# --------------------------------------------------------------------------
+
+#: The registration field every candidate needs (article 15; never skippable).
+EMAIL_FIELD: Final = "Email Address"
+#: The other registration field that can never be skipped (article 15).
+FIRST_NAME_FIELD: Final = "First Name"
+
+
+@attrs.frozen(kw_only=True)
+class CandidateRegistration:
+    """One candidate of Register Candidates (article 15).
+
+    ``fields`` maps the schedule's registration-field **labels** to values,
+    exactly as the schedule names them (``{"Email Address": ..., "First
+    Name": ..., "Last Name": ..., "SAP ID": ...}``); ``Email Address`` and
+    ``First Name`` are always required. ``context_data`` (free text, echoed in
+    webhooks) and ``compensatory_time`` (extra minutes) travel in
+    ``rd.optionalParams``, matched to the candidate by email.
+    """
+
+    fields: dict[str, str] = attrs.field(factory=dict)
+    context_data: str | None = None
+    compensatory_time: int | None = None
+
+    @property
+    def email(self) -> str:
+        """The candidate's ``Email Address`` (empty if missing)."""
+        value = self.fields.get(EMAIL_FIELD)
+        return value if isinstance(value, str) else ""
+
+
+@attrs.define(kw_only=True)
+class RegistrationOutcome:
+    """What became of one candidate of :meth:`~mettl_async.MettlClient.register_candidates`.
+
+    ``registered`` is true when Mettl registered the candidate; ``url`` is
+    then the candidate's own test link. Otherwise ``code`` and ``message``
+    say why: Mettl's per-candidate error (an item of ``registrationStatus``
+    whose status is an error, like E028), or the error of the whole request
+    that carried this candidate, which is also in ``error`` (a
+    :class:`~mettl_async.RequestError`: a timeout, E607, ...). ``raw`` is the
+    candidate's item of ``registrationStatus`` as sent (empty when there was none).
+    """
+
+    email: str
+    registered: bool
+    url: str | None = None
+    status: str | None = None
+    code: str | None = None
+    message: str | None = None
+    error: RequestError | None = attrs.field(default=None, eq=False)
     raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
 
@@ -593,6 +789,24 @@ class CandidateResult:
     raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
 
+@attrs.define(kw_only=True)
+class TestInstance(CandidateResult):
+    """One of a candidate's results across the account (article 18, ``testInstances``).
+
+    Article 18 gives no shape; each instance is read as article 17's
+    candidate, plus the schedule and assessment it belongs to under the
+    names below (our reading: they are ``None`` if Mettl names them
+    otherwise, and ``raw`` holds everything it sent).
+    """
+
+    __test__ = False  # not a pytest test class, whatever the name suggests
+
+    access_key: str | None = None
+    schedule_name: str | None = None
+    assessment_id: int | None = None
+    assessment_name: str | None = None
+
+
 # --------------------------------------------------------------------------
 # Article 13: the four webhook payloads
 # --------------------------------------------------------------------------
@@ -681,6 +895,8 @@ WebhookEvent: TypeAlias = (
 #: Request parameter that carries each request model's JSON (articles 8, 11, 13).
 REQUEST_PARAMETERS: Final[dict[type, str]] = {
     Assessment: "assessments",
+    AssessmentSettings: "as",
+    WhiteLabel: "wl",
     ScheduleSettings: "sc",
     ScheduleFilter: "filter",
 }
@@ -705,6 +921,7 @@ _MARKS_RENAMES: Final = {"total_unanswered": "totalUnAnswered"}
 # are snake_case on the wire (article 13) and listed in full below.
 _RENAMES: Final[dict[type, dict[str, str]]] = {
     Assessment: {"exit_redirection_url": "exitRedirectionURL"},  # article 8: "URL"
+    AssessmentSettings: {"exit_redirection_url": "exitRedirectionURL"},  # article 9: "URL"
     Candidate: {"compensatory_time": "compensatory_time"},  # article 13: snake_case
     ScheduleSettings: _URL_RENAMES,
     Schedule: _URL_RENAMES,

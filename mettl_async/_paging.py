@@ -231,6 +231,8 @@ _KEY_TYPES: Final = (str, int)
 
 def record_of(item: Any, key_field: str | None) -> RawRecord:
     """A parsed item of a listing as a :class:`RawRecord`, keyed by ``key_field``."""
+    if isinstance(item, RawRecord):
+        return item
     if isinstance(item, dict):
         key = item.get(key_field) if key_field is not None else None
         return RawRecord(data=item, key=key if type(key) in _KEY_TYPES else None)

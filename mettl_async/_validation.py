@@ -13,9 +13,9 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time
-from typing import Final, TypeGuard, TypeVar
+from typing import Final, TypeGuard, TypeVar, cast
 from urllib.parse import urlsplit
 
 from ._enums import (
@@ -31,10 +31,14 @@ from ._enums import (
 )
 from ._errors import ValidationError, ValidationProblem
 from ._models import (
+    EMAIL_FIELD,
+    FIRST_NAME_FIELD,
     REQUEST_PARAMETERS,
     Access,
     Assessment,
+    AssessmentSettings,
     Candidate,
+    CandidateRegistration,
     IPAccessRestriction,
     IPRange,
     ScheduleFilter,
@@ -46,16 +50,28 @@ from ._models import (
     VisualProctoring,
     VisualProctoringOptions,
     WebProctoring,
+    WhiteLabel,
     wire_names,
 )
 
 __all__ = [
+    "FAVICON_MAX_BYTES",
+    "IMAGE_CONTENT_TYPES",
     "LIMIT_RANGE",
+    "LOGO_MAX_BYTES",
+    "MAX_SUPPORT_NUMBERS",
     "assessment_problems",
+    "assessment_settings_problems",
     "check_limit",
+    "image_problems",
+    "pbt_id_problems",
     "raise_if",
+    "registration_problems",
     "schedule_filter_problems",
     "schedule_settings_problems",
+    "sniff_image",
+    "support_number_problems",
+    "white_label_problems",
 ]
 
 M = TypeVar("M")
@@ -569,4 +585,257 @@ def schedule_filter_problems(schedule_filter: ScheduleFilter) -> list[Validation
         )
     _check_enum(problems, root.field("type"), schedule_filter.type, AccessType)
     _check_enum(problems, root.field("schedule_type"), schedule_filter.schedule_type, ScheduleType)
+    return problems.found
+
+
+# --------------------------------------------------------------------------
+# Articles 2 and 3: uploaded images (logo, favicon, cover)
+# --------------------------------------------------------------------------
+
+#: Article 2: a logo is at most 100 KB (read as 100 * 1024 bytes).
+LOGO_MAX_BYTES: Final = 100 * 1024
+#: Article 3: a favicon is at most 10 KB (read as 10 * 1024 bytes).
+FAVICON_MAX_BYTES: Final = 10 * 1024
+#: The media type each image format is sent with.
+IMAGE_CONTENT_TYPES: Final = {
+    "jpeg": "image/jpeg",
+    "png": "image/png",
+    "gif": "image/gif",
+    "ico": "image/x-icon",
+}
+_CONTENT_TYPE_KINDS: Final = {
+    "image/jpeg": "jpeg",
+    "image/jpg": "jpeg",
+    "image/pjpeg": "jpeg",
+    "image/png": "png",
+    "image/gif": "gif",
+    "image/x-icon": "ico",
+    "image/vnd.microsoft.icon": "ico",
+}
+_EXTENSION_KINDS: Final = {
+    "jpeg": "jpeg",
+    "jpg": "jpeg",
+    "png": "png",
+    "gif": "gif",
+    "ico": "ico",
+}
+
+
+def sniff_image(content: bytes) -> str | None:
+    """The format of an image from its first bytes: jpeg, png, gif, ico, or ``None``."""
+    if content.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if content.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if content.startswith((b"GIF87a", b"GIF89a")):
+        return "gif"
+    if content.startswith(b"\x00\x00\x01\x00"):
+        return "ico"
+    return None
+
+
+def image_problems(
+    content: object,
+    *,
+    field: str,
+    kinds: Sequence[str],
+    max_bytes: int | None,
+    filename: str | None = None,
+    content_type: str | None = None,
+) -> list[ValidationProblem]:
+    """Whether an upload is an image Mettl takes: its format, size, name and media type.
+
+    The format is read from the bytes themselves; a ``filename`` extension or
+    a ``content_type``, when given, must name the same format.
+    """
+    problems = _Problems()
+    allowed = " or ".join(kind.upper() for kind in kinds)
+    if not isinstance(content, bytes | bytearray | memoryview):
+        problems.add(field, f"must be the image's bytes ({allowed}), got {type(content).__name__}")
+        return problems.found
+    data = bytes(content)
+    if not data:
+        problems.add(field, "is empty")
+        return problems.found
+    if max_bytes is not None and len(data) > max_bytes:
+        problems.add(
+            field,
+            f"is {len(data):,} bytes; Mettl takes at most {max_bytes // 1024} KB "
+            f"({max_bytes:,} bytes)",
+        )
+    kind = sniff_image(data)
+    if kind is None or kind not in kinds:
+        found = f"a {kind.upper()} image" if kind else "not an image Mettl reads"
+        problems.add(field, f"must be a {allowed} image; these bytes are {found}")
+        return problems.found
+    if filename is not None:
+        extension = filename.rpartition(".")[2].lower() if "." in filename else ""
+        if not filename.strip() or "/" in filename or "\\" in filename:
+            problems.add(f"{field}.filename", f"must be a plain file name, got {filename!r}")
+        elif _EXTENSION_KINDS.get(extension) != kind:
+            problems.add(
+                f"{field}.filename",
+                f"must end in .{'jpg' if kind == 'jpeg' else kind} for a {kind.upper()} "
+                f"image, got {filename!r}",
+            )
+    if content_type is not None:
+        named = _CONTENT_TYPE_KINDS.get(content_type.split(";")[0].strip().lower())
+        if named != kind:
+            problems.add(
+                f"{field}.content_type",
+                f"must be {IMAGE_CONTENT_TYPES[kind]!r} for a {kind.upper()} image, "
+                f"got {content_type!r}",
+            )
+    return problems.found
+
+
+# --------------------------------------------------------------------------
+# Article 3: wl and sn
+# --------------------------------------------------------------------------
+
+#: Article 3: at most two support phone numbers.
+MAX_SUPPORT_NUMBERS: Final = 2
+_HEX_COLOUR_RE: Final = re.compile(r"[0-9A-Fa-f]{6}|[0-9A-Fa-f]{3}")
+_PHONE_RE: Final = re.compile(r"\+?[0-9][0-9 ()\-.]*[0-9]")
+
+
+def white_label_problems(white_label: WhiteLabel) -> list[ValidationProblem]:
+    """Every rule of article 3's ``wl`` table that ``white_label`` breaks."""
+    problems = _Problems()
+    root = _root(WhiteLabel)
+    for attribute in wire_names(WhiteLabel):
+        value = getattr(white_label, attribute)
+        if value is None:
+            continue
+        path = root.field(attribute)
+        if isinstance(value, str) and value.startswith("#"):
+            problems.add(
+                path, f"must be a hex colour without '#' (like {value[1:]!r}), got {value!r}"
+            )
+        elif not isinstance(value, str) or not _HEX_COLOUR_RE.fullmatch(value):
+            problems.add(path, f"must be a hex colour without '#' (like '1A2B3C'), got {value!r}")
+    return problems.found
+
+
+def support_number_problems(numbers: object) -> list[ValidationProblem]:
+    """Article 3's ``sn``: a list of at most two phone numbers."""
+    problems = _Problems()
+    if isinstance(numbers, str) or not isinstance(numbers, Sequence):
+        problems.add("sn", f"must be a list of phone numbers, got {numbers!r}")
+        return problems.found
+    if len(numbers) > MAX_SUPPORT_NUMBERS:
+        problems.add(
+            "sn", f"takes at most {MAX_SUPPORT_NUMBERS} support numbers, got {len(numbers)}"
+        )
+    for index, number in enumerate(numbers):
+        if not isinstance(number, str) or not _PHONE_RE.fullmatch(number.strip()):
+            problems.add(
+                f"sn[{index}]", f"must be a phone number like '+1-650-924-9221', got {number!r}"
+            )
+    return problems.found
+
+
+# --------------------------------------------------------------------------
+# Article 5: pbts
+# --------------------------------------------------------------------------
+
+
+def pbt_id_problems(ids: Sequence[object]) -> list[ValidationProblem]:
+    """Article 5's ``pbts``: a non-empty list of PBT ids (positive integers)."""
+    problems = _Problems()
+    if not ids:
+        problems.add("pbts", "must not be empty: the ids of the PBTs to add")
+    for index, value in enumerate(ids):
+        if not _is_int(value) or value <= 0:
+            problems.add(f"pbts[{index}]", f"must be a PBT id (an integer > 0), got {value!r}")
+    return problems.found
+
+
+# --------------------------------------------------------------------------
+# Article 9: as
+# --------------------------------------------------------------------------
+
+
+def assessment_settings_problems(settings: AssessmentSettings) -> list[ValidationProblem]:
+    """Every rule of article 9's ``as`` table that ``settings`` breaks."""
+    problems = _Problems()
+    root = _root(AssessmentSettings)
+    if all(getattr(settings, attribute) is None for attribute in wire_names(AssessmentSettings)):
+        problems.add(root, "nothing to change: set at least one property")
+    instructions: object = settings.instructions
+    if instructions is not None and not isinstance(instructions, str):
+        problems.add(root.field("instructions"), f"must be a string (HTML), got {instructions!r}")
+    _check_bool(problems, root.field("allow_copy_paste"), settings.allow_copy_paste)
+    _check_url(problems, root.field("exit_redirection_url"), settings.exit_redirection_url)
+    _check_bool(problems, root.field("show_report_to_candidate"), settings.show_report_to_candidate)
+    _check_bool(problems, root.field("on_screen_calculator"), settings.on_screen_calculator)
+    return problems.found
+
+
+# --------------------------------------------------------------------------
+# Article 15: rd
+# --------------------------------------------------------------------------
+
+
+def registration_problems(
+    candidates: Sequence[object], *, time_limit_seconds: object = None
+) -> list[ValidationProblem]:
+    """Every rule of article 15 that a registration breaks, the whole list at once.
+
+    Paths count candidates from the start of the list given (it is sent in
+    chunks of 20): ``rd.registrationDetails[23]["Email Address"]``. An email
+    given twice is a problem: each candidate's outcome is matched by email.
+    """
+    problems = _Problems()
+    seen: dict[str, int] = {}
+    for index, candidate in enumerate(candidates):
+        details = f"rd.registrationDetails[{index}]"
+        if not isinstance(candidate, CandidateRegistration):
+            problems.add(
+                details,
+                f"must be a CandidateRegistration or a mapping, got {type(candidate).__name__}",
+            )
+            continue
+        fields: Mapping[object, object] = cast("Mapping[object, object]", candidate.fields)
+        for label, value in fields.items():
+            if not isinstance(label, str) or not label.strip():
+                problems.add(details, f"a registration field label must be text, got {label!r}")
+            elif not isinstance(value, str):
+                problems.add(
+                    f"{details}[{label!r}]", f"must be a string (the field's value), got {value!r}"
+                )
+        email = fields.get(EMAIL_FIELD)
+        email_path = f'{details}["{EMAIL_FIELD}"]'
+        if email is None or (isinstance(email, str) and not email.strip()):
+            problems.add(email_path, "required: every candidate needs an email address")
+        elif not isinstance(email, str) or not _is_email(email):
+            problems.add(email_path, f"must be a valid email address, got {email!r}")
+        elif (earlier := seen.setdefault(email.casefold(), index)) != index:
+            problems.add(
+                email_path,
+                f"{email!r} is also candidate {earlier}: register each candidate once",
+            )
+        first_name = fields.get(FIRST_NAME_FIELD)
+        if first_name is None or (isinstance(first_name, str) and not first_name.strip()):
+            problems.add(
+                f'{details}["{FIRST_NAME_FIELD}"]',
+                "required: Mettl never registers a candidate without a first name",
+            )
+        optional = f"rd.optionalParams[{index}]"
+        context_data: object = candidate.context_data
+        if context_data is not None and not isinstance(context_data, str):
+            problems.add(f"{optional}.context_data", f"must be a string, got {context_data!r}")
+        compensatory: object = candidate.compensatory_time
+        if compensatory is not None and (not _is_int(compensatory) or compensatory < 0):
+            problems.add(
+                f"{optional}.compensatory_time",
+                f"must be a whole number of extra minutes (0 or more), got {compensatory!r}",
+            )
+    if time_limit_seconds is not None and (
+        not _is_int(time_limit_seconds) or time_limit_seconds <= 0
+    ):
+        problems.add(
+            "timeLimitInSec",
+            f"must be a whole number of seconds greater than 0, got {time_limit_seconds!r}",
+        )
     return problems.found

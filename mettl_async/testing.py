@@ -27,7 +27,9 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import datetime as dt
 import random
+import re
 import signal
 import socket
 import time
@@ -40,10 +42,11 @@ import orjson
 from aiohttp import web
 
 from ._client import MettlClient
-from ._fakedata import FakeAccount, FakeSchedule
+from ._fakedata import FakeAccount, FakeSchedule, format_timestamp
 from ._protocol import encode_params
 from ._retry import RetryPolicy
 from ._signing import SigningKey, algorithm_for_version, string_to_sign
+from ._validation import FAVICON_MAX_BYTES, LOGO_MAX_BYTES, sniff_image
 
 __all__ = [
     "DEMO_PRIVATE_KEY",
@@ -73,6 +76,8 @@ FaultKind = Literal[
 ]
 
 FAULT_KINDS: Final = ("E509", "http429", "E503", "http500", "drop", "truncate")
+_DEFAULT_FIELDS: Final = ("Email Address", "First Name", "Last Name")
+_ASSESSMENTS_EPOCH: Final = dt.datetime(2022, 2, 18, 12, 0, 0, tzinfo=dt.UTC)
 
 MESSAGES: Final = {
     "E000": "Some Error Occurred",
@@ -157,6 +162,18 @@ class FakeMettl:
     makes a new candidate start the test in a schedule before every N-th page
     request on it (live data shifting offsets under a walk). ``clamp_limit``
     silently serves at most that many records per page, whatever ``limit`` says.
+
+    Every endpoint of articles 1 to 19 is served (see ``_add_default_routes``),
+    with E404 for an unknown assessment id, access key or email. Uploads are
+    checked like Mettl (``logo``: JPEG/PNG/GIF up to 100 KB; ``fav``: PNG/ICO
+    up to 10 KB) and kept in :attr:`logo` and :attr:`white_label_files`;
+    ``white_label_allowed = False`` makes Update White Label answer E403.
+    :meth:`fail_registration` makes Register Candidates refuse chosen emails
+    in their own items while the call succeeds; registered candidates join
+    their schedule ("Yet to Start") and ``account.complete()`` finishes their
+    test. Article 19 deletes only completed or expired tests. Article 18 pages
+    on v3 only. Field names the reference does not give (articles 1, 4, 6, 7,
+    18) are the fake's own choice, the ones the client's models read.
     """
 
     def __init__(
@@ -198,6 +215,17 @@ class FakeMettl:
             s.assessment_id: {"name": s.assessment_name} for s in self.account.schedules
         }
         self.created_schedules: dict[str, dict[str, Any]] = {}
+        self.assessment_settings: dict[int, dict[str, Any]] = {}
+        #: Email (casefolded) -> (code, message) for candidates article 15 refuses.
+        self.registration_failures: dict[str, tuple[str, str]] = {}
+        self.registration_calls = 0
+        #: The last logo uploaded (article 2): (filename, bytes).
+        self.logo: tuple[str, bytes] | None = None
+        #: Whether the account may use Update White Label (article 3); E403 otherwise.
+        self.white_label_allowed = True
+        self.white_label: dict[str, Any] | None = None
+        self.support_numbers: list[str] | None = None
+        self.white_label_files: dict[str, tuple[str, bytes]] = {}
         self._next_assessment_id = 1_000_001
         self._routes: list[tuple[str, str, Handler]] = []
         self._signing_keys: dict[tuple[str, str], SigningKey] = {}
@@ -381,12 +409,76 @@ class FakeMettl:
     # -- endpoints ---------------------------------------------------------------
 
     def _add_default_routes(self) -> None:
-        self.route("GET", "/account", _get_account)
-        self.route("POST", "/assessments", _create_assessment)
-        self.route("POST", "/assessments/{assessment_id}/schedules", _create_schedule)
-        self.route("GET", "/schedules", _list_schedules)
-        self.route("GET", "/schedules/{access_key}", _get_schedule)
-        self.route("GET", "/schedules/{access_key}/candidates", _list_candidates)
+        self.route("GET", "/account", _get_account)  # 1
+        self.route("POST", "/account/upload-logo", _upload_logo)  # 2
+        self.route("POST", "/account/update-white-labeling", _update_white_label)  # 3
+        self.route("GET", "/pbts", _list_pbts)  # 4
+        self.route("POST", "/pbts", _add_pbts)  # 5
+        self.route("POST", "/pbts/add", _add_pbts)  # 5, as v1 spells it
+        self.route("GET", "/assessments", _list_assessments)  # 6
+        self.route("GET", "/assessments/{assessment_id}", _get_assessment)  # 7
+        self.route("POST", "/assessments", _create_assessment)  # 8
+        self.route(  # 9
+            "POST", "/assessments/{assessment_id}/settings/edit", _edit_assessment_settings
+        )
+        self.route("GET", "/assessments/{assessment_id}/schedules", _list_assessment_schedules)
+        self.route("GET", "/schedules", _list_schedules)  # 11
+        self.route("GET", "/schedules/{access_key}", _get_schedule)  # 12
+        self.route("POST", "/assessments/{assessment_id}/schedules", _create_schedule)  # 13
+        self.route("POST", "/schedules/{access_key}/edit", _edit_schedule)  # 14
+        self.route("POST", "/schedules/{access_key}/candidates", _register_candidates)  # 15
+        self.route("GET", "/schedules/{access_key}/candidates", _list_candidates)  # 16
+        self.route("GET", "/schedules/{access_key}/candidates/{email}", _get_candidate)  # 17
+        self.route("GET", "/candidates/{email}", _candidate_in_account)  # 18
+        self.route("DELETE", "/schedules/{access_key}/candidates/{email}", _delete_candidate)
+
+    def fail_registration(
+        self, *emails: str, code: str = "E028", message: str | None = None
+    ) -> None:
+        """Make Register Candidates (article 15) refuse these emails, each in its own item.
+
+        The call still answers SUCCESS; each of these candidates gets an item
+        with ``"status": "ERROR"`` and ``message`` starting with ``code``.
+        """
+        for email in emails:
+            self.registration_failures[email.casefold()] = (
+                code,
+                message or "invalid value for a registration field",
+            )
+
+    def add_assessment(self, name: str, **fields: Any) -> int:
+        """A new assessment of the account (as if created in Mettl's dashboard); its id."""
+        assessment_id = self.new_assessment_id()
+        self.assessments[assessment_id] = {"name": name, **fields}
+        return assessment_id
+
+    def assessment_json(self, assessment_id: int) -> dict[str, Any]:
+        """An assessment as articles 6 and 7 return it (field names are our reading)."""
+        stored = self.assessments[assessment_id]
+        schedules = [s for s in self.account.schedules if s.assessment_id == assessment_id]
+        fields = schedules[0].registration_fields if schedules else _DEFAULT_FIELDS
+        sections = stored.get("sections")
+        if sections is None and schedules:
+            sections = [
+                {"name": name, "skills": [{"name": skill} for skill in skills]}
+                for name, skills in schedules[0].sections
+            ]
+        data: dict[str, Any] = {
+            "id": assessment_id,
+            "name": stored.get("name", f"Assessment {assessment_id}"),
+            "duration": stored.get("duration", 30 + 15 * (assessment_id % 3)),
+            "instructions": stored.get("instructions", ""),
+            # ids grow with time: createdAt order is id order
+            "createdAt": format_timestamp(
+                _ASSESSMENTS_EPOCH + dt.timedelta(hours=assessment_id - 1_000_000)
+            ),
+            "testTaken": sum(s.candidate_count for s in schedules),
+            "maxMarks": float(10 + assessment_id % 40),
+            "registrationFields": list(fields),
+            "sections": sections or [],
+        }
+        data.update(self.assessment_settings.get(assessment_id, {}))
+        return data
 
     def new_assessment_id(self) -> int:
         self._next_assessment_id += 1
@@ -464,12 +556,17 @@ def _json_param(params: Mapping[str, str], name: str) -> Any:
 async def _get_account(
     fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
+    white_label = None
+    if fake.white_label is not None:
+        white_label = {**fake.white_label, "supportNumbers": fake.support_numbers}
     return {
         "accountInfo": {
             "email": "admin@example.com",
             "name": "Demo Account",
             "accountType": "Enterprise",
-            "candidateRegistrationFields": ["Email Address", "First Name", "Last Name"],
+            "logo": f"https://cdn.mettl.com/logos/{fake.logo[0]}" if fake.logo else None,
+            "whiteLabel": white_label,
+            "candidateRegistrationFields": list(_DEFAULT_FIELDS),
         },
         "echo": {name: value for name, value in params.items() if name not in ("ak", "ts", "asgn")},
     }
@@ -605,6 +702,393 @@ async def _list_candidates(
         paging = fake.page_links(request, params, offset=offset, limit=limit, total=len(order))
     tail = b"}" if paging is None else b',"paging":' + orjson.dumps(paging) + b"}"
     return b'{"status":"SUCCESS","candidates":[' + records + b"]" + tail
+
+
+# -- articles 1 to 5: the account, logo, white label, PBTs ------------------------------
+
+#: The PBT library the fake serves (article 4 names the contents, not the field names).
+PBT_CATALOGUE: Final = (
+    (1176, "Numerical Reasoning Test", "Aptitude", "USD 12"),
+    (1255, "Java Developer Test", "IT", "USD 18"),
+    (1336, "Customer Service Aptitude Test", "BPO", "USD 10"),
+    (1401, "Business Communication Test", "Corporate", "USD 9"),
+    (1542, "Sales Profiling Test", "Retail", "USD 15"),
+)
+
+
+def _pbt_json(pbt_id: int, name: str, industry: str, price: str) -> dict[str, Any]:
+    return {
+        "id": pbt_id,
+        "name": name,
+        "shortDescription": f"{name}: a ready-made test by Mettl.",
+        "longDescription": f"<p>{name} measures what the role needs.</p>",
+        "url": f"https://mettl.com/en/test/{pbt_id}/",
+        "price": price,
+        "sampleReportUrl": f"https://mettl.com/en/sample-report/{pbt_id}.pdf",
+        "industries": [industry],
+        "keywords": [word.lower() for word in name.split()[:2]],
+    }
+
+
+async def _read_uploads(
+    request: web.Request, allowed: Mapping[str, tuple[tuple[str, ...], int | None]]
+) -> dict[str, tuple[str, bytes]]:
+    """The multipart files of an upload, each checked like Mettl (format, size); E400 else.
+
+    ``allowed`` maps a field name to its formats and maximum size. Anything
+    but a file of an allowed field is refused: parameters travel in the query
+    string, where they are signed (articles 2, 3).
+    """
+    if not request.content_type.startswith("multipart/"):
+        if (
+            allowed
+            and request.can_read_body
+            and request.content_type != ("application/x-www-form-urlencoded")
+        ):
+            raise _Reply("E400", "uploads are sent as multipart/form-data")
+        return {}
+    files: dict[str, tuple[str, bytes]] = {}
+    form = await request.post()
+    for name, value in form.items():
+        if not isinstance(value, web.FileField):
+            raise _Reply("E400", f"form-data field {name!r} is not a file (parameters go signed)")
+        if name not in allowed:
+            raise _Reply("E400", f"unexpected file field {name!r}")
+        content = value.file.read()
+        kinds, max_bytes = allowed[name]
+        kind = sniff_image(content)
+        if kind not in kinds:
+            raise _Reply("E400", f"{name}: the file must be {' or '.join(kinds)}")
+        if max_bytes is not None and len(content) > max_bytes:
+            raise _Reply("E400", f"{name}: the file is larger than {max_bytes // 1024} KB")
+        files[name] = (value.filename, content)
+    return files
+
+
+async def _upload_logo(
+    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+) -> dict[str, Any]:
+    if not request.content_type.startswith("multipart/"):
+        raise _Reply("E400", "the logo is sent as multipart/form-data, field 'logo'")
+    files = await _read_uploads(request, {"logo": (("jpeg", "png", "gif"), LOGO_MAX_BYTES)})
+    if "logo" not in files:
+        raise _Reply("E400", "missing the multipart file 'logo'")
+    fake.logo = files["logo"]
+    return {}
+
+
+async def _update_white_label(
+    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+) -> dict[str, Any]:
+    if not fake.white_label_allowed:
+        raise _Reply("E403")
+    wl = _json_param(params, "wl")
+    if not isinstance(wl, dict):
+        raise _Reply("E400", "missing or invalid parameter 'wl'")
+    for name in ("headerBackgroundColor", "headerFontColor", "buttonColor", "buttonFontColor"):
+        value = wl.get(name)
+        if value is not None and not (
+            isinstance(value, str) and re.fullmatch(r"[0-9A-Fa-f]{3}|[0-9A-Fa-f]{6}", value)
+        ):
+            raise _Reply("E400", f"wl.{name} must be a hex colour without '#'")
+    sn = _json_param(params, "sn")
+    if sn is not None and (
+        not isinstance(sn, list) or len(sn) > 2 or not all(isinstance(n, str) for n in sn)
+    ):
+        raise _Reply("E400", "sn is a list of at most 2 support numbers")
+    files = await _read_uploads(
+        request,
+        {"fav": (("png", "ico"), FAVICON_MAX_BYTES), "cov": (("jpeg", "png", "gif"), None)},
+    )
+    fake.white_label = dict(wl)
+    if sn is not None:
+        fake.support_numbers = list(sn)
+    fake.white_label_files.update(files)
+    return {}
+
+
+async def _list_pbts(
+    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+) -> dict[str, Any]:
+    return {"pbts": [_pbt_json(*pbt) for pbt in PBT_CATALOGUE]}
+
+
+async def _add_pbts(
+    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+) -> dict[str, Any]:
+    ids = _json_param(params, "pbts")
+    if not isinstance(ids, list) or not ids or not all(type(i) is int for i in ids):
+        raise _Reply("E400", "pbts must be a JSON list of PBT ids")
+    known = {pbt[0]: pbt for pbt in PBT_CATALOGUE}
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise _Reply("E404", f"no PBT with id {unknown[0]}")
+    added = []
+    for pbt_id in ids:
+        assessment_id = fake.new_assessment_id()
+        fake.assessments[assessment_id] = {"name": known[pbt_id][1], "duration": 40}
+        added.append({"id": pbt_id, "name": known[pbt_id][1], "assessmentId": assessment_id})
+    return {"pbts": added}
+
+
+# -- articles 6, 7, 9, 10: assessments --------------------------------------------------
+
+
+def _assessment_or_404(fake: FakeMettl, match: Mapping[str, str]) -> int:
+    assessment_id = _int_param(match, "assessment_id", 0, 0, 2**63)
+    if assessment_id not in fake.assessments:
+        raise _Reply("E404", f"no assessment with id {assessment_id}")
+    return assessment_id
+
+
+async def _list_assessments(
+    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+) -> dict[str, Any]:
+    limit = _int_param(params, "limit", 20, 1, 100)
+    offset = _int_param(params, "offset", 0, 0, 2**31)
+    sort = params.get("sort", "createdAt")
+    if sort not in _SCHEDULE_SORTS:
+        raise _Reply("E400", f"sort must be one of {', '.join(_SCHEDULE_SORTS)}")
+    sort_order = params.get("sort_order", "desc")
+    if sort_order not in ("asc", "desc"):
+        raise _Reply("E400", "sort_order must be asc or desc")
+    listed = [fake.assessment_json(assessment_id) for assessment_id in fake.assessments]
+    key = {"createdAt": "id", "testTaken": "testTaken", "name": "name"}[sort]
+    listed.sort(key=lambda a: (a[key], a["id"]), reverse=sort_order == "desc")
+    if fake.clamp_limit is not None:
+        limit = min(limit, fake.clamp_limit)
+    page: dict[str, Any] = {"assessments": listed[offset : offset + limit]}
+    if fake.link_style != "none":
+        page["paging"] = fake.page_links(
+            request, params, offset=offset, limit=limit, total=len(listed)
+        )
+    return page
+
+
+async def _get_assessment(
+    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+) -> dict[str, Any]:
+    return {"assessment": fake.assessment_json(_assessment_or_404(fake, match))}
+
+
+_ASSESSMENT_SETTINGS: Final = frozenset(
+    {
+        "instructions",
+        "allowCopyPaste",
+        "exitRedirectionURL",
+        "showReportToCandidate",
+        "onScreenCalculator",
+    }
+)
+
+
+async def _edit_assessment_settings(
+    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+) -> dict[str, Any]:
+    assessment_id = _assessment_or_404(fake, match)
+    settings = _json_param(params, "as")
+    if not isinstance(settings, dict) or not settings:
+        raise _Reply("E400", "missing or invalid parameter 'as'")
+    unknown = sorted(set(settings) - _ASSESSMENT_SETTINGS)
+    if unknown:
+        raise _Reply("E400", f"unknown assessment setting {unknown[0]!r}")
+    fake.assessment_settings.setdefault(assessment_id, {}).update(settings)
+    return {}
+
+
+async def _list_assessment_schedules(
+    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+) -> dict[str, Any]:
+    assessment_id = _assessment_or_404(fake, match)
+    wanted = _json_param(params, "filter")
+    listed = [
+        fake.schedule_json(schedule)
+        for schedule in fake.account.schedules
+        if schedule.assessment_id == assessment_id
+    ]
+    if wanted is not None:
+        listed = [data for data in listed if _schedule_matches(data, wanted)]
+    return {"schedules": listed}
+
+
+# -- article 14: edit schedule ----------------------------------------------------------
+
+
+async def _edit_schedule(
+    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+) -> dict[str, Any]:
+    schedule = fake.schedule_or_404(match["access_key"])
+    sc = _json_param(params, "sc")
+    if not isinstance(sc, dict) or not sc:
+        raise _Reply("E400", "missing or invalid parameter 'sc'")
+    access = sc.get("access")
+    if access is not None and (
+        not isinstance(access, dict) or access.get("type") not in ("OpenForAll", "ByInvitation")
+    ):
+        raise _Reply("E400", "sc.access.type must be OpenForAll or ByInvitation")
+    if "name" in sc:
+        name = sc["name"]
+        if not isinstance(name, str) or not name.strip():
+            raise _Reply("E400", "sc.name must not be empty")
+        if any(
+            other is not schedule
+            and other.assessment_id == schedule.assessment_id
+            and other.name == name
+            for other in fake.account.schedules
+        ):
+            raise _Reply("E400", f"a schedule of this assessment is already named {name!r}")
+        schedule.name = name
+    fake.created_schedules.setdefault(schedule.access_key, {}).update(
+        {key: value for key, value in sc.items() if key != "name"}
+    )
+    return {"schedule": fake.schedule_json(schedule)}
+
+
+# -- article 15: register candidates ----------------------------------------------------
+
+#: Registration fields every registration needs (article 15: never skippable).
+_ALWAYS_REQUIRED: Final = ("Email Address", "First Name")
+
+
+def _bool_param(params: Mapping[str, str], name: str) -> bool:
+    value = params.get(name, "false")
+    if value not in ("true", "false"):
+        raise _Reply("E400", f"{name} must be true or false, got {value!r}")
+    return value == "true"
+
+
+async def _register_candidates(
+    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+) -> dict[str, Any]:
+    schedule = fake.schedule_or_404(match["access_key"])
+    rd = _json_param(params, "rd")
+    details = rd.get("registrationDetails") if isinstance(rd, dict) else None
+    if not isinstance(details, list) or not details:
+        raise _Reply("E400", "rd.registrationDetails must be a non-empty list")
+    if len(details) > 20:
+        raise _Reply("E400", "at most 20 candidates per call")
+    allow_missing = _bool_param(params, "allowMissingMandatoryRegistrationFields")
+    _bool_param(params, "showCustomInstructions")
+    if "timeLimitInSec" in params:
+        _int_param(params, "timeLimitInSec", 0, 1, 2**31)
+    fake.registration_calls += 1
+    # The first three fields are mandatory; with allowMissing... only the two never skipped.
+    required = _ALWAYS_REQUIRED if allow_missing else schedule.registration_fields[:3]
+    statuses = []
+    for item in details:
+        if not isinstance(item, dict) or not all(isinstance(v, str) for v in item.values()):
+            raise _Reply("E400", "each registrationDetails item maps labels to strings")
+        email = item.get("Email Address")
+        failure = fake.registration_failures.get(email.casefold()) if email else None
+        missing = [label for label in required if not item.get(label)]
+        if failure is None and missing:
+            failure = ("E028", f"mandatory registration field {missing[0]!r} is missing")
+        if failure is not None:
+            code, message = failure
+            statuses.append(
+                {"email": email, "status": "ERROR", "message": f"{code}: {message}", "url": None}
+            )
+            continue
+        j = fake.account.register(schedule, item)
+        statuses.append(
+            {
+                "email": email,
+                "status": "SUCCESS",
+                "message": "Candidate registered successfully",
+                "url": fake.account.test_link(schedule, j),
+            }
+        )
+    return {"registrationStatus": statuses}
+
+
+# -- articles 17, 18, 19: one candidate -------------------------------------------------
+
+
+def _candidate_or_404(fake: FakeMettl, schedule: FakeSchedule, email: str) -> int:
+    j = fake.account.index_of(schedule, email)
+    if j is None:
+        raise _Reply("E404", f"no candidate {email!r} in schedule {schedule.access_key}")
+    return j
+
+
+async def _get_candidate(
+    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+) -> dict[str, Any]:
+    schedule = fake.schedule_or_404(match["access_key"])
+    j = _candidate_or_404(fake, schedule, match["email"])
+    ir = _json_param(params, "ir")
+    recommendation = isinstance(ir, dict) and ir.get("recommendation") is True
+    styles = _bool_param(params, "rs")
+    essays = _bool_param(params, "qr")
+    record = fake.account.candidate(schedule, j, ir=recommendation, qr=essays)
+    status = record["testStatus"]
+    if status["status"] == "Completed":
+        status["pdfReport"] = f"https://reports.mettl.com/pdf/{schedule.access_key}/{j}.pdf"
+        analysis = status["result"].get("analysis") or {}
+        if styles:
+            analysis["responseStyles"] = [
+                {"title": "Genuine", "description": "Answers varied enough to be genuine."}
+            ]
+        else:
+            analysis.pop("responseStyles", None)
+        status["result"]["analysis"] = analysis or None
+    return {"candidate": record}
+
+
+async def _delete_candidate(
+    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+) -> dict[str, Any]:
+    schedule = fake.schedule_or_404(match["access_key"])
+    j = _candidate_or_404(fake, schedule, match["email"])
+    status = fake.account.candidate(schedule, j)["testStatus"]
+    # Article 19: only a completed or expired test is deleted.
+    if status["status"] != "Completed" and status["overallStatus"] not in (
+        "Completed",
+        "Not Started",
+    ):
+        raise _Reply(
+            "E400",
+            f"only a completed or expired test can be deleted; this one is {status['status']}",
+        )
+    schedule.deleted.add(j)
+    return {}
+
+
+async def _candidate_in_account(
+    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+) -> dict[str, Any]:
+    email = match["email"]
+    essays = _bool_param(params, "qr")
+    paged = match["version"] == "v3"
+    if not paged and ("limit" in params or "offset" in params):
+        raise _Reply("E400", "limit and offset are only available in v3")
+    instances = []
+    for schedule in fake.account.schedules:
+        j = fake.account.index_of(schedule, email)
+        if j is None:
+            continue
+        record = fake.account.candidate(schedule, j, qr=essays)
+        record.update(
+            {
+                "accessKey": schedule.access_key,
+                "scheduleName": schedule.name,
+                "assessmentId": schedule.assessment_id,
+                "assessmentName": schedule.assessment_name,
+            }
+        )
+        instances.append(record)
+    if not instances:
+        raise _Reply("E404", f"no candidate {email!r} in this account")
+    if not paged:
+        return {"testInstances": instances}
+    limit = _int_param(params, "limit", 20, 1, 100)
+    offset = _int_param(params, "offset", 0, 0, 2**31)
+    return {
+        "testInstances": instances[offset : offset + limit],
+        "paging": fake.page_links(
+            request, params, offset=offset, limit=limit, total=len(instances)
+        ),
+    }
 
 
 def free_port() -> int:
