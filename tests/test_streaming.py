@@ -233,12 +233,13 @@ async def test_the_account_walk_fails_loudly_when_one_schedule_fails(
 async def test_fewer_records_than_reported_is_an_error(mixed: FakeMettlServer) -> None:
     """Candidates deleted mid-walk leave the walk short of totalRecords: it says so."""
     schedule = next(s for s in mixed.fake.account.schedules if s.base_candidates == 250)
+    first = truth(mixed.fake)[schedule.access_key][0]
     async with mixed.client() as mettl:
         with pytest.raises(IncompleteListingError, match="reported 250 records"):
             async for result in mettl.iter_candidate_results(
                 schedule.access_key, page_size=50, window=1
             ).raw():
-                if result["email"] == truth(mixed.fake)[schedule.access_key][0]:
+                if result["email"] == first:
                     schedule.deleted.update(range(5))  # the first five vanish
 
 
