@@ -365,6 +365,7 @@ class MettlClient:
             items_key="schedules",
             key_field="accessKey",
             window=self._window(window),
+            grows_at_front=_newest_first(params, "createdAt"),
         )
         return Listing(self._transport.call_with, spec, _typed_schedule)
 
@@ -432,6 +433,7 @@ class MettlClient:
             items_key="candidates",
             key_field="email",
             window=self._window(window),
+            grows_at_front=_newest_first(params, "testStartTime"),
         )
 
     def iter_all_results(
@@ -670,6 +672,7 @@ class MettlClient:
             items_key="assessments",
             key_field="id",
             window=self._window(window),
+            grows_at_front=_newest_first(params, "createdAt"),
         )
         return Listing(self._transport.call_with, spec, _typed_assessment)
 
@@ -912,6 +915,14 @@ class MettlClient:
         _check_email(email)
         path = f"/schedules/{path_segment(access_key)}/candidates/{path_segment(email)}"
         await self._transport.call(Request("DELETE", self.url(path)))
+
+
+def _newest_first(params: Mapping[str, str], default_sort: str) -> bool:
+    """Whether a listing is in Mettl's default order, newest first, where records arrive."""
+    return params.get("sort", default_sort) == default_sort and params.get("sort_order") in (
+        None,
+        "desc",
+    )
 
 
 def _as_is(value: Raw) -> Raw:

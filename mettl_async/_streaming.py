@@ -81,6 +81,10 @@ class ListingSpec:
     items_key: str  # "candidates", "schedules"
     key_field: str | None  # "email", "accessKey"; None: no de-duplication
     window: int  # pages fetched ahead; 1 follows the links one by one
+    #: New records appear at the start of this listing (its default sort: newest
+    #: first). Shifts then only move records to later offsets, which the walk repairs;
+    #: under another sort, a listing that grew during the walk is reported incomplete.
+    grows_at_front: bool = True
 
     @property
     def limit(self) -> int:
@@ -101,7 +105,9 @@ class _Walk:
         self.seen: set[Hashable] = set()
         self.unique = 0
         self.first_total: int | None = None
+        self.max_total: int | None = None
         self.frontier = 0  # the furthest offset any page of this walk reached
+        self.stale = 0  # pages in a row past the frontier with nothing new
         self.pending: collections.deque[tuple[int, asyncio.Task[Page[Raw]]]] = collections.deque()
         self.held = 0  # page slots held by this walk
         # Pages are scanned, not parsed: each record stays the bytes Mettl sent
@@ -118,9 +124,8 @@ class _Walk:
         request = Request("GET", url, params)
         envelope = await self.fetch(request, self.decode)
         try:
-            page = page_from_envelope(
-                envelope, self.spec.items_key, offset=offset, limit=int(params["limit"])
-            )
+            limit = int(params.get("limit", self.spec.limit))
+            page = page_from_envelope(envelope, self.spec.items_key, offset=offset, limit=limit)
         except (KeyError, TypeError) as exc:
             raise DecodeError(
                 f"{self.spec.label}: the page at offset {offset} has no list of "
@@ -149,12 +154,14 @@ class _Walk:
             return []
         return [item.key for item in page.items]
 
-    def fresh(self, page: Page[Raw], keys: list[Hashable], *, is_last: bool = False) -> Page[Raw]:
+    def fresh(self, page: Page[Raw], keys: list[Hashable]) -> Page[Raw]:
         """The page with only records not yielded before (keyless records always pass)."""
         self.frontier = max(self.frontier, page.offset + page.received)
+        if page.total_records is not None:
+            self.max_total = max(self.max_total or 0, page.total_records)
         if self.spec.key_field is None:
             self.unique += len(page.items)
-            return attrs.evolve(page, is_last=is_last)
+            return page
         seen = self.seen
         items = []
         for item, key in zip(page.items, keys, strict=True):
@@ -164,7 +171,25 @@ class _Walk:
                 seen.add(key)
                 items.append(item)
         self.unique += len(items)
-        return attrs.evolve(page, items=items, is_last=is_last)
+        return page.with_items(items)
+
+    def accept(self, page: Page[Raw], keys: list[Hashable]) -> Page[Raw]:
+        """:meth:`fresh`, watching for a server that ignores ``offset``.
+
+        Only pages past everything walked so far count: a walk repeated after a
+        shift meets records it already yielded, legitimately.
+        """
+        beyond = page.offset >= self.frontier
+        fresh = self.fresh(page, keys)
+        self.stale = self.stale + 1 if beyond and page.received and not fresh.items else 0
+        if self.stale >= MAX_STALE_PAGES:
+            raise PaginationError(
+                f"{self.spec.label}: {self.stale} pages in a row up to offset {page.offset} "
+                "held only records already seen; the server seems to ignore offset",
+                listing=self.spec.label,
+                offset=page.offset,
+            )
+        return fresh
 
     # -- page slots (memory bound shared by the walks of one account) ----------------
 
@@ -257,38 +282,75 @@ class Listing(Generic[T]):
     # -- the walk ------------------------------------------------------------------
 
     async def _raw_pages(self) -> AsyncGenerator[Page[Raw], None]:
-        spec = self._spec
-        walk = _Walk(self._fetch, spec, self._slots)
+        """The walk's pages; the last one is marked only once the walk is known complete.
+
+        A page that ends the listing is held until the next page comes or the
+        walk ends (every round of a walk ends on one), so that ``is_last`` means
+        what it says even when a walk repeats itself after a shift, and so that a
+        walk found incomplete raises before its final page is handed over: an
+        export must never record a short schedule as done. Other pages are
+        yielded as they come.
+        """
+        walk = _Walk(self._fetch, self._spec, self._slots)
         try:
-            await walk.take_slot(wait=True)
-            # The first page's errors are raised as they are: nothing was yielded yet.
-            first = await walk.fetch_page(spec.request.url, dict(spec.request.params), spec.offset)
-            walk.give_slot()
-            walk.first_total = first.total_records
-            keys = walk.keys_of(first)
-            if first.is_end():
-                yield walk.fresh(first, keys, is_last=True)
-            else:
-                yield walk.fresh(first, keys)
-                if spec.window <= 1:
-                    pages = self._follow(walk, spec.request.url, first)
-                else:
-                    pages = self._concurrent(walk, first, keys)
-                async with contextlib.aclosing(pages):
-                    async for page in pages:
+            held: Page[Raw] | None = None
+            async with contextlib.aclosing(self._walk_pages(walk)) as pages:
+                async for page in pages:
+                    if held is not None:
+                        yield held
+                        held = None
+                    if page.is_end():
+                        held = page
+                    else:
                         yield page
             self._check_complete(walk)
+            if held is None:  # cannot happen by construction; a consumer still needs the mark
+                held = Page[Raw]([], walk.frontier, self._spec.limit)
+            yield attrs.evolve(held, is_last=True)
         finally:
             await walk.close()
 
+    async def _walk_pages(self, walk: _Walk) -> AsyncGenerator[Page[Raw], None]:
+        spec = self._spec
+        await walk.take_slot(wait=True)
+        # The first page's errors are raised as they are: nothing was yielded yet.
+        first = await walk.fetch_page(spec.request.url, dict(spec.request.params), spec.offset)
+        walk.give_slot()
+        walk.first_total = first.total_records
+        keys = walk.keys_of(first)
+        yield walk.fresh(first, keys)
+        if first.is_end():
+            return
+        if spec.window <= 1:
+            pages = self._follow(walk, spec.request.url, first)
+        else:
+            pages = self._concurrent(walk, first, keys)
+        async with contextlib.aclosing(pages):
+            async for page in pages:
+                yield page
+
     def _check_complete(self, walk: _Walk) -> None:
+        label = self._spec.label
         total = walk.first_total
         if total is not None and walk.unique < total:
             raise IncompleteListingError(
-                f"{self._spec.label}: the server reported {total} records but the walk found "
+                f"{label}: the server reported {total} records but the walk found "
                 f"{walk.unique}; the listing changed under the walk (records deleted?) or the "
                 "server skipped some. Walk it again.",
-                listing=self._spec.label,
+                listing=label,
+                offset=None,
+            )
+        if (
+            not self._spec.grows_at_front
+            and total is not None
+            and walk.max_total is not None
+            and walk.max_total != total
+        ):
+            raise IncompleteListingError(
+                f"{label}: the listing went from {total} to {walk.max_total} records during "
+                "the walk; under this sort a record inserted mid-walk can push another past "
+                "a page already fetched. Walk it again, or use the default sort (newest first).",
+                listing=label,
                 offset=None,
             )
 
@@ -299,7 +361,6 @@ class Listing(Generic[T]):
         spec = self._spec
         params = dict(spec.request.params)
         followed: set[Hashable] = set()
-        stale = 0
         while not page.is_end():
             if page.next is not None:
                 url, params = link_request(page.next, url)
@@ -326,20 +387,7 @@ class Listing(Generic[T]):
                 raise walk.failed(offset, error) from error
             finally:
                 walk.give_slot()
-            keys = walk.keys_of(page)
-            # Only pages past everything walked so far say anything about the server:
-            # a walk repeated after a shift meets records it already yielded.
-            beyond = offset >= walk.frontier
-            fresh = walk.fresh(page, keys, is_last=page.is_end())
-            stale = stale + 1 if beyond and page.received and not fresh.items else 0
-            yield fresh
-            if stale >= MAX_STALE_PAGES:
-                raise PaginationError(
-                    f"{spec.label}: {stale} pages in a row up to offset {offset} held only "
-                    "records already seen; the server seems to ignore offset",
-                    listing=spec.label,
-                    offset=offset,
-                )
+            yield walk.accept(page, walk.keys_of(page))
 
     async def _concurrent(
         self, walk: _Walk, first: Page[Raw], first_keys: list[Hashable]
@@ -355,27 +403,25 @@ class Listing(Generic[T]):
             url, params = link_request(first.next, spec.request.url)
             link_offset = _int_or_none(params.get("offset"))
             if link_offset is not None and link_offset > first.offset:
+                params.setdefault("limit", str(first.limit))
                 template, start, step = (url, params), link_offset, link_offset - first.offset
         total = first.total_records
         previous_keys = first_keys
         for round_number in range(MAX_REPAIR_ROUNDS + 1):
             shifted_at: int | None = None
-            last: Page[Raw] | None = None
             window = self._window(walk, template, start, step, total, round_number > 0)
             async with contextlib.aclosing(window):
                 async for page, keys in window:
                     if shifted_at is None and _overlaps(previous_keys, keys):
                         shifted_at = page.offset
                     previous_keys = keys
-                    last = page
-                    yield walk.fresh(page, keys, is_last=page.is_last)
+                    yield walk.accept(page, keys)
             if shifted_at is None:
                 return
             # Records moved to later offsets while pages were fetched out of order:
             # the pages before ``shifted_at`` are contiguous, a gap can only follow.
             # Walk again from there (records already yielded are dropped).
-            if last is not None and last.total_records is not None:
-                total = last.total_records
+            total = walk.max_total
             start, previous_keys = shifted_at, []
         # Still shifting after every round: one page at a time leaves no gap.
         stand_in = Page[Raw]([], start - step, step, received=step)
@@ -434,8 +480,7 @@ class Listing(Generic[T]):
                 window = window_max
             elif total is None and not ended:
                 window = min(window * 2, window_max)
-            is_last = ended and not walk.pending
-            yield (attrs.evolve(page, is_last=True) if is_last else page), walk.keys_of(page)
+            yield page, walk.keys_of(page)
             walk.give_slot()
 
 
@@ -529,8 +574,8 @@ class AccountResults(Generic[T, U]):
         convert_schedule = self._convert_schedule
 
         async def walk_one(raw_schedule: Raw) -> None:
-            schedule = convert_schedule(raw_schedule)
             try:
+                schedule = convert_schedule(raw_schedule)
                 listing = self._listing_for(raw_schedule, slots)
                 async with contextlib.aclosing(listing.pages()) as pages:
                     async for page in pages:

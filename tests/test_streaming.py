@@ -382,3 +382,103 @@ async def test_bad_listing_arguments_are_refused_before_any_request(
             mettl.iter_candidate_results("k", **kwargs)
     assert caught.value.paths == [path]
     assert mixed.fake.requests == 0
+
+
+async def test_a_server_ignoring_offset_is_detected_in_concurrent_walks(mocked: Any) -> None:
+    """The guard against endless listings holds with the default window too, not only window=1."""
+    same = {"status": "SUCCESS", "schedules": [{"accessKey": f"k{i}"} for i in range(2)]}
+    mocked.get(re.compile(r".*/v2/schedules\?.*"), payload=same, repeat=True)
+    async with MettlClient("a", "b") as mettl:
+        with pytest.raises(PaginationError, match="ignore offset"):
+            await asyncio.wait_for(mettl.iter_schedules(page_size=2).raw().collect(), 10)
+        assert mettl.stats.requests < 40
+
+
+async def test_next_links_without_limit_are_walked_concurrently(mocked: Any) -> None:
+    """A link that carries only the offset keeps the page size of the first request."""
+    base = "https://api.mettl.com/v2/schedules/k/candidates"
+    emails = [f"c{i:02d}@x.com" for i in range(25)]
+
+    def page(offset: int) -> dict[str, Any]:
+        rest = offset + 10 < len(emails)
+        return {
+            "status": "SUCCESS",
+            "candidates": [{"email": e} for e in emails[offset : offset + 10]],
+            "paging": {
+                "next": f"{base}?offset={offset + 10}" if rest else None,
+                "totalRecords": 25,
+            },
+        }
+
+    for offset in (0, 10, 20):
+        mocked.get(re.compile(rf".*[?&]offset={offset}(&.*)?$"), payload=page(offset), repeat=True)
+    async with MettlClient("a", "b") as mettl:
+        got = [r["email"] async for r in mettl.iter_candidate_results("k", page_size=10).raw()]
+    assert got == emails
+    for (_, url), _calls in mocked.requests.items():
+        assert "limit=10" in str(url)
+
+
+async def test_is_last_marks_only_the_final_page_even_after_a_repair_walk() -> None:
+    """With offsets shifting mid-walk, no record comes after the page marked last."""
+    fake = FakeMettl(account=FakeAccount([400], seed=3), arrival_every=1)
+    schedule = fake.account.schedules[0]
+    async with FakeMettlServer(fake) as server, server.client() as mettl:
+        pages = [
+            p
+            async for p in mettl.iter_candidate_results(schedule.access_key, page_size=20)
+            .raw()
+            .pages()
+        ]
+    assert [p.is_last for p in pages].count(True) == 1
+    assert pages[-1].is_last
+
+
+async def test_a_short_walk_never_marks_a_last_page(mixed: FakeMettlServer) -> None:
+    """A walk found incomplete raises before handing over its final page (exports rely on it)."""
+    schedule = next(s for s in mixed.fake.account.schedules if s.base_candidates == 250)
+    first = truth(mixed.fake)[schedule.access_key][0]
+    marked = []
+    async with mixed.client() as mettl:
+        with pytest.raises(IncompleteListingError):
+            async for page in (
+                mettl.iter_candidate_results(schedule.access_key, page_size=50, window=1)
+                .raw()
+                .pages()
+            ):
+                marked.append(page.is_last)
+                if page.items and page.items[0]["email"] == first:
+                    schedule.deleted.update(range(5))
+    assert marked
+    assert not any(marked)
+
+
+async def test_records_inserted_mid_walk_under_another_sort_are_reported() -> None:
+    """Under sort=name an arrival can hide a record in a gap: the walk says so instead."""
+    fake = FakeMettl(account=FakeAccount([300], seed=8), arrival_every=1)
+    schedule = fake.account.schedules[0]
+    async with FakeMettlServer(fake) as server, server.client() as mettl:
+        with pytest.raises(IncompleteListingError, match="during the walk"):
+            await (
+                mettl.iter_candidate_results(
+                    schedule.access_key, sort="name", sort_order="asc", page_size=20
+                )
+                .raw()
+                .collect()
+            )
+
+
+async def test_a_schedule_that_cannot_be_typed_fails_the_walk_loudly(
+    mixed: FakeMettlServer,
+) -> None:
+    """A malformed schedule is an error, never a schedule quietly left out of the walk."""
+    from mettl_async import ValidationError
+
+    bad = mixed.fake.account.schedules[3]
+    mixed.fake.created_schedules[bad.access_key] = {"scheduleWindow": "not an object"}
+    async with mixed.client() as mettl:
+        with pytest.raises(ValidationError):
+            async for _ in mettl.iter_all_results():
+                pass
+        await settle()
+        assert tasks_left() == set()
