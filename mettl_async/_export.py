@@ -151,6 +151,9 @@ def jsonl_line(schedule: Mapping[str, Any], record: RawRecord) -> bytes:
         }
     )
     body = record.json.strip()
+    if b"\n" in body or b"\r" in body:
+        # Whitespace between tokens (JSON strings cannot hold raw line breaks): one line.
+        body = orjson.dumps(orjson.loads(body))
     if body[:1] != b"{":  # not an object: keep it whole under "record"
         return head[:-1] + b',"record":' + body + b"}\n"
     if body[1:].lstrip()[:1] == b"}":  # an empty object
@@ -233,22 +236,39 @@ class _Journal:
 
     @classmethod
     def reopen(cls, path: Path) -> _Journal:
-        return cls(path, path.open("ab"))
+        stream = path.open("ab")
+        if stream.tell() and not path.read_bytes().endswith(b"\n"):
+            stream.write(b"\n")  # a line torn by the interruption stays a line of its own
+        return cls(path, stream)
 
-    def commit(self, size: int, done: Sequence[str]) -> None:
-        self.stream.write(orjson.dumps({"size": size, "done": list(done)}) + b"\n")
+    def _append(self, entry: Mapping[str, Any]) -> None:
+        self.stream.write(orjson.dumps(entry) + b"\n")
         self.stream.flush()
         os.fsync(self.stream.fileno())
+
+    def commit(self, size: int, done: Sequence[str]) -> None:
+        self._append({"size": size, "done": list(done)})
+
+    def complete(self, size: int) -> None:
+        """Every record is in the data file: only renaming (or CSV conversion) is left."""
+        self._append({"size": size, "done": [], "complete": True})
 
     def close(self) -> None:
         self.stream.close()
 
 
-def _read_journal(path: Path, identity: Mapping[str, Any]) -> tuple[int, set[str]]:
-    """The last good size and the complete schedules of a checkpoint; checks it is ours."""
-    size, done = 0, set[str]()
-    with path.open("rb") as stream:
-        lines = stream.read().split(b"\n")
+@attrs.frozen
+class _JournalState:
+    size: int = 0
+    done: frozenset[str] = frozenset()
+    complete: bool = False
+    commits: int = 0
+
+
+def _read_journal(path: Path, identity: Mapping[str, Any]) -> _JournalState:
+    """What a checkpoint vouches for; checks that it belongs to this export."""
+    size, done, complete, commits = 0, set[str](), False, 0
+    lines = path.read_bytes().split(b"\n")
     try:
         header = orjson.loads(lines[0])
     except orjson.JSONDecodeError:
@@ -265,16 +285,22 @@ def _read_journal(path: Path, identity: Mapping[str, Any]) -> tuple[int, set[str
         try:
             entry = orjson.loads(line)
         except orjson.JSONDecodeError:
-            break  # a line cut by the interruption: everything before it stands
+            continue  # a line torn by an interruption: the lines around it stand
         if isinstance(entry, dict) and isinstance(entry.get("size"), int):
             size = entry["size"]
             done.update(str(key) for key in entry.get("done", ()))
-    return size, done
+            complete = complete or entry.get("complete") is True
+            commits += 1
+    return _JournalState(size, frozenset(done), complete, commits)
 
 
-def _already_written(partial: Path, done: set[str]) -> tuple[int, set[tuple[str, str]]]:
-    """Lines kept, and ``(accessKey, email)`` of those from schedules not yet complete."""
+def _already_written(
+    partial: Path, done: frozenset[str]
+) -> tuple[int, frozenset[tuple[str, str]], frozenset[int]]:
+    """Lines kept; ``(accessKey, email)`` of those from schedules not yet complete, and
+    (for records without an email) the hashes of those lines."""
     seen: set[tuple[str, str]] = set()
+    keyless: set[int] = set()
     kept = 0
     with partial.open("rb") as stream:
         for line in stream:
@@ -285,9 +311,13 @@ def _already_written(partial: Path, done: set[str]) -> tuple[int, set[tuple[str,
                 continue
             if isinstance(row, dict):
                 key, email = row.get("accessKey"), row.get("email")
-                if isinstance(key, str) and key not in done and isinstance(email, str):
+                if not isinstance(key, str) or key in done:
+                    continue
+                if isinstance(email, str):
                     seen.add((key, email))
-    return kept, seen
+                else:
+                    keyless.add(hash(line))
+    return kept, frozenset(seen), frozenset(keyless)
 
 
 # -- the export ----------------------------------------------------------------------
@@ -301,12 +331,14 @@ class _Resume:
     done: frozenset[str] = frozenset()
     kept: int = 0
     written: frozenset[tuple[str, str]] = frozenset()
+    written_lines: frozenset[int] = frozenset()  # hashes of lines of records without email
+    complete: bool = False  # every record was written: only the last step is left
+    started: bool = False  # the files of an earlier run are there to continue
 
 
 def _prepare(options: ExportOptions) -> _Resume:
     """Check what is on disk against the mode, and what a resume starts from."""
     output, partial, checkpoint = options.output, options.partial, options.checkpoint
-    interrupted = partial.exists() or checkpoint.exists()
     if options.mode == "overwrite":
         for path in (partial, checkpoint):
             path.unlink(missing_ok=True)
@@ -314,34 +346,61 @@ def _prepare(options: ExportOptions) -> _Resume:
     if options.mode == "new":
         if output.exists():
             raise ExportError(f"{output} exists: use --overwrite to replace it")
-        if interrupted:
+        if partial.exists() or checkpoint.exists():
             raise ExportError(
                 f"an interrupted export to {output} exists ({partial.name}): "
                 "use --resume to continue it or --overwrite to start over"
             )
         return _Resume()
-    # resume
-    if not interrupted:
+    # --resume
+    journal = _read_journal(checkpoint, options.identity()) if checkpoint.exists() else None
+    if journal is not None and journal.complete and (partial.exists() or output.exists()):
+        # Stopped after the last record, before (or while) the file was put in place.
+        return _Resume(size=journal.size, done=journal.done, complete=True, started=True)
+    if not partial.exists() and (journal is None or journal.commits == 0):
         if output.exists():
             raise ExportError(
                 f"{output} is complete: nothing to resume (use --overwrite to redo it)"
             )
+        checkpoint.unlink(missing_ok=True)  # stopped before anything was written
         return _Resume()
-    if not (partial.exists() and checkpoint.exists()):
+    if journal is None:
+        if partial.stat().st_size == 0:
+            partial.unlink()
+            return _Resume()
         raise ExportError(
-            f"the interrupted export to {output} lacks its "
-            f"{'checkpoint' if partial.exists() else 'data file'}: use --overwrite to start over"
+            f"the interrupted export to {output} lacks its checkpoint: "
+            "use --overwrite to start over"
         )
-    size, done = _read_journal(checkpoint, options.identity())
-    if partial.stat().st_size < size:
+    if not partial.exists():
         raise ExportError(
-            f"{partial} is shorter than its checkpoint says ({partial.stat().st_size} < {size} "
-            "bytes): it was damaged; use --overwrite to start over"
+            f"the interrupted export to {output} lacks its data file: use --overwrite to start over"
+        )
+    if partial.stat().st_size < journal.size:
+        raise ExportError(
+            f"{partial} is shorter than its checkpoint says ({partial.stat().st_size} < "
+            f"{journal.size} bytes): it was damaged; use --overwrite to start over"
         )
     with partial.open("r+b") as stream:
-        stream.truncate(size)  # drop whatever came after the last good checkpoint
-    kept, written = _already_written(partial, done)
-    return _Resume(size, frozenset(done), kept, frozenset(written))
+        stream.truncate(journal.size)  # drop whatever came after the last good checkpoint
+    kept, written, written_lines = _already_written(partial, journal.done)
+    return _Resume(journal.size, journal.done, kept, written, written_lines, started=True)
+
+
+def _finish(options: ExportOptions) -> None:
+    """Put the complete export at its path (CSV: convert the spool), then clean up."""
+    if options.partial.exists():
+        if options.format == "csv":
+            _spool_to_csv(options.partial, options.output)
+            options.partial.unlink()
+        else:
+            os.replace(options.partial, options.output)
+    options.checkpoint.unlink(missing_ok=True)
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as stream:
+        return sum(1 for _ in stream)
 
 
 async def export_results(
@@ -353,34 +412,42 @@ async def export_results(
 ) -> ExportSummary:
     """Export every candidate result of the chosen schedules (see the module docstring)."""
     progress = progress if progress is not None else ExportProgress()
-    resume = _prepare(options)
-    options.output.parent.mkdir(parents=True, exist_ok=True)
-    resuming = resume.size > 0 or bool(resume.done)
-    journal = (
-        _Journal.reopen(options.checkpoint)
-        if resuming
-        else _Journal.create(options.checkpoint, options.identity())
-    )
     requests0, retries0 = client.stats.requests, client.stats.retries
     try:
-        with options.partial.open("ab" if resuming else "wb") as data:
-            await _walk(client, options, data, journal, resume, progress, on_progress)
-    finally:
-        journal.close()
-    if options.format == "csv":
-        _spool_to_csv(options.partial, options.output)
-        options.partial.unlink()
-    else:
-        os.replace(options.partial, options.output)
-    options.checkpoint.unlink()
+        resume = _prepare(options)
+        kept = resume.kept
+        if resume.complete:
+            source = options.partial if options.partial.exists() else options.output
+            kept = _count_lines(source) - (
+                1 if source == options.output and options.format == "csv" else 0
+            )
+        else:
+            options.output.parent.mkdir(parents=True, exist_ok=True)
+            # The data file first: a checkpoint never vouches for a file that is not there.
+            with options.partial.open("ab" if resume.started else "wb") as data:
+                journal = (
+                    _Journal.reopen(options.checkpoint)
+                    if resume.started
+                    else _Journal.create(options.checkpoint, options.identity())
+                )
+                try:
+                    await _walk(client, options, data, journal, resume, progress, on_progress)
+                    journal.complete(data.tell())
+                finally:
+                    journal.close()
+        _finish(options)
+    except OSError as exc:
+        raise ExportError(
+            f"cannot write the export to {options.output}: {exc.strerror or exc}"
+        ) from exc
     return ExportSummary(
         output=options.output,
         schedules=progress.schedules_done + progress.schedules_skipped,
-        records=progress.records + resume.kept,
+        records=progress.records + kept,
         requests=client.stats.requests - requests0,
         retries=client.stats.retries - retries0,
         seconds=progress.elapsed,
-        resumed_records=resume.kept,
+        resumed_records=kept,
     )
 
 
@@ -393,7 +460,7 @@ async def _walk(
     progress: ExportProgress,
     on_progress: Callable[[ExportProgress], None] | None,
 ) -> None:
-    done, written = resume.done, resume.written
+    done, written, written_lines = resume.done, resume.written, resume.written_lines
     progress.schedules_skipped = len(done)
     listed = 0
 
@@ -439,9 +506,13 @@ async def _walk(
                         continue
                     if csv_format:
                         row = csv_row(schedule, record)
-                        lines.append(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+                        line = orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
                     else:
-                        lines.append(jsonl_line(schedule, record))
+                        line = jsonl_line(schedule, record)
+                    if written_lines and record.key is None and hash(line) in written_lines:
+                        progress.records_skipped += 1  # a record without email, written before
+                        continue
+                    lines.append(line)
                 if lines:
                     data.write(b"".join(lines))  # whole lines only: a page at a time
                     progress.records += len(lines)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from typing import Any, Final, Generic, TypeVar, Union
-from urllib.parse import parse_qsl, urljoin, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urljoin, urlsplit
 
 import attrs
 import msgspec
@@ -104,7 +104,7 @@ def link_request(link: str, current_url: str) -> tuple[str, dict[str, str]]:
     """
     absolute = urljoin(current_url, link)
     target, here = urlsplit(absolute), urlsplit(current_url)
-    if (target.scheme, target.netloc) != (here.scheme, here.netloc):
+    if _origin(target) != _origin(here):
         raise PaginationError(
             f"the server sent a page link to another host ({target.scheme}://{target.netloc}); "
             "not following it"
@@ -113,7 +113,22 @@ def link_request(link: str, current_url: str) -> tuple[str, dict[str, str]]:
     for name, value in parse_qsl(target.query, keep_blank_values=True):
         if name not in SIGNATURE_PARAMS:
             params[name] = value
-    return f"{target.scheme}://{target.netloc}{target.path}", params
+    # The client's own spelling of the host: it is what the request line carries,
+    # so it is what must be signed.
+    return f"{here.scheme}://{here.netloc}{target.path}", params
+
+
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+
+
+def _origin(url: SplitResult) -> tuple[str, str, int | None]:
+    """Scheme, host and port as they compare (case and default ports aside)."""
+    scheme = url.scheme.lower()
+    try:
+        port = url.port
+    except ValueError:
+        port = None
+    return scheme, (url.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme)
 
 
 def link_identity(url: str, params: Mapping[str, str]) -> Hashable:

@@ -246,3 +246,152 @@ async def test_resume_of_a_complete_export_is_refused(
     async with account_server.client() as client:
         with pytest.raises(ExportError, match="nothing to resume"):
             await export_results(client, ExportOptions(output=output, mode="resume"))
+
+
+def _header(options: ExportOptions) -> bytes:
+    return orjson.dumps({"mettl-async-export": 1, **options.identity()}) + b"\n"
+
+
+async def test_resume_after_the_final_rename_finishes_cleanly(
+    account_server: FakeMettlServer, tmp_path: Path
+) -> None:
+    """Killed after the file was put in place but before the checkpoint went: nothing to redo."""
+    output = tmp_path / "r.jsonl"
+    async with account_server.client() as client:
+        await export_results(client, ExportOptions(output=output))
+    lines = read_lines(output)
+    options = ExportOptions(output=output, mode="resume")
+    size = output.stat().st_size
+    checkpoint = tmp_path / "r.jsonl.checkpoint"
+    checkpoint.write_bytes(
+        _header(options) + orjson.dumps({"size": size, "done": [], "complete": True}) + b"\n"
+    )
+    requests = account_server.fake.requests
+    async with account_server.client() as client:
+        summary = await export_results(client, options)
+    assert read_lines(output) == lines
+    assert summary.records == len(lines)
+    assert not checkpoint.exists()
+    assert account_server.fake.requests == requests  # nothing fetched again
+
+
+async def test_resume_right_after_the_checkpoint_was_created_starts_over(
+    account_server: FakeMettlServer, tmp_path: Path
+) -> None:
+    output = tmp_path / "r.jsonl"
+    options = ExportOptions(output=output, mode="resume")
+    (tmp_path / "r.jsonl.checkpoint").write_bytes(_header(options))
+    async with account_server.client() as client:
+        await export_results(client, options)
+    assert set(read_lines(output)) == expected_lines(account_server.fake)
+
+
+async def test_a_schedule_found_short_is_not_recorded_as_done(
+    account_server: FakeMettlServer, tmp_path: Path
+) -> None:
+    """A record deleted mid-walk fails the export; --resume walks that schedule again in full."""
+    from mettl_async import IncompleteListingError
+
+    fake = account_server.fake
+    big = next(s for s in fake.account.schedules if s.base_candidates == 250)
+    fake.add_fault(
+        "slow", delay=0.0, path=f"/schedules/{big.access_key}/candidates", params={"offset": "100"}
+    )
+    original = fake._inject
+
+    async def delete_then_serve(request: Any, fault: Any) -> Any:
+        big.deleted.add(fake.account.candidate_order(big)[0])  # the first one vanishes
+        return await original(request, fault)
+
+    fake._inject = delete_then_serve  # type: ignore[method-assign]
+    output = tmp_path / "r.jsonl"
+    async with account_server.client() as client:
+        with pytest.raises(IncompleteListingError):
+            await export_results(
+                client, ExportOptions(output=output, access_keys=(big.access_key,))
+            )
+    assert (
+        big.access_key.encode()
+        not in (tmp_path / "r.jsonl.checkpoint").read_bytes().split(b"\n", 1)[1]
+    )
+    async with account_server.client() as client:
+        await export_results(
+            client, ExportOptions(output=output, access_keys=(big.access_key,), mode="resume")
+        )
+    lines = read_lines(output)
+    assert len(lines) == len(set(lines))
+    # Every candidate the server still has is there (the one deleted during the first
+    # run was written before it went, and lines already written are kept).
+    assert expected_lines(fake, keys={big.access_key}) <= set(lines)
+    assert len(lines) == 250
+
+
+def test_a_pretty_printed_record_is_written_on_one_line() -> None:
+    """JSONL stays one record per line whatever whitespace Mettl sends."""
+    record = RawRecord(b'{\n  "email": "a@x.com",\n  "n": [1,\r\n 2]\n}')
+    line = jsonl_line({"accessKey": "k", "name": "N"}, record)
+    assert line.count(b"\n") == 1
+    assert line.endswith(b"\n")
+    assert orjson.loads(line) == {
+        "accessKey": "k", "scheduleName": "N", "assessmentId": None, "email": "a@x.com", "n": [1, 2]
+    }  # fmt: skip
+
+
+async def test_records_without_email_are_not_written_twice_on_resume(tmp_path: Path) -> None:
+    """Records Mettl sends without an email are recognised by their line when resuming."""
+    fake = FakeMettl(account=FakeAccount([120], seed=2))
+    schedule = fake.account.schedules[0]
+    original = fake.account.candidate_bytes
+
+    def without_email(s: Any, j: int, *, ir: bool, qr: bool) -> bytes:
+        data = orjson.loads(original(s, j, ir=ir, qr=qr))
+        data.pop("email")
+        return orjson.dumps(data)
+
+    fake.account.candidate_bytes = without_email  # type: ignore[method-assign]
+    output = tmp_path / "r.jsonl"
+    async with FakeMettlServer(fake) as server, server.client() as client:
+        await export_results(client, ExportOptions(output=output))
+        complete = read_lines(output)
+        # Forge an interruption after 70 of the 120 lines, the schedule not yet done.
+        data = output.read_bytes().splitlines(keepends=True)
+        output.unlink()
+        kept = b"".join(data[:70])
+        (tmp_path / "r.jsonl.partial").write_bytes(kept)
+        options = ExportOptions(output=output, mode="resume")
+        (tmp_path / "r.jsonl.checkpoint").write_bytes(
+            _header(options) + orjson.dumps({"size": len(kept), "done": []}) + b"\n"
+        )
+        await export_results(client, options)
+    lines = read_lines(output)
+    assert len(lines) == 120
+    assert sorted(lines) == sorted(complete)
+    assert schedule.access_key
+
+
+async def test_a_torn_checkpoint_line_does_not_hide_later_ones(
+    account_server: FakeMettlServer, tmp_path: Path
+) -> None:
+    from mettl_async._export import _read_journal
+
+    options = ExportOptions(output=tmp_path / "r.jsonl")
+    path = tmp_path / "c"
+    path.write_bytes(
+        _header(options)
+        + b'{"size":10,"done":["a"]}\n{"size":2'
+        + b"\n"
+        + b'{"size":30,"done":["b"]}\n'
+    )
+    state = _read_journal(path, options.identity())
+    assert state.size == 30
+    assert state.done == {"a", "b"}
+
+
+async def test_an_unwritable_output_is_a_clear_error(
+    account_server: FakeMettlServer, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    async with account_server.client() as client:
+        with pytest.raises(ExportError, match="cannot write the export"):
+            await export_results(client, ExportOptions(output=blocker / "r.jsonl"))

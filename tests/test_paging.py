@@ -37,6 +37,20 @@ def test_link_keeps_an_encoded_path_as_sent() -> None:
     assert url == "https://api.mettl.com/v2/candidates/a%2Bb%40x.com"
 
 
+@pytest.mark.parametrize(
+    "base",
+    [
+        "https://api.mettl.com:443/v2/schedules/ab12/candidates",
+        "https://API.mettl.com/v2/schedules/ab12/candidates",
+    ],
+)
+def test_a_link_to_the_same_host_spelled_otherwise_is_followed(base: str) -> None:
+    """Case and default ports do not make another host; the client's spelling is kept."""
+    url, params = link_request(f"{HERE}?offset=100", base)
+    assert url == base
+    assert params == {"offset": "100"}
+
+
 def test_link_to_another_host_is_refused() -> None:
     with pytest.raises(PaginationError, match="another host"):
         link_request("https://evil.example/v2/schedules?offset=1", HERE)
