@@ -26,6 +26,7 @@ from ._enums import (
 from ._errors import (
     APIError,
     AuthenticationError,
+    ClientClosedError,
     ConfigurationError,
     DecodeError,
     IncompleteListingError,
@@ -115,6 +116,7 @@ __all__ = [
     "CandidateRegistration",
     "CandidateResult",
     "CandidateTestResumedEvent",
+    "ClientClosedError",
     "ClientStats",
     "CompletionMode",
     "ConfigurationError",

@@ -234,6 +234,8 @@ def _register_export(commands: Any) -> None:
 
 
 def _export_options(args: argparse.Namespace) -> ExportOptions:
+    if args.access_keys and not all(key.strip() for key in args.access_keys):
+        raise UsageError("--access-key needs a schedule's access key, not an empty string")
     return ExportOptions(
         output=args.output,
         format=args.format,

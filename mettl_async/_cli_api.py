@@ -440,6 +440,12 @@ def read_candidates_csv(path: Path) -> tuple[list[dict[str, str]], list[int]]:
             header = [label.strip() for label in reader.fieldnames or []]
             if not header:
                 raise _usage_error(f"{path} is empty: its first row must name the fields")
+            duplicated = sorted({label for label in header if label and header.count(label) > 1})
+            if duplicated:
+                raise _usage_error(
+                    f"{path}: the header row names {', '.join(repr(d) for d in duplicated)} "
+                    "more than once"
+                )
             if EMAIL_FIELD not in header:
                 raise _usage_error(
                     f"{path}: the header row has no {EMAIL_FIELD!r} column (found: "
@@ -448,6 +454,9 @@ def read_candidates_csv(path: Path) -> tuple[list[dict[str, str]], list[int]]:
                 )
             reader.fieldnames = header
             for row in reader:
+                extra = row.get(None)
+                if extra is not None and not any(cell.strip() for cell in extra):
+                    del row[None]  # trailing empty cells, as spreadsheets save them
                 if None in row:
                     raise _usage_error(
                         f"{path}, line {reader.line_num}: more cells than the header"

@@ -95,8 +95,12 @@ _IR_RECOMMENDATION: Final = '{"recommendation":true}'
 
 
 def _check_base_url(base_url: str) -> str:
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number 0..65535
+    except ValueError as exc:
+        raise ConfigurationError(f"base_url is not a valid URL ({exc}): {base_url!r}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigurationError(
             f"base_url must be an absolute http(s) URL such as {DEFAULT_BASE_URL!r}, "
             f"got {base_url!r}"
@@ -387,8 +391,7 @@ class MettlClient:
         ``testStartTime`` (Mettl's default) or ``name``. Each candidate is
         yielded once, even if offsets shift while candidates arrive.
         """
-        if not access_key:
-            raise ValidationError([ValidationProblem("access_key", "must not be empty")])
+        _check_access_key(access_key)
         return Listing(
             self._transport.call_with,
             self._results_spec(
@@ -514,6 +517,7 @@ class MettlClient:
 
     async def get_schedule_raw(self, access_key: str) -> dict[str, Any]:
         """One schedule's wire mapping (article 12, ``GET /schedules/{access-key}``)."""
+        _check_access_key(access_key)
         envelope = await self._transport.call(
             Request("GET", self.url(f"/schedules/{path_segment(access_key)}"))
         )
@@ -799,10 +803,15 @@ class MettlClient:
             registrations[start : start + REGISTRATION_CHUNK]
             for start in range(0, len(registrations), REGISTRATION_CHUNK)
         ]
-        async with asyncio.TaskGroup() as group:
-            tasks = [
-                group.create_task(self._register_chunk(url, chunk, options)) for chunk in chunks
-            ]
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [
+                    group.create_task(self._register_chunk(url, chunk, options)) for chunk in chunks
+                ]
+        except ExceptionGroup as group:
+            # Request failures are answers (see _register_chunk); anything else, such as a
+            # closed client, is raised as itself, not wrapped in a group.
+            raise group.exceptions[0] from None
         answers = [task.result() for task in tasks]
         failures = [answer for answer in answers if isinstance(answer, RequestError)]
         if len(failures) == len(answers):

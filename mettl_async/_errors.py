@@ -4,6 +4,7 @@
 
     MettlError
     ├── ConfigurationError          bad client setup (missing env var, bad argument)
+    ├── ClientClosedError           a request on a MettlClient that was closed
     ├── ValidationError             a request model Mettl would reject; lists every problem
     │   └── WebhookPayloadError     a webhook body that is not one of the four events
     │                               (not JSON, not an object, unknown EVENT_TYPE)
@@ -37,6 +38,7 @@ from typing import Final
 __all__ = [
     "APIError",
     "AuthenticationError",
+    "ClientClosedError",
     "ConfigurationError",
     "DecodeError",
     "IncompleteListingError",
@@ -65,6 +67,10 @@ class MettlError(Exception):
 
 class ConfigurationError(MettlError, ValueError):
     """The client was set up wrongly (a missing environment variable, a bad option)."""
+
+
+class ClientClosedError(MettlError, RuntimeError):
+    """A request was made on a :class:`MettlClient` after it was closed."""
 
 
 class ValidationProblem:

@@ -192,24 +192,36 @@ def csv_row(schedule: Mapping[str, Any], record: Mapping[str, Any]) -> dict[str,
     marks = result.get("sectionMarks")
     for section in marks if isinstance(marks, list) else ():
         if isinstance(section, Mapping):
-            name = str(section.get("sectionName") or "")
+            base = name = str(section.get("sectionName") or "")
+            repeat = 1
+            while name in sections:  # two sections of one name keep their own columns
+                repeat += 1
+                name = f"{base} ({repeat})"
             sections[name] = [section.get("totalMarks"), section.get("maxMarks")]
     row["sections"] = sections
     return row
 
 
+def _section_columns(name: str) -> tuple[str, str]:
+    return f"{name} (marks)", f"{name} (max marks)"
+
+
+def _registration_columns(labels: Iterable[str], sections: Iterable[str]) -> dict[str, str]:
+    """Registration label -> its column: the label itself, unless another column has it."""
+    taken = set(CSV_FIXED_COLUMNS)
+    for name in sections:
+        taken.update(_section_columns(name))
+    unique = set(labels)
+    ordered = [label for label in _REGISTRATION_FIRST if label in unique]
+    ordered += sorted(unique - set(_REGISTRATION_FIRST))
+    return {label: label if label not in taken else f"registration: {label}" for label in ordered}
+
+
 def csv_columns(registration: Iterable[str], sections: Iterable[str]) -> list[str]:
     """The CSV header: fixed columns, registration labels after ``email``, then section marks."""
-    labels = set(registration)
-    ordered = [label for label in _REGISTRATION_FIRST if label in labels]
-    ordered += sorted(labels - set(_REGISTRATION_FIRST))
-    taken = set(CSV_FIXED_COLUMNS)
-    registration_columns = [
-        label if label not in taken else f"registration: {label}" for label in ordered
-    ]
-    section_columns = []
-    for name in sorted(set(sections)):
-        section_columns += [f"{name} (marks)", f"{name} (max marks)"]
+    names = sorted(set(sections))
+    registration_columns = list(_registration_columns(registration, names).values())
+    section_columns = [column for name in names for column in _section_columns(name)]
     head = list(CSV_FIXED_COLUMNS)
     at = head.index("email") + 1
     return head[:at] + registration_columns + head[at:] + section_columns
@@ -547,7 +559,7 @@ def _spool_to_csv(spool: Path, output: Path) -> None:
         registration.update(row.get("registration", {}))
         sections.update(row.get("sections", {}))
     columns = csv_columns(registration, sections)
-    fixed = set(CSV_FIXED_COLUMNS)
+    registration_column = _registration_columns(registration, sections)
     temporary = output.with_name(output.name + ".csv-partial")
     # UTF-8 with a byte order mark: spreadsheets then read names like "Zoë" right.
     with temporary.open("w", encoding="utf-8-sig", newline="") as stream:
@@ -556,10 +568,11 @@ def _spool_to_csv(spool: Path, output: Path) -> None:
         for row in _spool_rows(spool):
             flat = {name: row.get(name) for name in CSV_FIXED_COLUMNS}
             for label, value in row.get("registration", {}).items():
-                flat[label if label not in fixed else f"registration: {label}"] = value
+                flat[registration_column[label]] = value
             for name, (marks, maximum) in row.get("sections", {}).items():
-                flat[f"{name} (marks)"] = marks
-                flat[f"{name} (max marks)"] = maximum
+                marks_column, max_column = _section_columns(name)
+                flat[marks_column] = marks
+                flat[max_column] = maximum
             writer.writerow(["" if flat.get(c) is None else flat[c] for c in columns])
         stream.flush()
         os.fsync(stream.fileno())

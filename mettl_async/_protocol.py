@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, Literal
 from urllib.parse import quote, urlsplit
@@ -176,23 +177,17 @@ def prepare(
     )
 
 
-def redact_url(url: str) -> str:
-    """Replace the value of ``asgn`` in a URL or form body with ``REDACTED``."""
-    if "asgn=" not in url:
-        return url
-    head, sep, query = url.partition("?")
-    if not sep:
-        head, query = "", url
-    parts = []
-    for item in query.split("&"):
-        name, eq, _ = item.partition("=")
-        parts.append(f"{name}=REDACTED" if eq and name == "asgn" else item)
-    joined = "&".join(parts)
-    return f"{head}?{joined}" if sep else joined
+_ASGN: Final = re.compile(r"(?<![\w%])(asgn=)[^&\s'\"<>#]*")
+
+
+def redact_url(text: str) -> str:
+    """Replace every ``asgn`` value in a URL, form body or any text with ``REDACTED``."""
+    return _ASGN.sub(r"\1REDACTED", text) if "asgn=" in text else text
 
 
 def _excerpt(body: bytes) -> str:
-    return body[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+    # A proxy's error page may echo the request URL: never show its signature.
+    return redact_url(body[:EXCERPT_BYTES].decode("utf-8", errors="replace"))
 
 
 def _class_for_status(status: int) -> type[APIError]:
@@ -269,7 +264,7 @@ def decode_response(
         raw_code = error.get("code")
         code = str(raw_code) if raw_code is not None else None
         raw_message = error.get("message")
-        message = str(raw_message) if raw_message is not None else ""
+        message = redact_url(str(raw_message)) if raw_message is not None else ""
     if envelope_status is None and error is None and status < 400:
         raise DecodeError(
             "Mettl sent JSON without a status field", excerpt=_excerpt(body), **context

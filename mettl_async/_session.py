@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import platform
-import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final, Protocol, TypeVar
@@ -23,6 +22,7 @@ from yarl import URL
 
 from ._errors import (
     APIError,
+    ClientClosedError,
     MettlConnectionError,
     MettlError,
     MettlTimeoutError,
@@ -67,7 +67,6 @@ logger = logging.getLogger("mettl_async")
 
 #: A clock correction is applied only past this many seconds of disagreement.
 CLOCK_SKEW_THRESHOLD: Final = 60.0
-_ASGN_RE: Final = re.compile(r"(asgn=)[^&\s'\"<>]*")
 
 
 def user_agent() -> str:
@@ -77,10 +76,6 @@ def user_agent() -> str:
         f"mettl-async/{__version__} aiohttp/{aiohttp.__version__} "
         f"Python/{platform.python_version()}"
     )
-
-
-def _scrub(text: str) -> str:
-    return _ASGN_RE.sub(r"\1REDACTED", text)
 
 
 @attrs.define
@@ -153,7 +148,7 @@ class Transport:
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._closed:
-            raise RuntimeError("this MettlClient is closed")
+            raise ClientClosedError("this MettlClient is closed: create a new one")
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._max_in_flight, limit_per_host=0)
             self._session = aiohttp.ClientSession(connector=connector)
@@ -193,9 +188,8 @@ class Transport:
                 self.stats.retries += 1
             if self._rate is not None:
                 await self._rate.wait()
-            prepared = self.prepare(request)
             try:
-                return await self._attempt(session, prepared, timeout, attempt, decode)
+                return await self._attempt(session, request, timeout, attempt, decode)
             except RequestError as error:
                 error.attempts = attempt
                 if (
@@ -242,16 +236,18 @@ class Transport:
     async def _attempt(
         self,
         session: aiohttp.ClientSession,
-        prepared: PreparedRequest,
+        request: Request,
         timeout: aiohttp.ClientTimeout,
         attempt: int,
         decode: Decoder[T],
     ) -> T:
         stats = self.stats
         debug = logger.isEnabledFor(logging.DEBUG)
-        started = time.perf_counter()
         status: int | None = None
         async with self._semaphore:
+            # Signed once it may go: ts is fresh however long it waited for a slot.
+            prepared = self.prepare(request)
+            started = time.perf_counter()
             stats.requests += 1
             stats.in_flight += 1
             if stats.in_flight > stats.peak_in_flight:
@@ -351,7 +347,7 @@ class Transport:
             "url": redact_url(prepared.url),
             "path": URL(prepared.url, encoded=True).path,
         }
-        detail = _scrub(f"{type(exc).__name__}: {exc}")
+        detail = redact_url(f"{type(exc).__name__}: {exc}")
         if isinstance(exc, aiohttp.ClientSSLError):
             return TransportError(f"TLS failure talking to Mettl ({detail})", **context)
         if isinstance(exc, aiohttp.ClientConnectorError):

@@ -270,3 +270,19 @@ def test_version_and_module_entry_point() -> None:
     result = run_cli("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("mettl-async ")
+
+
+def test_an_invalid_base_url_exits_2(tmp_path: Path) -> None:
+    result = run_cli("export", "--all", "-o", str(tmp_path / "r"), env=keyed_env("http://host:abc"))
+    assert result.returncode == EXIT_USAGE
+    assert "not a valid URL" in result.stderr
+
+
+def test_an_empty_access_key_exits_2_and_leaves_no_files(tmp_path: Path) -> None:
+    output = tmp_path / "r.jsonl"
+    result = run_cli(
+        "export", "--access-key", "", "-o", str(output), env=keyed_env("http://127.0.0.1:9")
+    )
+    assert result.returncode == EXIT_USAGE
+    assert "access key" in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -213,6 +213,7 @@ async def test_register_from_an_excel_csv_with_options(
         ("", "is empty"),
         ("Email Address,First Name\n", "no candidates"),
         ("Email Address,First Name\na@example.com,A,extra\n", "line 2: more cells"),
+        ("Email Address,First Name,First Name\na@example.com,A,B\n", "'First Name' more than once"),
         (
             "Email Address,First Name\na@example.com,A\nnot-an-email,B\nc@example.com,\n",
             "line 3 (Email Address): must be a valid email address",
@@ -231,6 +232,16 @@ async def test_a_bad_csv_file_is_a_usage_error_and_nothing_is_sent(
     assert await run("candidates", "register", "--access-key", "k", "--csv", str(path)) == 2
     assert message in capsys.readouterr().err
     assert env.requests == 0
+
+
+def test_trailing_empty_cells_are_accepted(tmp_path: Path) -> None:
+    """Spreadsheets save rows with trailing empty cells; they are not extra values."""
+    from mettl_async._cli_api import read_candidates_csv
+
+    path = csv_file(tmp_path, "Email Address,First Name\na@example.com,A,,\n")
+    candidates, lines = read_candidates_csv(path)
+    assert candidates == [{"Email Address": "a@example.com", "First Name": "A"}]
+    assert lines == [2]
 
 
 async def test_a_missing_csv_file_is_a_usage_error(

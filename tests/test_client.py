@@ -58,6 +58,9 @@ def test_from_env_names_the_missing_variable(environ: dict[str, str], named: str
     [
         ({"base_url": "api.mettl.com"}, "absolute http"),
         ({"base_url": "https://api.mettl.com?x=1"}, "query"),
+        ({"base_url": "http://host:abc"}, "not a valid URL"),
+        ({"base_url": "http://host:99999"}, "not a valid URL"),
+        ({"base_url": "http://[::1"}, "not a valid URL"),
         ({"api_version": "v9"}, "v9"),
         ({"max_in_flight": 0}, "max_in_flight"),
         ({"timeout": 0}, "timeout"),

@@ -395,3 +395,31 @@ async def test_an_unwritable_output_is_a_clear_error(
     async with account_server.client() as client:
         with pytest.raises(ExportError, match="cannot write the export"):
             await export_results(client, ExportOptions(output=blocker / "r.jsonl"))
+
+
+def test_csv_keeps_sections_of_one_name_and_labels_that_look_like_section_columns() -> None:
+    """Two sections named alike, or a registration label equal to a section column, lose nothing."""
+    from mettl_async._export import csv_row
+
+    record = {
+        "email": "a@x.com",
+        "registration": {"Maths (marks)": "a label", "Email Address": "a@x.com"},
+        "testStatus": {
+            "result": {
+                "sectionMarks": [
+                    {"sectionName": "Maths", "totalMarks": 1.0, "maxMarks": 2.0},
+                    {"sectionName": "Maths", "totalMarks": 3.0, "maxMarks": 4.0},
+                ]
+            }
+        },
+    }
+    row = csv_row({"accessKey": "k"}, record)
+    assert row["sections"] == {"Maths": [1.0, 2.0], "Maths (2)": [3.0, 4.0]}
+    columns = csv_columns(row["registration"], row["sections"])
+    assert "registration: Maths (marks)" in columns
+    assert columns[-4:] == [
+        "Maths (marks)",
+        "Maths (max marks)",
+        "Maths (2) (marks)",
+        "Maths (2) (max marks)",
+    ]

@@ -93,6 +93,15 @@ def test_email_path_segment_is_encoded_and_signed_in_encoded_form() -> None:
     assert string_to_sign("GET", url, {}).endswith("/candidates/first%2Blast%3Fx@example.com")
 
 
+def test_a_body_excerpt_echoing_the_url_hides_asgn() -> None:
+    """A proxy page that echoes the request URL shows no signature in the error."""
+    body = b"<html>bad gateway for /v2/account?ak=a&asgn=SECRET%2B&ts=1</html>"
+    with pytest.raises(DecodeError) as caught:
+        decode_response(200, body, method="GET", url="u")
+    assert "SECRET" not in caught.value.excerpt
+    assert "asgn=REDACTED" in str(caught.value)
+
+
 def test_redact_url_hides_asgn_only() -> None:
     url = "https://h/v2/a?ak=pub&ts=1&asgn=secret%2B%3D&limit=5"
     assert redact_url(url) == "https://h/v2/a?ak=pub&ts=1&asgn=REDACTED&limit=5"

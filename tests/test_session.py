@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from mettl_async import (
     AuthenticationError,
+    ClientClosedError,
     DecodeError,
     MettlClient,
     MettlConnectionError,
@@ -222,7 +223,7 @@ async def test_closed_client_refuses_requests(server: FakeMettlServer) -> None:
     await mettl.request("GET", "/account")
     await mettl.close()
     await mettl.close()  # idempotent
-    with pytest.raises(RuntimeError, match="closed"):
+    with pytest.raises(ClientClosedError, match="closed"):
         await mettl.request("GET", "/account")
 
 
@@ -301,3 +302,14 @@ async def test_any_values_are_signed_and_accepted(
     for name in ("ak", "ts", "asgn"):
         seen.pop(name)
     assert seen == params
+
+
+async def test_a_closed_client_raises_its_own_error_from_concurrent_calls(
+    server: FakeMettlServer,
+) -> None:
+    """register_candidates on a closed client raises ClientClosedError, not an exception group."""
+    mettl = server.client()
+    await mettl.close()
+    candidates = [{"Email Address": f"c{i}@x.com", "First Name": "C"} for i in range(45)]
+    with pytest.raises(ClientClosedError):
+        await mettl.register_candidates(server.fake.account.schedules[0].access_key, candidates)
