@@ -543,6 +543,25 @@ def _int_param(params: Mapping[str, str], name: str, default: int, low: int, hig
     return value
 
 
+def _listing_params(
+    params: Mapping[str, str], sorts: tuple[str, ...]
+) -> tuple[int, int, str, str]:
+    """``limit``, ``offset``, ``sort`` and ``sort_order`` of a listing, checked as Mettl does.
+
+    ``sort`` defaults to the first of ``sorts``, ``sort_order`` to ``desc``
+    (articles 6, 11, 16).
+    """
+    limit = _int_param(params, "limit", 20, 1, 100)
+    offset = _int_param(params, "offset", 0, 0, 2**31)
+    sort = params.get("sort", sorts[0])
+    if sort not in sorts:
+        raise _Reply("E400", f"sort must be one of {', '.join(sorts)}")
+    sort_order = params.get("sort_order", "desc")
+    if sort_order not in ("asc", "desc"):
+        raise _Reply("E400", "sort_order must be asc or desc")
+    return limit, offset, sort, sort_order
+
+
 def _json_param(params: Mapping[str, str], name: str) -> Any:
     raw = params.get(name)
     if raw is None:
@@ -642,14 +661,7 @@ def _schedule_matches(data: Mapping[str, Any], wanted: Any, path: str = "filter"
 async def _list_schedules(
     fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
-    limit = _int_param(params, "limit", 20, 1, 100)
-    offset = _int_param(params, "offset", 0, 0, 2**31)
-    sort = params.get("sort", "createdAt")
-    if sort not in _SCHEDULE_SORTS:
-        raise _Reply("E400", f"sort must be one of {', '.join(_SCHEDULE_SORTS)}")
-    sort_order = params.get("sort_order", "desc")
-    if sort_order not in ("asc", "desc"):
-        raise _Reply("E400", "sort_order must be asc or desc")
+    limit, offset, sort, sort_order = _listing_params(params, _SCHEDULE_SORTS)
     wanted = _json_param(params, "filter")
     schedules = list(fake.account.schedules)  # newest first: createdAt desc
     if sort == "name":
@@ -675,14 +687,7 @@ async def _list_candidates(
     fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> bytes:
     schedule = fake.schedule_or_404(match["access_key"])
-    limit = _int_param(params, "limit", 20, 1, 100)
-    offset = _int_param(params, "offset", 0, 0, 2**31)
-    sort = params.get("sort")
-    if sort not in (None, "testStartTime", "name"):
-        raise _Reply("E400", "sort must be testStartTime or name")
-    sort_order = params.get("sort_order")
-    if sort_order not in (None, "asc", "desc"):
-        raise _Reply("E400", "sort_order must be asc or desc")
+    limit, offset, sort, sort_order = _listing_params(params, ("testStartTime", "name"))
     ir = _json_param(params, "ir")
     recommendation = isinstance(ir, dict) and ir.get("recommendation") is True
     essays = params.get("qr", "false") == "true"
@@ -844,14 +849,7 @@ def _assessment_or_404(fake: FakeMettl, match: Mapping[str, str]) -> int:
 async def _list_assessments(
     fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
-    limit = _int_param(params, "limit", 20, 1, 100)
-    offset = _int_param(params, "offset", 0, 0, 2**31)
-    sort = params.get("sort", "createdAt")
-    if sort not in _SCHEDULE_SORTS:
-        raise _Reply("E400", f"sort must be one of {', '.join(_SCHEDULE_SORTS)}")
-    sort_order = params.get("sort_order", "desc")
-    if sort_order not in ("asc", "desc"):
-        raise _Reply("E400", "sort_order must be asc or desc")
+    limit, offset, sort, sort_order = _listing_params(params, _SCHEDULE_SORTS)
     listed = [fake.assessment_json(assessment_id) for assessment_id in fake.assessments]
     key = {"createdAt": "id", "testTaken": "testTaken", "name": "name"}[sort]
     listed.sort(key=lambda a: (a[key], a["id"]), reverse=sort_order == "desc")
