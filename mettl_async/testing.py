@@ -543,9 +543,7 @@ def _int_param(params: Mapping[str, str], name: str, default: int, low: int, hig
     return value
 
 
-def _listing_params(
-    params: Mapping[str, str], sorts: tuple[str, ...]
-) -> tuple[int, int, str, str]:
+def _listing_params(params: Mapping[str, str], sorts: tuple[str, ...]) -> tuple[int, int, str, str]:
     """``limit``, ``offset``, ``sort`` and ``sort_order`` of a listing, checked as Mettl does.
 
     ``sort`` defaults to the first of ``sorts``, ``sort_order`` to ``desc``
