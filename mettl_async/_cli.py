@@ -26,6 +26,7 @@ from typing import IO, Any, Final
 
 from . import __version__, _cli_webhooks
 from ._cli_api import register as _register_api_commands
+from ._cli_types import positive_int
 from ._client import MettlClient
 from ._errors import (
     AuthenticationError,
@@ -147,14 +148,7 @@ def client_from_args(args: argparse.Namespace, **options: Any) -> MettlClient:
     return MettlClient.from_env(**options)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
+_positive_int = positive_int()
 
 
 def _duration(seconds: float) -> str:

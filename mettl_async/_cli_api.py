@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
+from ._cli_types import positive_int
 from ._convert import structure
 from ._enums import MettlEnum
 from ._errors import ValidationError
@@ -253,14 +254,7 @@ def _register_schedules(commands: Any) -> None:
     listing.set_defaults(handler=_schedules_list)
 
 
-def _assessment_id(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an assessment id, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an assessment id, got {value}")
-    return value
+_assessment_id = positive_int("an assessment id")
 
 
 _SCHEDULE_TABLE: Final = _Table(
@@ -416,14 +410,7 @@ def _register_candidates_command(commands: Any) -> None:
     register_parser.set_defaults(handler=_candidates_register)
 
 
-def _seconds(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected whole seconds, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 1, got {value}")
-    return value
+_seconds = positive_int("a number of seconds")
 
 
 def read_candidates_csv(path: Path) -> tuple[list[dict[str, str]], list[int]]:
