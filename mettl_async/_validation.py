@@ -57,12 +57,10 @@ from ._models import (
 __all__ = [
     "FAVICON_MAX_BYTES",
     "IMAGE_CONTENT_TYPES",
-    "LIMIT_RANGE",
     "LOGO_MAX_BYTES",
     "MAX_SUPPORT_NUMBERS",
     "assessment_problems",
     "assessment_settings_problems",
-    "check_limit",
     "image_problems",
     "pbt_id_problems",
     "raise_if",
@@ -77,7 +75,6 @@ __all__ = [
 M = TypeVar("M")
 
 #: ``limit`` of every paginated listing: 1 to 100 (articles 6, 11, 16).
-LIMIT_RANGE: Final = range(1, 101)
 
 # A pragmatic check, not RFC 5322: something@domain.tld, no spaces.
 _EMAIL_RE: Final = re.compile(r"[^@\s]+@[^@\s.]+(?:\.[^@\s.]+)+")
@@ -123,16 +120,6 @@ def raise_if(problems: Sequence[ValidationProblem], *, subject: str) -> None:
     """Raise one :class:`~mettl_async.ValidationError` carrying every problem, if there is any."""
     if problems:
         raise ValidationError(problems, subject=subject)
-
-
-def check_limit(limit: object) -> int:
-    """Return ``limit`` if it is a valid page size (1 to 100), else raise ``ValidationError``."""
-    if _is_int(limit) and limit in LIMIT_RANGE:
-        return limit
-    raise ValidationError(
-        [ValidationProblem("limit", f"must be an integer from 1 to 100, got {limit!r}")],
-        subject="listing parameters",
-    )
 
 
 # --------------------------------------------------------------------------

@@ -97,10 +97,12 @@ def test_end_of_listing(page: Page[int], end: bool) -> None:
     assert page.is_end() is end
 
 
-@pytest.mark.parametrize("size", [0, 101, -1, True, 2.5])
+@pytest.mark.parametrize("size", [0, 101, -1, True, 2.5, "10", 10.0, None])
 def test_page_size_outside_1_to_100_is_refused(size: object) -> None:
-    with pytest.raises(ValidationError, match="limit"):
+    """Any other limit raises a ValidationError with path ``limit``, before any request."""
+    with pytest.raises(ValidationError, match="limit") as caught:
         check_page_size(size)  # type: ignore[arg-type]
+    assert caught.value.paths == ["limit"]
 
 
 def test_page_size_in_range_is_accepted() -> None:

@@ -32,7 +32,6 @@ from mettl_async import (
     WebProctoring,
 )
 from mettl_async._convert import structure
-from mettl_async._validation import check_limit
 
 from .conftest import load_json
 
@@ -136,20 +135,6 @@ def test_validation_error_is_a_value_error_of_the_library() -> None:
     """The error can be caught as MettlError or as ValueError."""
     with pytest.raises(ValueError, match="invalid assessment"):
         Assessment().validate()
-
-
-def test_check_limit_accepts_one_to_one_hundred() -> None:
-    """Page limits 1..100 pass through unchanged."""
-    assert check_limit(1) == 1
-    assert check_limit(100) == 100
-
-
-@pytest.mark.parametrize("limit", [0, 101, -1, True, "10", 10.0, None])
-def test_check_limit_rejects_everything_else(limit: object) -> None:
-    """Any other limit raises the same ValidationError type, with path ``limit``."""
-    with pytest.raises(ValidationError) as caught:
-        check_limit(limit)
-    assert caught.value.paths == ["limit"]
 
 
 # --------------------------------------------------------------------------
