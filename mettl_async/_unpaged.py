@@ -21,18 +21,16 @@ import functools
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, Generic, TypeVar
 
+import attrs
+
 from ._errors import DecodeError
 from ._paging import Page, RawRecord, decode_listing, page_from_envelope, record_of
 from ._protocol import Request
-from ._streaming import Fetch
+from ._streaming import Fetch, _identity
 
 __all__ = ["UnpagedListing"]
 
 T = TypeVar("T")
-
-
-def _identity(value: RawRecord) -> RawRecord:
-    return value
 
 
 class UnpagedListing(Generic[T]):
@@ -94,17 +92,7 @@ class UnpagedListing(Generic[T]):
         """The listing as one page (``is_last``), records converted."""
         page = await self._page()
         convert = self._convert
-        yield Page(
-            [convert(item) for item in page.items],
-            0,
-            page.limit,
-            page.total_records,
-            page.next,
-            page.previous,
-            page.received,
-            True,
-            page.paged,
-        )
+        yield attrs.evolve(page.with_items([convert(item) for item in page.items]), is_last=True)
 
     async def collect(self) -> list[T]:
         """Every record, in a list."""
