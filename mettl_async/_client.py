@@ -56,7 +56,7 @@ from ._protocol import FilePart, Placement, Request, endpoint_url, path_segment
 from ._retry import RetryPolicy
 from ._session import ClientStats, Transport
 from ._signing import SigningKey, algorithm_for_version
-from ._streaming import AccountResults, Listing, ListingSpec, iterate
+from ._streaming import AccountResults, Listing, ListingSpec, as_raw, iterate
 from ._unpaged import UnpagedListing
 from ._validation import (
     FAVICON_MAX_BYTES,
@@ -483,7 +483,7 @@ class MettlClient:
                 page_size=page_size,
                 window=window,
             )
-            return Listing(self._transport.call_with, spec, _as_is, slots=slots)
+            return Listing(self._transport.call_with, spec, as_raw, slots=slots)
 
         return AccountResults(
             source,
@@ -934,10 +934,6 @@ def _newest_first(params: Mapping[str, str], default_sort: str) -> bool:
     )
 
 
-def _as_is(value: Raw) -> Raw:
-    return value
-
-
 def _typed_schedule(record: Raw) -> Schedule:
     return schedule_from_wire(record.to_dict())
 
@@ -947,8 +943,6 @@ def _typed_result(record: Raw) -> CandidateResult:
 
 
 def _minified(value: Mapping[str, Any]) -> str:
-    import orjson
-
     return orjson.dumps(value).decode("utf-8")
 
 

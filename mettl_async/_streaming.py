@@ -56,7 +56,7 @@ from ._paging import (
 )
 from ._protocol import Request
 
-__all__ = ["AccountResults", "Listing", "ListingSpec", "SchedulePage"]
+__all__ = ["AccountResults", "Listing", "ListingSpec", "SchedulePage", "as_raw", "iterate"]
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -256,7 +256,7 @@ class Listing(Generic[T]):
 
     def raw(self) -> Listing[Raw]:
         """This listing, yielding :class:`RawRecord` wire mappings instead of typed objects."""
-        return Listing(self._fetch, self._spec, _identity, slots=self._slots)
+        return Listing(self._fetch, self._spec, as_raw, slots=self._slots)
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self._items()
@@ -500,7 +500,8 @@ def _int_or_none(value: str | None) -> int | None:
         return None
 
 
-def _identity(value: Raw) -> Raw:
+def as_raw(value: Raw) -> Raw:
+    """The conversion of a raw view: the record as it is."""
     return value
 
 
@@ -549,8 +550,8 @@ class AccountResults(Generic[T, U]):
         return AccountResults(
             self._schedules,
             self._listing_for,
-            _identity,
-            _identity,
+            as_raw,
+            as_raw,
             concurrency=self._concurrency,
             page_budget=self._page_budget,
         )

@@ -26,7 +26,7 @@ import attrs
 from ._errors import DecodeError
 from ._paging import Page, RawRecord, decode_listing, page_from_envelope, record_of
 from ._protocol import Request
-from ._streaming import Fetch, _identity
+from ._streaming import Fetch, as_raw
 
 __all__ = ["UnpagedListing"]
 
@@ -74,7 +74,7 @@ class UnpagedListing(Generic[T]):
             self._fetch,
             self._request,
             self._items_key,
-            _identity,
+            as_raw,
             label=self._label,
             key_field=self._key_field,
         )
