@@ -109,12 +109,10 @@ def _hint(error: BaseException) -> str:
 def describe(error: BaseException) -> str:
     """One line for stderr (validation errors keep their list of problems)."""
     text = str(error) if isinstance(error, MettlError) else f"{type(error).__name__}: {error}"
+    cause = _root_cause(error)
+    already = isinstance(cause, RequestError) and cause.hint is not None and cause.hint in text
     hint = _hint(error)
-    if (
-        hint
-        and "hint:" not in text
-        and (isinstance(error, IncompleteListingError) or "check" not in text)
-    ):
+    if hint and not already:
         text = f"{text}\n{hint}"
     return text
 
