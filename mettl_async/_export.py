@@ -141,15 +141,23 @@ class ExportSummary:
 
 def jsonl_line(schedule: Mapping[str, Any], record: RawRecord) -> bytes:
     """One JSONL line: the schedule's identity first, then the record as Mettl sent it."""
+    return _jsonl_line(_jsonl_head(schedule), record)
+
+
+def _jsonl_head(schedule: Mapping[str, Any]) -> bytes:
+    """``{"accessKey":…,"scheduleName":…,"assessmentId":…}``: the same for a whole page."""
     details = schedule.get("assessmentDetails")
     assessment_id = details.get("id") if isinstance(details, Mapping) else None
-    head = orjson.dumps(
+    return orjson.dumps(
         {
             "accessKey": schedule.get("accessKey"),
             "scheduleName": schedule.get("name"),
             "assessmentId": assessment_id,
         }
     )
+
+
+def _jsonl_line(head: bytes, record: RawRecord) -> bytes:
     body = record.json.strip()
     if b"\n" in body or b"\r" in body:
         # Whitespace between tokens (JSON strings cannot hold raw line breaks): one line.
@@ -511,6 +519,7 @@ async def _walk(
             async for item in pages:
                 schedule = item.schedule
                 key = str(schedule.key or schedule.get("accessKey"))
+                head = b"" if csv_format else _jsonl_head(schedule)
                 lines = []
                 for record in item.page.items:
                     if written and (key, str(record.key)) in written:
@@ -520,7 +529,7 @@ async def _walk(
                         row = csv_row(schedule, record)
                         line = orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
                     else:
-                        line = jsonl_line(schedule, record)
+                        line = _jsonl_line(head, record)
                     if written_lines and record.key is None and hash(line) in written_lines:
                         progress.records_skipped += 1  # a record without email, written before
                         continue
