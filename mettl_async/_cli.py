@@ -22,11 +22,22 @@ import time
 import traceback
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Any
 
 from . import __version__, _cli_webhooks
 from ._cli_api import register as _register_api_commands
-from ._cli_types import positive_int
+from ._cli_common import (
+    EXIT_API,
+    EXIT_AUTH,
+    EXIT_INTERRUPTED,
+    EXIT_NETWORK,
+    EXIT_OK,
+    EXIT_USAGE,
+    UsageError,
+    add_api_arguments,
+    client_from_args,
+    positive_int,
+)
 from ._client import MettlClient
 from ._errors import (
     AuthenticationError,
@@ -55,18 +66,8 @@ __all__ = [
     "main",
 ]
 
-EXIT_OK: Final = 0
-EXIT_API: Final = 1
-EXIT_USAGE: Final = 2
-EXIT_AUTH: Final = 3
-EXIT_NETWORK: Final = 4
-EXIT_INTERRUPTED: Final = 130
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
-
-
-class UsageError(MettlError):
-    """The command line asked for something impossible (exit code 2)."""
 
 
 # -- errors -> one line and an exit code ------------------------------------------------
@@ -118,32 +119,6 @@ def describe(error: BaseException) -> str:
 
 
 # -- shared helpers for commands -------------------------------------------------------------
-
-
-def add_api_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--base-url`` and ``--concurrency``, for commands that call the API."""
-    parser.add_argument(
-        "--base-url",
-        metavar="URL",
-        help="Mettl API host (default: METTL_BASE_URL, else https://api.mettl.com; "
-        "the EU host is https://api.mercermettl.eu)",
-    )
-    parser.add_argument(
-        "--concurrency",
-        type=_positive_int,
-        default=16,
-        metavar="N",
-        help="requests in flight at once (default: 16)",
-    )
-
-
-def client_from_args(args: argparse.Namespace, **options: Any) -> MettlClient:
-    """A client from the environment's keys, ``--base-url`` and ``--concurrency``."""
-    if getattr(args, "base_url", None):
-        options.setdefault("base_url", args.base_url)
-    if getattr(args, "concurrency", None):
-        options.setdefault("max_in_flight", args.concurrency)
-    return MettlClient.from_env(**options)
 
 
 _positive_int = positive_int()

@@ -24,7 +24,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from ._cli_types import positive_int
+from ._cli_common import (
+    EXIT_API,
+    EXIT_OK,
+    UsageError,
+    add_api_arguments,
+    client_from_args,
+    positive_int,
+)
 from ._convert import structure
 from ._enums import MettlEnum
 from ._errors import ValidationError
@@ -32,35 +39,14 @@ from ._models import EMAIL_FIELD, AssessmentInfo, CandidateResult, RegistrationO
 from ._paging import RawRecord
 
 if TYPE_CHECKING:
-    from ._client import MettlClient
+    pass
 
 __all__ = ["read_candidates_csv", "register"]
 
 FORMATS: Final = ("table", "jsonl")
-#: The exit codes of ``_cli`` (success; an API error, here: a candidate not registered).
-EXIT_OK: Final = 0
-EXIT_API: Final = 1
 
 
 # -- the shared helpers of _cli, imported when used ------------------------------------
-
-
-def _api_arguments(parser: argparse.ArgumentParser) -> None:
-    from ._cli import add_api_arguments
-
-    add_api_arguments(parser)
-
-
-def _client(args: argparse.Namespace) -> MettlClient:
-    from ._cli import client_from_args
-
-    return client_from_args(args)
-
-
-def _usage_error(message: str) -> Exception:
-    from ._cli import UsageError
-
-    return UsageError(message)
 
 
 # -- output helpers ------------------------------------------------------------------------
@@ -163,12 +149,12 @@ def _register_account(commands: Any) -> None:
         description="Show the account the API keys belong to: a quick check that they work.",
     )
     show.add_argument("--json", action="store_true", help="print Mettl's JSON as sent")
-    _api_arguments(show)
+    add_api_arguments(show)
     show.set_defaults(handler=_account_show)
 
 
 async def _account_show(args: argparse.Namespace) -> int:
-    async with _client(args) as client:
+    async with client_from_args(args) as client:
         info = await client.get_account()
     if args.json:
         print(orjson.dumps(info.raw, option=orjson.OPT_INDENT_2).decode())
@@ -202,7 +188,7 @@ def _register_assessments(commands: Any) -> None:
     listing.add_argument("--sort", choices=["createdAt", "testTaken", "name"], default=None)
     listing.add_argument("--sort-order", choices=["asc", "desc"], default=None)
     _format_argument(listing)
-    _api_arguments(listing)
+    add_api_arguments(listing)
     listing.set_defaults(handler=_assessments_list)
 
 
@@ -223,7 +209,7 @@ def _assessment_cells(record: RawRecord) -> Sequence[str]:
 
 
 async def _assessments_list(args: argparse.Namespace) -> int:
-    async with _client(args) as client:
+    async with client_from_args(args) as client:
         listing = client.iter_assessments(sort=args.sort, sort_order=args.sort_order)
         return await _print_listing(
             listing.raw(),
@@ -250,7 +236,7 @@ def _register_schedules(commands: Any) -> None:
         "--assessment-id", type=_assessment_id, metavar="ID", help="only this assessment's"
     )
     _format_argument(listing)
-    _api_arguments(listing)
+    add_api_arguments(listing)
     listing.set_defaults(handler=_schedules_list)
 
 
@@ -284,7 +270,7 @@ def _schedule_cells(record: RawRecord) -> Sequence[str]:
 
 
 async def _schedules_list(args: argparse.Namespace) -> int:
-    async with _client(args) as client:
+    async with client_from_args(args) as client:
         records: AsyncIterable[RawRecord]
         if args.assessment_id is None:
             records = client.iter_schedules().raw()
@@ -316,12 +302,12 @@ def _register_result(commands: Any) -> None:
     show.add_argument("--include-recommendation", action="store_true", help="ask for ir")
     show.add_argument("--include-response-styles", action="store_true", help="ask for rs")
     show.add_argument("--include-essay-responses", action="store_true", help="ask for qr")
-    _api_arguments(show)
+    add_api_arguments(show)
     show.set_defaults(handler=_result_show)
 
 
 async def _result_show(args: argparse.Namespace) -> int:
-    async with _client(args) as client:
+    async with client_from_args(args) as client:
         result = await client.get_candidate_result(
             args.access_key,
             args.email,
@@ -406,7 +392,7 @@ def _register_candidates_command(commands: Any) -> None:
         action="store_true",
         help="show the assessment's custom instructions before the test",
     )
-    _api_arguments(register_parser)
+    add_api_arguments(register_parser)
     register_parser.set_defaults(handler=_candidates_register)
 
 
@@ -418,7 +404,7 @@ def read_candidates_csv(path: Path) -> tuple[list[dict[str, str]], list[int]]:
     try:
         handle = path.open(encoding="utf-8-sig", newline="")
     except OSError as exc:
-        raise _usage_error(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
     candidates: list[dict[str, str]] = []
     lines: list[int] = []
     with handle:
@@ -426,15 +412,15 @@ def read_candidates_csv(path: Path) -> tuple[list[dict[str, str]], list[int]]:
             reader = csv.DictReader(handle)
             header = [label.strip() for label in reader.fieldnames or []]
             if not header:
-                raise _usage_error(f"{path} is empty: its first row must name the fields")
+                raise UsageError(f"{path} is empty: its first row must name the fields")
             duplicated = sorted({label for label in header if label and header.count(label) > 1})
             if duplicated:
-                raise _usage_error(
+                raise UsageError(
                     f"{path}: the header row names {', '.join(repr(d) for d in duplicated)} "
                     "more than once"
                 )
             if EMAIL_FIELD not in header:
-                raise _usage_error(
+                raise UsageError(
                     f"{path}: the header row has no {EMAIL_FIELD!r} column (found: "
                     f"{', '.join(repr(h) for h in header)}); name the columns exactly as the "
                     "schedule's registration fields"
@@ -445,9 +431,7 @@ def read_candidates_csv(path: Path) -> tuple[list[dict[str, str]], list[int]]:
                 if extra is not None and not any(cell.strip() for cell in extra):
                     del row[None]  # trailing empty cells, as spreadsheets save them
                 if None in row:
-                    raise _usage_error(
-                        f"{path}, line {reader.line_num}: more cells than the header"
-                    )
+                    raise UsageError(f"{path}, line {reader.line_num}: more cells than the header")
                 fields = {
                     label: value.strip()
                     for label, value in row.items()
@@ -457,7 +441,7 @@ def read_candidates_csv(path: Path) -> tuple[list[dict[str, str]], list[int]]:
                     candidates.append(fields)
                     lines.append(reader.line_num)
         except (csv.Error, UnicodeDecodeError) as exc:
-            raise _usage_error(f"{path} is not a readable UTF-8 CSV file: {exc}") from None
+            raise UsageError(f"{path} is not a readable UTF-8 CSV file: {exc}") from None
     return candidates, lines
 
 
@@ -475,7 +459,7 @@ def _by_line(error: ValidationError, path: Path, lines: Sequence[int]) -> Except
             where = f"line {lines[int(found.group(1))]} ({field})"
         described.append(f"  - {where}: {problem.message}")
     count = len(described)
-    return _usage_error(
+    return UsageError(
         f"{path}: {count} problem{'s' if count != 1 else ''}, nothing was sent\n"
         + "\n".join(described)
     )
@@ -493,8 +477,8 @@ def _outcome_line(outcome: RegistrationOutcome) -> str:
 async def _candidates_register(args: argparse.Namespace) -> int:
     candidates, lines = read_candidates_csv(args.csv_file)
     if not candidates:
-        raise _usage_error(f"{args.csv_file} has a header row but no candidates")
-    async with _client(args) as client:
+        raise UsageError(f"{args.csv_file} has a header row but no candidates")
+    async with client_from_args(args) as client:
         try:
             outcomes = await client.register_candidates(
                 args.access_key,

@@ -29,7 +29,7 @@ from typing import IO, Any, Final
 import orjson
 from aiohttp import web
 
-from . import _cli
+from ._cli_common import EXIT_OK, UsageError
 from ._errors import ConfigurationError
 from ._models import ScheduleSettings, wire_names
 from .webhooks import (
@@ -105,7 +105,7 @@ def _credentials(args: argparse.Namespace) -> tuple[str, str] | None:
     username, colon, password = text.partition(":")
     if not colon or not username or not password:
         source = "--basic-auth" if args.basic_auth is not None else BASIC_AUTH_ENV
-        raise _cli.UsageError(f"{source} wants USER:PASS, both non-empty")
+        raise UsageError(f"{source} wants USER:PASS, both non-empty")
     return username, password
 
 
@@ -120,13 +120,13 @@ def _bind(host: str, port: int) -> socket.socket:
         )[0]
         sock = socket.socket(family, kind, proto)
     except OSError as exc:
-        raise _cli.UsageError(f"cannot listen on {host}:{port}: {exc}") from None
+        raise UsageError(f"cannot listen on {host}:{port}: {exc}") from None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
     except OSError as exc:
         sock.close()
-        raise _cli.UsageError(f"cannot listen on {host}:{port}: {exc}") from None
+        raise UsageError(f"cannot listen on {host}:{port}: {exc}") from None
     return sock
 
 
@@ -187,7 +187,7 @@ async def _listen(args: argparse.Namespace) -> int:
         webhook_urls(args.public_url)  # refuse a bad URL before listening
     output: Path = args.output.resolve()
     if not output.parent.is_dir():
-        raise _cli.UsageError(f"--output: no directory {output.parent}")
+        raise UsageError(f"--output: no directory {output.parent}")
     with output.open("ab") as file:
         sink = _JsonlSink(file, echo=sys.stderr)
         try:
@@ -200,7 +200,7 @@ async def _listen(args: argparse.Namespace) -> int:
             app = web.Application()
             receiver.add_routes(app, args.path, separate_paths=True)
         except ConfigurationError as exc:
-            raise _cli.UsageError(str(exc)) from None
+            raise UsageError(str(exc)) from None
         sock = _bind(args.host, args.port)
         port = int(sock.getsockname()[1])
         local_url = f"http://{_url_host(args.host)}:{port}{args.path}"
@@ -219,7 +219,7 @@ async def _listen(args: argparse.Namespace) -> int:
         f"({stats.duplicates:,} duplicates, {refused:,} refused, {stats.failed:,} failed)",
         file=sys.stderr,
     )
-    return _cli.EXIT_OK
+    return EXIT_OK
 
 
 async def _until_stopped() -> None:

@@ -1,0 +1,65 @@
+"""What the command line's modules share: usage errors, argument types, the API client.
+
+It imports none of them, so each command module imports it directly, without cycles.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any, Final
+
+from ._client import MettlClient
+from ._errors import MettlError
+
+EXIT_OK: Final = 0
+EXIT_API: Final = 1
+EXIT_USAGE: Final = 2
+EXIT_AUTH: Final = 3
+EXIT_NETWORK: Final = 4
+EXIT_INTERRUPTED: Final = 130
+
+
+class UsageError(MettlError):
+    """The command line asked for something impossible (exit code 2)."""
+
+
+def positive_int(what: str = "a whole number") -> Callable[[str], int]:
+    """An argparse type for whole numbers >= 1; errors name ``what`` was expected."""
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"expected {what} >= 1, got {value}")
+        return value
+
+    return convert
+
+
+def add_api_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--base-url`` and ``--concurrency``, for commands that call the API."""
+    parser.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="Mettl API host (default: METTL_BASE_URL, else https://api.mettl.com; "
+        "the EU host is https://api.mercermettl.eu)",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=positive_int(),
+        default=16,
+        metavar="N",
+        help="requests in flight at once (default: 16)",
+    )
+
+
+def client_from_args(args: argparse.Namespace, **options: Any) -> MettlClient:
+    """A client from the environment's keys, ``--base-url`` and ``--concurrency``."""
+    if getattr(args, "base_url", None):
+        options.setdefault("base_url", args.base_url)
+    if getattr(args, "concurrency", None):
+        options.setdefault("max_in_flight", args.concurrency)
+    return MettlClient.from_env(**options)
