@@ -19,24 +19,11 @@ from typing import Any, Final
 import attrs
 import orjson
 
+from ._timefmt import ZONES
+from ._timefmt import format_timestamp as _format_timestamp
+
 __all__ = ["FakeAccount", "FakeSchedule", "format_timestamp"]
 
-_DAYS: Final = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS: Final = (
-    "",
-    "Jan",
-    "Feb",
-    "Mar",
-    "Apr",
-    "May",
-    "Jun",
-    "Jul",
-    "Aug",
-    "Sep",
-    "Oct",
-    "Nov",
-    "Dec",
-)
 _FIRST: Final = (
     "Aarav", "José", "Zoë", "Łukasz", "Ngozi", "Søren", "Mei", "Ana María", "Ömer", "Chloé",
     "Dmitri", "Priya", "陈伟", "Fatima", "Björn", "Thandiwe", "Kenji", "Élodie", "Mateus", "Ayşe",
@@ -64,12 +51,9 @@ def _mix(*values: int) -> int:
     return h
 
 
-def format_timestamp(when: dt.datetime, zone: str = "GMT") -> str:
-    """``Fri, 18 Feb 2022 01:09:52 GMT``: Mettl's timestamp format (articles 11, 16)."""
-    return (
-        f"{_DAYS[when.weekday()]}, {when.day:02d} {_MONTHS[when.month]} {when.year} "
-        f"{when.hour:02d}:{when.minute:02d}:{when.second:02d} {zone}"
-    )
+def format_timestamp(when: dt.datetime) -> str:
+    """``Fri, 18 Feb 2022 01:09:52 GMT``: Mettl's timestamp format (articles 11, 16), in GMT."""
+    return _format_timestamp(when.astimezone(ZONES["GMT"]))
 
 
 def _ascii_slug(text: str) -> str:
@@ -527,7 +511,7 @@ def _field_value(field: str, h: int) -> str:
     if field == "Phone Number":
         return f"+91-98{h % 100_000_000:08d}"
     if field == "Date of birth":
-        return f"{_MONTHS[1 + h % 12]} {1 + h % 28:02d} {1985 + h % 20}"
+        return dt.date(1985 + h % 20, 1 + h % 12, 1 + h % 28).strftime("%b %d %Y")
     if field == "SAP ID":
         return f"SAP{h % 1_000_000:06d}"
     if field == "Université":
