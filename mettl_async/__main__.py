@@ -1,5 +1,5 @@
 """``python -m mettl_async``: the same command line as ``mettl-async``."""
 
-from ._cli import main
+from .cli import main
 
 raise SystemExit(main())

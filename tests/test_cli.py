@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from mettl_async import AuthenticationError, IncompleteListingError, MettlConnectionError
-from mettl_async._cli import (
+from mettl_async.cli.entry import (
     EXIT_API,
     EXIT_AUTH,
     EXIT_NETWORK,
@@ -25,7 +25,7 @@ from mettl_async._cli import (
     exit_code_for,
     main,
 )
-from mettl_async._export import ExportProgress
+from mettl_async.export import ExportProgress
 from mettl_async.testing import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, FakeMettlServer, free_port
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from mettl_async import _cli, _cli_api
-from mettl_async._cli import main
+from mettl_async.cli import api as _cli_api
+from mettl_async.cli import entry as _cli
+from mettl_async.cli.entry import main
 from mettl_async.testing import FakeMettl, FakeMettlServer
 
 
@@ -236,7 +237,7 @@ async def test_a_bad_csv_file_is_a_usage_error_and_nothing_is_sent(
 
 def test_trailing_empty_cells_are_accepted(tmp_path: Path) -> None:
     """Spreadsheets save rows with trailing empty cells; they are not extra values."""
-    from mettl_async._cli_api import read_candidates_csv
+    from mettl_async.cli.api import read_candidates_csv
 
     path = csv_file(tmp_path, "Email Address,First Name\na@example.com,A,,\n")
     candidates, lines = read_candidates_csv(path)

@@ -16,8 +16,8 @@ import aiohttp
 import orjson
 import pytest
 
-from mettl_async._cli import main
-from mettl_async._cli_webhooks import BASIC_AUTH_ENV
+from mettl_async.cli.entry import main
+from mettl_async.cli.webhooks import BASIC_AUTH_ENV
 
 from .conftest import HERE
 

@@ -36,9 +36,9 @@ from mettl_async import (
     ValidationError,
     WhiteLabel,
 )
-from mettl_async._fakedata import FakeAccount
 from mettl_async._paging import RawRecord
 from mettl_async.testing import FakeMettl, FakeMettlServer
+from mettl_async.testing.data import FakeAccount
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(200)
 JPEG = b"\xff\xd8\xff\xe0" + bytes(200)

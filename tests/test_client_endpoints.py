@@ -26,9 +26,9 @@ from mettl_async import (
     ValidationError,
 )
 from mettl_async._convert import to_json
-from mettl_async._fakedata import FakeAccount
 from mettl_async._paging import RawRecord
 from mettl_async.testing import FakeMettl, FakeMettlServer
+from mettl_async.testing.data import FakeAccount
 
 from .conftest import load_json
 

@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from mettl_async import MettlClient
-from mettl_async._export import (
+from mettl_async._paging import RawRecord
+from mettl_async.export import (
     CSV_FIXED_COLUMNS,
     ExportError,
     ExportOptions,
@@ -18,9 +19,8 @@ from mettl_async._export import (
     export_results,
     jsonl_line,
 )
-from mettl_async._fakedata import FakeAccount
-from mettl_async._paging import RawRecord
 from mettl_async.testing import FakeMettl, FakeMettlServer
+from mettl_async.testing.data import FakeAccount
 
 SIZES = [0, 1, 99, 100, 101, 37, 250]
 
@@ -372,7 +372,7 @@ async def test_records_without_email_are_not_written_twice_on_resume(tmp_path: P
 async def test_a_torn_checkpoint_line_does_not_hide_later_ones(
     account_server: FakeMettlServer, tmp_path: Path
 ) -> None:
-    from mettl_async._export import _read_journal
+    from mettl_async.export import _read_journal
 
     options = ExportOptions(output=tmp_path / "r.jsonl")
     path = tmp_path / "c"
@@ -399,7 +399,7 @@ async def test_an_unwritable_output_is_a_clear_error(
 
 def test_csv_keeps_sections_of_one_name_and_labels_that_look_like_section_columns() -> None:
     """Two sections named alike, or a registration label equal to a section column, lose nothing."""
-    from mettl_async._export import csv_row
+    from mettl_async.export import csv_row
 
     record = {
         "email": "a@x.com",

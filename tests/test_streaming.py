@@ -19,8 +19,8 @@ from mettl_async import (
     ServerError,
     ValidationError,
 )
-from mettl_async._fakedata import FakeAccount
 from mettl_async.testing import FakeMettl, FakeMettlServer
+from mettl_async.testing.data import FakeAccount
 
 MIXED_SIZES = [0, 1, 99, 100, 101, 250] * 4  # 24 schedules, the edges of a 100-record page
 REALISTIC_FAULTS = {

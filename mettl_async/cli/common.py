@@ -9,8 +9,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any, Final
 
-from ._client import MettlClient
-from ._errors import MettlError
+from mettl_async._client import MettlClient
+from mettl_async._errors import MettlError
 
 EXIT_OK: Final = 0
 EXIT_API: Final = 1

@@ -19,8 +19,8 @@ from typing import Any, Final
 import attrs
 import orjson
 
-from ._timefmt import ZONES
-from ._timefmt import format_timestamp as _format_timestamp
+from mettl_async._timefmt import ZONES
+from mettl_async._timefmt import format_timestamp as _format_timestamp
 
 __all__ = ["FakeAccount", "FakeSchedule", "format_timestamp"]
 

@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from ._cli_common import (
+from mettl_async._convert import structure
+from mettl_async._enums import MettlEnum
+from mettl_async._errors import ValidationError
+from mettl_async._models import EMAIL_FIELD, AssessmentInfo, CandidateResult, RegistrationOutcome
+from mettl_async._paging import RawRecord
+
+from .common import (
     EXIT_API,
     EXIT_OK,
     UsageError,
@@ -32,11 +38,6 @@ from ._cli_common import (
     client_from_args,
     positive_int,
 )
-from ._convert import structure
-from ._enums import MettlEnum
-from ._errors import ValidationError
-from ._models import EMAIL_FIELD, AssessmentInfo, CandidateResult, RegistrationOutcome
-from ._paging import RawRecord
 
 if TYPE_CHECKING:
     pass

@@ -41,12 +41,13 @@ import attrs
 import orjson
 from aiohttp import web
 
-from ._client import MettlClient
-from ._fakedata import FakeAccount, FakeSchedule, format_timestamp
-from ._protocol import encode_params
-from ._retry import RetryPolicy
-from ._signing import SigningKey, algorithm_for_version, string_to_sign
-from ._validation import FAVICON_MAX_BYTES, LOGO_MAX_BYTES, sniff_image
+from mettl_async._client import MettlClient
+from mettl_async._protocol import encode_params
+from mettl_async._retry import RetryPolicy
+from mettl_async._signing import SigningKey, algorithm_for_version, string_to_sign
+from mettl_async._validation import FAVICON_MAX_BYTES, LOGO_MAX_BYTES, sniff_image
+
+from .data import FakeAccount, FakeSchedule, format_timestamp
 
 __all__ = [
     "DEMO_PRIVATE_KEY",

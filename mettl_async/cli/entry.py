@@ -24,9 +24,32 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from . import __version__, _cli_webhooks
-from ._cli_api import register as _register_api_commands
-from ._cli_common import (
+from mettl_async import __version__
+from mettl_async._client import MettlClient
+from mettl_async._errors import (
+    AuthenticationError,
+    ConfigurationError,
+    IncompleteListingError,
+    MettlError,
+    PermissionDeniedError,
+    RequestError,
+    TimestampError,
+    TransportError,
+    ValidationError,
+)
+from mettl_async._retry import RetryPolicy
+from mettl_async.export import (
+    ExportError,
+    ExportOptions,
+    ExportProgress,
+    ExportSummary,
+    export_results,
+)
+from mettl_async.testing.data import FakeAccount
+
+from . import webhooks as _cli_webhooks
+from .api import register as _register_api_commands
+from .common import (
     EXIT_API,
     EXIT_AUTH,
     EXIT_INTERRUPTED,
@@ -38,21 +61,6 @@ from ._cli_common import (
     client_from_args,
     positive_int,
 )
-from ._client import MettlClient
-from ._errors import (
-    AuthenticationError,
-    ConfigurationError,
-    IncompleteListingError,
-    MettlError,
-    PermissionDeniedError,
-    RequestError,
-    TimestampError,
-    TransportError,
-    ValidationError,
-)
-from ._export import ExportError, ExportOptions, ExportProgress, ExportSummary, export_results
-from ._fakedata import FakeAccount
-from ._retry import RetryPolicy
 
 __all__ = [
     "EXIT_API",
@@ -236,7 +244,7 @@ async def _export(args: argparse.Namespace) -> int:
 
 
 def _register_fake_server(commands: Any) -> None:
-    from .testing import add_fake_server_arguments
+    from mettl_async.testing import add_fake_server_arguments
 
     parser = commands.add_parser(
         "fake-server",
@@ -248,7 +256,7 @@ def _register_fake_server(commands: Any) -> None:
 
 
 async def _fake_server(args: argparse.Namespace) -> int:
-    from .testing import FakeMettlServer, fake_from_arguments, serve_until_stopped
+    from mettl_async.testing import FakeMettlServer, fake_from_arguments, serve_until_stopped
 
     try:
         fake = fake_from_arguments(args)
@@ -294,7 +302,7 @@ def _register_demo(commands: Any) -> None:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    from .testing import FakeMettl, FakeMettlServer
+    from mettl_async.testing import FakeMettl, FakeMettlServer
 
     output = args.output or Path(f"mettl-demo-results.{args.format}")
     account = FakeAccount(args.schedules, args.candidates, seed=2022)

@@ -28,9 +28,9 @@ from typing import IO, Any, Final, Literal
 import attrs
 import orjson
 
-from ._client import MettlClient
-from ._errors import MettlError
-from ._paging import RawRecord
+from mettl_async._client import MettlClient
+from mettl_async._errors import MettlError
+from mettl_async._paging import RawRecord
 
 __all__ = [
     "CSV_FIXED_COLUMNS",

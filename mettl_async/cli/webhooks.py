@@ -29,16 +29,17 @@ from typing import IO, Any, Final
 import orjson
 from aiohttp import web
 
-from ._cli_common import EXIT_OK, UsageError
-from ._errors import ConfigurationError
-from ._models import ScheduleSettings, wire_names
-from .webhooks import (
+from mettl_async._errors import ConfigurationError
+from mettl_async._models import ScheduleSettings, wire_names
+from mettl_async.webhooks import (
     _URL_FIELDS,
     WebhookEvent,
     WebhookReceiver,
     event_key,
     webhook_urls,
 )
+
+from .common import EXIT_OK, UsageError
 
 __all__ = ["BASIC_AUTH_ENV", "register"]
 
