@@ -21,10 +21,10 @@ from mettl_async.cli.entry import (
     EXIT_AUTH,
     EXIT_NETWORK,
     EXIT_USAGE,
-    ProgressLine,
     exit_code_for,
     main,
 )
+from mettl_async.cli.export import ProgressLine
 from mettl_async.export import ExportProgress
 from mettl_async.testing import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, FakeMettlServer, free_port
 
