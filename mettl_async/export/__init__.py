@@ -1,30 +1,86 @@
 """Bulk export of candidate results to JSONL or CSV: safe, resumable, flat in memory.
 
-The engine lives in :mod:`mettl_async.export.engine`; this package re-exports it.
+From Python::
+
+    from mettl_async.export import ExportOptions, export_results
+
+    options = ExportOptions(output=Path("results.csv"), format="csv")
+    summary = await export_results(client, options)
+
+(``mettl-async export`` is this, with a progress line.) Records stream from the
+API to ``PATH.partial``, renamed or converted to ``PATH`` only when the export is
+complete; ``PATH.checkpoint`` journals what ``PATH.partial`` holds, so that
+``mode="resume"`` continues an interrupted export and the final file holds each
+candidate once.
+
+JSONL lines are the record exactly as Mettl sent it, with ``accessKey``,
+``scheduleName`` and ``assessmentId`` of its schedule put first. CSV rows are
+flattened records spooled as JSON lines, turned into CSV at the end, when the
+union of columns over all schedules is known.
+
+The package: :mod:`~mettl_async.export.engine` walks the schedules and writes
+through the :class:`ExportFormat` of ``ExportOptions.format``;
+:mod:`~mettl_async.export.journal` keeps the checkpoint and prepares a resume;
+:mod:`~mettl_async.export.jsonl` and :mod:`~mettl_async.export.csv` are the
+formats; :mod:`~mettl_async.export.base` holds the interface and the registry.
+
+Adding a format (Parquet, a database load): derive a class from
+:class:`ExportFormat` in a module of its own, with ``encode_page`` (a schedule's
+page of records as lines, one per record, spooled to ``PATH.partial``) and
+``finish`` (make ``PATH`` of the complete ``PATH.partial``, then remove it), then
+register it::
+
+    register_format("parquet", ParquetFormat)
+
+``ExportOptions(format="parquet")`` then uses it, and so does
+``mettl-async export --format parquet`` if the registration runs before the
+command line is parsed. Spooling each record as a JSON object with its
+``accessKey`` and ``email`` (as the CSV format does) keeps the default
+``identify``, by which a resume recognises records already written; a format
+whose finished file is not one line per record also overrides ``count``.
 """
 
-from mettl_async.export.base import ExportError as ExportError
-from mettl_async.export.csv import CSV_FIXED_COLUMNS as CSV_FIXED_COLUMNS
+from mettl_async.export.base import (
+    FORMATS,
+    ExportError,
+    ExportFormat,
+    Format,
+    FormatFactory,
+    get_format,
+    register_format,
+    unregister_format,
+)
+from mettl_async.export.csv import CSV_FIXED_COLUMNS, CsvFormat, csv_row
 from mettl_async.export.csv import csv_columns as csv_columns
-from mettl_async.export.csv import csv_row as csv_row
 from mettl_async.export.engine import CHECKPOINT_EVERY as CHECKPOINT_EVERY
-from mettl_async.export.engine import ExportOptions as ExportOptions
-from mettl_async.export.engine import ExportProgress as ExportProgress
-from mettl_async.export.engine import ExportSummary as ExportSummary
-from mettl_async.export.engine import Format as Format
+from mettl_async.export.engine import ExportOptions, ExportProgress, ExportSummary, export_results
 from mettl_async.export.engine import Mode as Mode
-from mettl_async.export.engine import export_results as export_results
 from mettl_async.export.journal import CHECKPOINT_VERSION as CHECKPOINT_VERSION
 from mettl_async.export.journal import _read_journal as _read_journal
-from mettl_async.export.jsonl import jsonl_line as jsonl_line
+from mettl_async.export.jsonl import JsonlFormat, jsonl_line
 
+# Also importable from here, as before, though not in ``*``: csv_columns, Mode,
+# CHECKPOINT_EVERY, CHECKPOINT_VERSION, _read_journal.
 __all__ = [
     "CSV_FIXED_COLUMNS",
+    "FORMATS",
+    "CsvFormat",
     "ExportError",
+    "ExportFormat",
     "ExportOptions",
     "ExportProgress",
     "ExportSummary",
+    "Format",
+    "FormatFactory",
+    "JsonlFormat",
     "csv_row",
     "export_results",
+    "get_format",
     "jsonl_line",
+    "register_format",
+    "unregister_format",
 ]
+
+# The built-in formats, in the order --format lists them.
+register_format("jsonl", JsonlFormat)
+register_format("csv", CsvFormat)

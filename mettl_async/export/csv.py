@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
 import orjson
 
-__all__ = ["CSV_FIXED_COLUMNS", "csv_columns", "csv_row"]
+from mettl_async._paging import RawRecord
+from mettl_async.export.base import ExportFormat, count_lines
+
+__all__ = ["CSV_FIXED_COLUMNS", "CsvFormat", "csv_columns", "csv_row"]
 
 _STATUS_FIELDS: Final = (
     "status",
@@ -32,6 +35,23 @@ _RESULT_FIELDS: Final = (
 #: ``email``, marks per section come last.
 CSV_FIXED_COLUMNS: Final = ("accessKey", "scheduleName", "email", *_STATUS_FIELDS, *_RESULT_FIELDS)
 _REGISTRATION_FIRST: Final[tuple[str, ...]] = ("Email Address", "First Name", "Last Name")
+
+
+class CsvFormat(ExportFormat):
+    """``PATH.partial`` spools :func:`csv_row` as JSON lines; finishing writes the CSV."""
+
+    def encode_page(self, schedule: Mapping[str, Any], records: Sequence[RawRecord]) -> list[bytes]:
+        return [
+            orjson.dumps(csv_row(schedule, record), option=orjson.OPT_APPEND_NEWLINE)
+            for record in records
+        ]
+
+    def count(self, output: Path) -> int:
+        return count_lines(output) - 1  # the header
+
+    def finish(self, partial: Path, output: Path) -> None:
+        _spool_to_csv(partial, output)
+        partial.unlink()
 
 
 def _text(value: Any) -> Any:

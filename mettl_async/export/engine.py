@@ -1,18 +1,12 @@
-"""Bulk export of candidate results to JSONL or CSV: safe, resumable, flat in memory.
+"""The export: the walk over schedules, writing through an :class:`ExportFormat`.
 
-Records stream from the API to ``PATH.partial`` and are renamed to ``PATH``
-only when the export is complete, so an interrupted run never leaves a file at
-``PATH``. ``PATH.checkpoint`` is a journal: a header naming the export, then
-lines recording how many bytes of ``PATH.partial`` are known good and which
-schedules are complete. Data is flushed and fsynced before the checkpoint line
-that vouches for it. ``--resume`` truncates ``PATH.partial`` to the last good
-size, skips the complete schedules, and skips the candidates of the incomplete
-ones that are already in the file, so the final file holds each candidate once.
-
-JSONL lines are the record exactly as Mettl sent it, with ``accessKey``,
-``scheduleName`` and ``assessmentId`` of its schedule put first. CSV rows are
-flattened records spooled as JSON lines, turned into CSV at the end, when the
-union of columns over all schedules is known.
+Records stream from the API to ``PATH.partial`` and are renamed (or converted)
+to ``PATH`` only when the export is complete, so an interrupted run never
+leaves a file at ``PATH``. ``PATH.checkpoint`` vouches for what
+``PATH.partial`` holds (see :mod:`mettl_async.export.journal`), so that
+``--resume`` continues where a run stopped. Which bytes a record becomes, and
+what ``PATH`` is made of them, is the format's (see
+:mod:`mettl_async.export.base`); nothing here knows one format from another.
 """
 
 from __future__ import annotations
@@ -25,13 +19,10 @@ from pathlib import Path
 from typing import IO, Any, Final, Literal
 
 import attrs
-import orjson
 
 from mettl_async._client import MettlClient
-from mettl_async.export.base import ExportError
-from mettl_async.export.csv import _spool_to_csv, csv_row
-from mettl_async.export.journal import _count_lines, _Journal, _prepare, _Resume
-from mettl_async.export.jsonl import _jsonl_head, _jsonl_line
+from mettl_async.export.base import ExportError, ExportFormat, Format, get_format
+from mettl_async.export.journal import _Journal, _prepare, _Resume
 
 __all__ = [
     "ExportError",
@@ -41,7 +32,6 @@ __all__ = [
     "export_results",
 ]
 
-Format = Literal["jsonl", "csv"]
 Mode = Literal["new", "resume", "overwrite"]
 
 #: Seconds between checkpoints (each costs two fsyncs).
@@ -116,14 +106,10 @@ class ExportSummary:
 # -- the export ----------------------------------------------------------------------
 
 
-def _finish(options: ExportOptions) -> None:
-    """Put the complete export at its path (CSV: convert the spool), then clean up."""
+def _finish(options: ExportOptions, fmt: ExportFormat) -> None:
+    """Put the complete export at its path (the format makes it), then clean up."""
     if options.partial.exists():
-        if options.format == "csv":
-            _spool_to_csv(options.partial, options.output)
-            options.partial.unlink()
-        else:
-            os.replace(options.partial, options.output)
+        fmt.finish(options.partial, options.output)
     options.checkpoint.unlink(missing_ok=True)
 
 
@@ -135,17 +121,13 @@ async def export_results(
     on_progress: Callable[[ExportProgress], None] | None = None,
 ) -> ExportSummary:
     """Export every candidate result of the chosen schedules (see the module docstring)."""
+    fmt = get_format(options.format)
     progress = progress if progress is not None else ExportProgress()
     requests0, retries0 = client.stats.requests, client.stats.retries
     try:
-        resume = _prepare(options)
+        resume = _prepare(options, fmt)
         kept = resume.kept
-        if resume.complete:
-            source = options.partial if options.partial.exists() else options.output
-            kept = _count_lines(source) - (
-                1 if source == options.output and options.format == "csv" else 0
-            )
-        else:
+        if not resume.complete:
             options.output.parent.mkdir(parents=True, exist_ok=True)
             # The data file first: a checkpoint never vouches for a file that is not there.
             with options.partial.open("ab" if resume.started else "wb") as data:
@@ -155,11 +137,11 @@ async def export_results(
                     else _Journal.create(options.checkpoint, options.identity())
                 )
                 try:
-                    await _walk(client, options, data, journal, resume, progress, on_progress)
+                    await _walk(client, options, fmt, data, journal, resume, progress, on_progress)
                     journal.complete(data.tell())
                 finally:
                     journal.close()
-        _finish(options)
+        _finish(options, fmt)
     except OSError as exc:
         raise ExportError(
             f"cannot write the export to {options.output}: {exc.strerror or exc}"
@@ -178,6 +160,7 @@ async def export_results(
 async def _walk(
     client: MettlClient,
     options: ExportOptions,
+    fmt: ExportFormat,
     data: IO[bytes],
     journal: _Journal,
     resume: _Resume,
@@ -208,7 +191,6 @@ async def _walk(
         include_recommendation=options.include_recommendation,
         include_essay_responses=options.include_essay_responses,
     )
-    csv_format = options.format == "csv"
     finished: list[str] = []
     last_commit = last_report = time.monotonic()
 
@@ -223,21 +205,18 @@ async def _walk(
             async for item in pages:
                 schedule = item.schedule
                 key = str(schedule.key or schedule.get("accessKey"))
-                head = b"" if csv_format else _jsonl_head(schedule)
-                lines = []
-                for record in item.page.items:
-                    if written and (key, str(record.key)) in written:
-                        progress.records_skipped += 1
-                        continue
-                    if csv_format:
-                        row = csv_row(schedule, record)
-                        line = orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE)
-                    else:
-                        line = _jsonl_line(head, record)
-                    if written_lines and record.key is None and hash(line) in written_lines:
-                        progress.records_skipped += 1  # a record without email, written before
-                        continue
-                    lines.append(line)
+                records = item.page.items
+                lines = fmt.encode_page(schedule, records)
+                if written or written_lines:  # a resume: drop the records already in the file
+                    fresh = []
+                    for record, line in zip(records, lines, strict=True):
+                        if (key, str(record.key)) in written or (
+                            record.key is None and hash(line) in written_lines
+                        ):  # (a record without email is known by its line)
+                            progress.records_skipped += 1
+                        else:
+                            fresh.append(line)
+                    lines = fresh
                 if lines:
                     data.write(b"".join(lines))  # whole lines only: a page at a time
                     progress.records += len(lines)

@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 import attrs
 import orjson
 
-from mettl_async.export.base import ExportError
+from mettl_async.export.base import ExportError, ExportFormat, count_lines
 
 if TYPE_CHECKING:
     from mettl_async.export.engine import ExportOptions
@@ -105,7 +105,7 @@ def _read_journal(path: Path, identity: Mapping[str, Any]) -> _JournalState:
 
 
 def _already_written(
-    partial: Path, done: frozenset[str]
+    partial: Path, done: frozenset[str], fmt: ExportFormat
 ) -> tuple[int, frozenset[tuple[str, str]], frozenset[int]]:
     """Lines kept; ``(accessKey, email)`` of those from schedules not yet complete, and
     (for records without an email) the hashes of those lines."""
@@ -115,18 +115,16 @@ def _already_written(
     with partial.open("rb") as stream:
         for line in stream:
             kept += 1
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError:
+            identity = fmt.identify(line)
+            if identity is None:
                 continue
-            if isinstance(row, dict):
-                key, email = row.get("accessKey"), row.get("email")
-                if not isinstance(key, str) or key in done:
-                    continue
-                if isinstance(email, str):
-                    seen.add((key, email))
-                else:
-                    keyless.add(hash(line))
+            key, email = identity
+            if key in done:
+                continue
+            if email is not None:
+                seen.add((key, email))
+            else:
+                keyless.add(hash(line))
     return kept, frozenset(seen), frozenset(keyless)
 
 
@@ -143,7 +141,7 @@ class _Resume:
     started: bool = False  # the files of an earlier run are there to continue
 
 
-def _prepare(options: ExportOptions) -> _Resume:
+def _prepare(options: ExportOptions, fmt: ExportFormat) -> _Resume:
     """Check what is on disk against the mode, and what a resume starts from."""
     output, partial, checkpoint = options.output, options.partial, options.checkpoint
     if options.mode == "overwrite":
@@ -163,7 +161,8 @@ def _prepare(options: ExportOptions) -> _Resume:
     journal = _read_journal(checkpoint, options.identity()) if checkpoint.exists() else None
     if journal is not None and journal.complete and (partial.exists() or output.exists()):
         # Stopped after the last record, before (or while) the file was put in place.
-        return _Resume(size=journal.size, done=journal.done, complete=True, started=True)
+        kept = count_lines(partial) if partial.exists() else fmt.count(output)
+        return _Resume(journal.size, journal.done, kept, complete=True, started=True)
     if not partial.exists() and (journal is None or journal.commits == 0):
         if output.exists():
             raise ExportError(
@@ -190,10 +189,5 @@ def _prepare(options: ExportOptions) -> _Resume:
         )
     with partial.open("r+b") as stream:
         stream.truncate(journal.size)  # drop whatever came after the last good checkpoint
-    kept, written, written_lines = _already_written(partial, journal.done)
+    kept, written, written_lines = _already_written(partial, journal.done, fmt)
     return _Resume(journal.size, journal.done, kept, written, written_lines, started=True)
-
-
-def _count_lines(path: Path) -> int:
-    with path.open("rb") as stream:
-        return sum(1 for _ in stream)

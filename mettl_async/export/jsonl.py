@@ -3,14 +3,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
 
 from mettl_async._paging import RawRecord
+from mettl_async.export.base import ExportFormat
 
-__all__ = ["jsonl_line"]
+__all__ = ["JsonlFormat", "jsonl_line"]
+
+
+class JsonlFormat(ExportFormat):
+    """``PATH.partial`` holds the final lines: finishing renames it to ``PATH``."""
+
+    def encode_page(self, schedule: Mapping[str, Any], records: Sequence[RawRecord]) -> list[bytes]:
+        head = _jsonl_head(schedule)
+        return [_jsonl_line(head, record) for record in records]
+
+    def finish(self, partial: Path, output: Path) -> None:
+        os.replace(partial, output)
 
 
 def jsonl_line(schedule: Mapping[str, Any], record: RawRecord) -> bytes:
