@@ -60,7 +60,7 @@ class _Journal:
         self._append({"size": size, "done": list(done)})
 
     def complete(self, size: int) -> None:
-        """Every record is in the data file: only renaming (or CSV conversion) is left."""
+        """Every record is in the data file: only the format's finish is left."""
         self._append({"size": size, "done": [], "complete": True})
 
     def close(self) -> None:
