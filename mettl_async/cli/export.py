@@ -12,7 +12,7 @@ from typing import IO, Any
 
 from mettl_async._client import MettlClient
 from mettl_async._retry import RetryPolicy
-from mettl_async.export import ExportOptions, ExportProgress, ExportSummary, export_results
+from mettl_async.export import FORMATS, ExportOptions, ExportProgress, ExportSummary, export_results
 from mettl_async.testing.data import FakeAccount
 
 from .common import EXIT_API, EXIT_OK, UsageError, add_api_arguments, client_from_args, positive_int
@@ -87,7 +87,7 @@ def _register_export(commands: Any) -> None:
         dest="access_keys",
         help="a schedule's access key (repeatable)",
     )
-    parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    parser.add_argument("--format", choices=list(FORMATS), default="jsonl")
     parser.add_argument("--output", "-o", type=Path, required=True, metavar="PATH")
     again = parser.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue an interrupted export")
@@ -144,7 +144,7 @@ def _register_demo(commands: Any) -> None:
     parser.add_argument("--schedules", type=_positive_int, default=40)
     parser.add_argument("--candidates", type=_positive_int, default=500, help="per schedule")
     parser.add_argument("--latency-ms", type=float, default=30.0)
-    parser.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    parser.add_argument("--format", choices=list(FORMATS), default="jsonl")
     parser.add_argument(
         "--output", "-o", type=Path, default=None, metavar="PATH",
         help="default: mettl-demo-results.jsonl (or .csv) here, replaced if present",
