@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0.dev0"
-
 from ._client import DEFAULT_BASE_URL, EU_BASE_URL, MettlClient
 from ._convert import parse_webhook_event
 from ._enums import (
@@ -97,6 +95,7 @@ from ._protocol import FilePart, path_segment
 from ._retry import RetryPolicy
 from ._session import ClientStats
 from ._signing import SigningKey, signature, string_to_sign
+from ._version import __version__
 
 __all__ = [
     "DEFAULT_BASE_URL",
