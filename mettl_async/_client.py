@@ -15,7 +15,7 @@ from collections.abc import (
     Sequence,
 )
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
@@ -81,6 +81,7 @@ ENV_PUBLIC_KEY: Final = "METTL_PUBLIC_KEY"
 ENV_PRIVATE_KEY: Final = "METTL_PRIVATE_KEY"
 ENV_BASE_URL: Final = "METTL_BASE_URL"
 
+T = TypeVar("T")
 Raw = RawRecord
 #: A schedule to walk: a Schedule from a listing, its wire mapping, or an access key.
 ScheduleRef = Any
@@ -341,6 +342,36 @@ class MettlClient:
             raise ConfigurationError(f"window must be >= 1 page, got {window!r}")
         return window
 
+    def _paged(
+        self,
+        path: str,
+        params: dict[str, str],
+        convert: Callable[[Raw], T],
+        *,
+        label: str,
+        items_key: str,
+        key_field: str | None,
+        window: int | None,
+        default_sort: str | None = None,
+        slots: asyncio.Semaphore | None = None,
+    ) -> Listing[T]:
+        """The one way a paginated listing is built: lazy ``GET path`` walked page by page.
+
+        ``params`` already hold the first page's ``limit`` and ``offset``, in the
+        order they are sent. ``default_sort`` is the listing's default sort
+        (newest first: new records appear at its start); None for a listing
+        that takes no sort.
+        """
+        spec = ListingSpec(
+            label=label,
+            request=Request("GET", self.url(path), params),
+            items_key=items_key,
+            key_field=key_field,
+            window=self._window(window),
+            grows_at_front=default_sort is None or _newest_first(params, default_sort),
+        )
+        return Listing(self._transport.call_with, spec, convert, slots=slots)
+
     def iter_schedules(
         self,
         *,
@@ -363,15 +394,16 @@ class MettlClient:
         _check_choice("sort", sort, SCHEDULE_SORTS, params)
         _check_choice("sort_order", sort_order, SORT_ORDERS, params)
         _filter_param(filter, params)
-        spec = ListingSpec(
+        return self._paged(
+            "/schedules",
+            params,
+            _typed_schedule,
             label="the schedules of the account",
-            request=Request("GET", self.url("/schedules"), params),
             items_key="schedules",
             key_field="accessKey",
-            window=self._window(window),
-            grows_at_front=_newest_first(params, "createdAt"),
+            window=window,
+            default_sort="createdAt",
         )
-        return Listing(self._transport.call_with, spec, _typed_schedule)
 
     def iter_candidate_results(
         self,
@@ -392,24 +424,22 @@ class MettlClient:
         yielded once, even if offsets shift while candidates arrive.
         """
         _check_access_key(access_key)
-        return Listing(
-            self._transport.call_with,
-            self._results_spec(
-                access_key,
-                label=f"schedule {access_key}",
-                include_recommendation=include_recommendation,
-                include_essay_responses=include_essay_responses,
-                sort=sort,
-                sort_order=sort_order,
-                page_size=page_size,
-                window=window,
-            ),
+        return self._results(
+            access_key,
             _typed_result,
+            label=f"schedule {access_key}",
+            include_recommendation=include_recommendation,
+            include_essay_responses=include_essay_responses,
+            sort=sort,
+            sort_order=sort_order,
+            page_size=page_size,
+            window=window,
         )
 
-    def _results_spec(
+    def _results(
         self,
         access_key: str,
+        convert: Callable[[Raw], T],
         *,
         label: str,
         include_recommendation: bool,
@@ -418,7 +448,8 @@ class MettlClient:
         sort_order: str | None,
         page_size: int,
         window: int | None,
-    ) -> ListingSpec:
+        slots: asyncio.Semaphore | None = None,
+    ) -> Listing[T]:
         params: dict[str, str] = {}
         if include_recommendation:
             params["ir"] = _IR_RECOMMENDATION
@@ -428,15 +459,16 @@ class MettlClient:
         params["offset"] = "0"
         _check_choice("sort", sort, RESULT_SORTS, params)
         _check_choice("sort_order", sort_order, SORT_ORDERS, params)
-        return ListingSpec(
+        return self._paged(
+            f"/schedules/{path_segment(access_key)}/candidates",
+            params,
+            convert,
             label=label,
-            request=Request(
-                "GET", self.url(f"/schedules/{path_segment(access_key)}/candidates"), params
-            ),
             items_key="candidates",
             key_field="email",
-            window=self._window(window),
-            grows_at_front=_newest_first(params, "testStartTime"),
+            window=window,
+            default_sort="testStartTime",
+            slots=slots,
         )
 
     def iter_all_results(
@@ -473,8 +505,9 @@ class MettlClient:
         def listing_for(schedule: Raw, slots: Any) -> Listing[Raw]:
             access_key = str(schedule.get("accessKey") or "")
             name = schedule.get("name")
-            spec = self._results_spec(
+            return self._results(
                 access_key,
+                as_raw,
                 label=f"schedule {access_key}" + (f" ({name})" if name else ""),
                 include_recommendation=include_recommendation,
                 include_essay_responses=include_essay_responses,
@@ -482,8 +515,8 @@ class MettlClient:
                 sort_order=None,
                 page_size=page_size,
                 window=window,
+                slots=slots,
             )
-            return Listing(self._transport.call_with, spec, as_raw, slots=slots)
 
         return AccountResults(
             source,
@@ -670,15 +703,16 @@ class MettlClient:
         params = {"limit": str(check_page_size(page_size)), "offset": "0"}
         _check_choice("sort", sort, ASSESSMENT_SORTS, params)
         _check_choice("sort_order", sort_order, SORT_ORDERS, params)
-        spec = ListingSpec(
+        return self._paged(
+            "/assessments",
+            params,
+            _typed_assessment,
             label="the assessments of the account",
-            request=Request("GET", self.url("/assessments"), params),
             items_key="assessments",
             key_field="id",
-            window=self._window(window),
-            grows_at_front=_newest_first(params, "createdAt"),
+            window=window,
+            default_sort="createdAt",
         )
-        return Listing(self._transport.call_with, spec, _typed_assessment)
 
     async def get_assessment(self, assessment_id: int) -> AssessmentInfo:
         """One assessment (article 7, ``GET /assessments/{assessment-id}``)."""
@@ -889,23 +923,24 @@ class MettlClient:
         params: dict[str, str] = {}
         if include_essay_responses:
             params["qr"] = "true"
-        url = self.url(f"/candidates/{path_segment(email)}")
+        path = f"/candidates/{path_segment(email)}"
         label = f"the results of {email}"
         if self._api_version == "v3":
             params["limit"] = str(page_size)
             params["offset"] = "0"
-            spec = ListingSpec(
+            return self._paged(
+                path,
+                params,
+                _typed_instance,
                 label=label,
-                request=Request("GET", url, params),
                 items_key="testInstances",
                 key_field=None,
-                window=self._window(window),
+                window=window,
             )
-            return Listing(self._transport.call_with, spec, _typed_instance)
         self._window(window)
         return UnpagedListing(
             self._transport.call_with,
-            Request("GET", url, params),
+            Request("GET", self.url(path), params),
             "testInstances",
             _typed_instance,
             label=label,
