@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import time
 from collections.abc import (
     AsyncGenerator,
@@ -53,6 +52,13 @@ from ._models import (
 )
 from ._paging import RawRecord, check_page_size
 from ._protocol import FilePart, Placement, Request, endpoint_url, path_segment
+from ._registration import (
+    chunked,
+    merged_outcomes,
+    registration_json,
+    registration_options,
+    registration_outcomes,
+)
 from ._retry import RetryPolicy
 from ._session import ClientStats, Transport
 from ._signing import SigningKey, algorithm_for_version
@@ -90,8 +96,6 @@ SCHEDULE_SORTS: Final = ("createdAt", "testTaken", "name")
 ASSESSMENT_SORTS: Final = ("createdAt", "testTaken", "name")
 RESULT_SORTS: Final = ("testStartTime", "name")
 SORT_ORDERS: Final = ("asc", "desc")
-#: Article 15: at most 20 candidates per Register Candidates call.
-REGISTRATION_CHUNK: Final = 20
 _IR_RECOMMENDATION: Final = '{"recommendation":true}'
 
 
@@ -825,18 +829,13 @@ class MettlClient:
         )
         if not registrations:
             return []
-        options: dict[str, str] = {}
-        if allow_missing_mandatory_fields:
-            options["allowMissingMandatoryRegistrationFields"] = "true"
-        if show_custom_instructions:
-            options["showCustomInstructions"] = "true"
-        if time_limit_seconds is not None:
-            options["timeLimitInSec"] = str(time_limit_seconds)
+        options = registration_options(
+            allow_missing_mandatory_fields=allow_missing_mandatory_fields,
+            show_custom_instructions=show_custom_instructions,
+            time_limit_seconds=time_limit_seconds,
+        )
         url = self.url(f"/schedules/{path_segment(access_key)}/candidates")
-        chunks = [
-            registrations[start : start + REGISTRATION_CHUNK]
-            for start in range(0, len(registrations), REGISTRATION_CHUNK)
-        ]
+        chunks = chunked(registrations)
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [
@@ -846,25 +845,15 @@ class MettlClient:
             # Request failures are answers (see _register_chunk); anything else, such as a
             # closed client, is raised as itself, not wrapped in a group.
             raise group.exceptions[0] from None
-        answers = [task.result() for task in tasks]
-        failures = [answer for answer in answers if isinstance(answer, RequestError)]
-        if len(failures) == len(answers):
-            raise failures[0]
-        outcomes: list[RegistrationOutcome] = []
-        for chunk, answer in zip(chunks, answers, strict=True):
-            if isinstance(answer, RequestError):
-                outcomes += [_failed_outcome(candidate.email, answer) for candidate in chunk]
-            else:
-                outcomes += answer
-        return outcomes
+        return merged_outcomes(chunks, [task.result() for task in tasks])
 
     async def _register_chunk(
-        self, url: str, chunk: list[CandidateRegistration], options: Mapping[str, str]
+        self, url: str, chunk: Sequence[CandidateRegistration], options: Mapping[str, str]
     ) -> list[RegistrationOutcome] | RequestError:
-        request = Request("POST", url, {"rd": _registration_json(chunk), **options})
+        request = Request("POST", url, {"rd": registration_json(chunk), **options})
         try:
             envelope = await self._transport.call(request)
-            return _registration_outcomes(chunk, envelope, path=request.path)
+            return registration_outcomes(chunk, envelope, path=request.path)
         except RequestError as error:
             return error
 
@@ -1065,96 +1054,4 @@ def _image_part(
         filename or f"{stem or field}.{extension}",
         content,
         content_type or IMAGE_CONTENT_TYPES[kind],
-    )
-
-
-# -- article 15: registration ----------------------------------------------------------
-
-#: Per-candidate statuses that mean "not registered" (matched case-insensitively).
-_FAILED_STATUSES: Final = frozenset({"ERROR", "FAILED", "FAILURE", "FAIL"})
-_CODE_IN_MESSAGE: Final = re.compile(r"\s*\(?(E\d{3})\b")
-
-
-def _registration_json(chunk: Sequence[CandidateRegistration]) -> str:
-    """Article 15's ``rd``: the labels of each candidate, and ``optionalParams`` if any."""
-    optional: list[dict[str, str]] = []
-    for candidate in chunk:
-        if candidate.context_data is None and candidate.compensatory_time is None:
-            continue
-        params = {"email": candidate.email}
-        if candidate.context_data is not None:
-            params["context_data"] = candidate.context_data
-        if candidate.compensatory_time is not None:
-            params["compensatory_time"] = str(candidate.compensatory_time)
-        optional.append(params)
-    rd: dict[str, Any] = {"registrationDetails": [dict(c.fields) for c in chunk]}
-    if optional:
-        rd["optionalParams"] = optional
-    return orjson.dumps(rd).decode()
-
-
-def _registration_outcomes(
-    chunk: Sequence[CandidateRegistration], envelope: Mapping[str, Any], *, path: str
-) -> list[RegistrationOutcome]:
-    """Each candidate's item of ``registrationStatus``, matched by email (else by position)."""
-    items = envelope.get("registrationStatus")
-    if not isinstance(items, list):
-        raise DecodeError("Mettl sent no 'registrationStatus' list", method="POST", path=path)
-    by_email: dict[str, dict[str, Any]] = {}
-    for item in items:
-        if isinstance(item, dict) and isinstance(item.get("email"), str):
-            by_email.setdefault(item["email"].casefold(), item)
-    outcomes = []
-    for position, candidate in enumerate(chunk):
-        found = by_email.get(candidate.email.casefold())
-        if found is None and position < len(items):
-            same_place = items[position]
-            if isinstance(same_place, dict) and not same_place.get("email"):
-                found = same_place  # an answer without emails: read in the order sent
-        outcomes.append(_item_outcome(candidate.email, found))
-    return outcomes
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _item_outcome(email: str, item: dict[str, Any] | None) -> RegistrationOutcome:
-    if item is None:
-        return RegistrationOutcome(
-            email=email,
-            registered=False,
-            message="Mettl's answer does not mention this candidate: not known to be registered",
-        )
-    status = _text(item.get("status"))
-    url = _text(item.get("url"))
-    error = item.get("error")
-    nested = error if isinstance(error, dict) else {}
-    code = _text(item.get("code")) or _text(nested.get("code"))
-    message = _text(item.get("message")) or _text(nested.get("message"))
-    if code is None and message is not None:
-        found = _CODE_IN_MESSAGE.match(message)
-        code = found.group(1) if found else None
-    failed = (
-        (status is not None and status.strip().upper() in _FAILED_STATUSES)
-        or isinstance(error, dict)
-        or (code is not None and url is None)
-    )
-    registered = not failed and (url is not None or (status or "").strip().upper() == "SUCCESS")
-    if not registered and message is None:
-        message = f"Mettl sent no test link for this candidate (status {status!r})"
-    return RegistrationOutcome(
-        email=email,
-        registered=registered,
-        url=url,
-        status=status,
-        code=code,
-        message=message,
-        raw=item,
-    )
-
-
-def _failed_outcome(email: str, error: RequestError) -> RegistrationOutcome:
-    return RegistrationOutcome(
-        email=email, registered=False, code=error.code, message=str(error), error=error
     )

@@ -61,7 +61,14 @@ def test_only_the_session_layer_imports_aiohttp() -> None:
 
 
 def test_pure_core_modules_do_no_io() -> None:
-    for name in ("_signing.py", "_protocol.py", "_retry.py", "_errors.py"):
+    for name in (
+        "_signing.py",
+        "_protocol.py",
+        "_retry.py",
+        "_errors.py",
+        "_registration.py",
+        "_version.py",
+    ):
         imports = _runtime_imports(PACKAGE / name)
         assert not imports & {"aiohttp", "yarl", "asyncio", "socket", "time", "os"}, name
 
