@@ -45,6 +45,7 @@ from ._errors import (
     ValidationProblem,
     WebhookPayloadError,
 )
+from ._listing import MettlListing
 from ._models import (
     PBT,
     Access,
@@ -91,10 +92,13 @@ from ._models import (
     WebProctoring,
     WhiteLabel,
 )
+from ._paging import Page, RawRecord
 from ._protocol import FilePart, path_segment
 from ._retry import RetryPolicy
 from ._session import ClientStats
 from ._signing import SigningKey, signature, string_to_sign
+from ._streaming import AccountResults, Listing, SchedulePage
+from ._unpaged import UnpagedListing
 from ._version import __version__
 
 __all__ = [
@@ -105,6 +109,7 @@ __all__ = [
     "Access",
     "AccessType",
     "AccountInfo",
+    "AccountResults",
     "Analysis",
     "Assessment",
     "AssessmentDetails",
@@ -134,13 +139,16 @@ __all__ = [
     "IPRestrictionType",
     "IncompleteListingError",
     "InvalidRequestError",
+    "Listing",
     "MettlClient",
     "MettlConnectionError",
     "MettlEnum",
     "MettlError",
+    "MettlListing",
     "MettlTimeoutError",
     "NotFoundError",
     "OverallStatus",
+    "Page",
     "PaginationError",
     "Paging",
     "PermissionDeniedError",
@@ -148,6 +156,7 @@ __all__ = [
     "QuestionResponse",
     "QuestionType",
     "RateLimitError",
+    "RawRecord",
     "Recommendation",
     "RegistrationOutcome",
     "RepeatedPageLinkError",
@@ -156,6 +165,7 @@ __all__ = [
     "RetryPolicy",
     "Schedule",
     "ScheduleFilter",
+    "SchedulePage",
     "ScheduleSettings",
     "ScheduleType",
     "ScheduleWindow",
@@ -176,6 +186,7 @@ __all__ = [
     "TestStatus",
     "TimestampError",
     "TransportError",
+    "UnpagedListing",
     "ValidationError",
     "ValidationProblem",
     "VisualProctoring",
