@@ -21,10 +21,30 @@ import orjson
 
 from ._convert import (
     candidate_result_from_wire,
-    instance_from_wire,
     schedule_from_wire,
     structure,
     to_json,
+)
+from ._endpoints import (
+    ASSESSMENT_SORTS,
+    IR_RECOMMENDATION,
+    RESULT_SORTS,
+    SCHEDULE_SORTS,
+    SORT_ORDERS,
+    check_access_key,
+    check_assessment_id,
+    check_choice,
+    check_email,
+    filter_param,
+    image_part,
+    member,
+    minified,
+    newest_first,
+    typed_assessment,
+    typed_instance,
+    typed_pbt,
+    typed_result,
+    typed_schedule,
 )
 from ._errors import (
     ConfigurationError,
@@ -66,13 +86,11 @@ from ._streaming import AccountResults, Listing, ListingSpec, as_raw, iterate
 from ._unpaged import UnpagedListing
 from ._validation import (
     FAVICON_MAX_BYTES,
-    IMAGE_CONTENT_TYPES,
     LOGO_MAX_BYTES,
     image_problems,
     pbt_id_problems,
     raise_if,
     registration_problems,
-    sniff_image,
     support_number_problems,
 )
 
@@ -91,12 +109,6 @@ T = TypeVar("T")
 Raw = RawRecord
 #: A schedule to walk: a Schedule from a listing, its wire mapping, or an access key.
 ScheduleRef = Any
-SCHEDULE_SORTS: Final = ("createdAt", "testTaken", "name")
-#: Article 6's ``sort`` values (Mettl's default: ``createdAt``).
-ASSESSMENT_SORTS: Final = ("createdAt", "testTaken", "name")
-RESULT_SORTS: Final = ("testStartTime", "name")
-SORT_ORDERS: Final = ("asc", "desc")
-_IR_RECOMMENDATION: Final = '{"recommendation":true}'
 
 
 def _check_base_url(base_url: str) -> str:
@@ -372,7 +384,7 @@ class MettlClient:
             items_key=items_key,
             key_field=key_field,
             window=self._window(window),
-            grows_at_front=default_sort is None or _newest_first(params, default_sort),
+            grows_at_front=default_sort is None or newest_first(params, default_sort),
         )
         return Listing(self._transport.call_with, spec, convert, slots=slots)
 
@@ -395,13 +407,13 @@ class MettlClient:
         client's ``max_in_flight``). Lazy: nothing is sent until iteration.
         """
         params = {"limit": str(check_page_size(page_size)), "offset": "0"}
-        _check_choice("sort", sort, SCHEDULE_SORTS, params)
-        _check_choice("sort_order", sort_order, SORT_ORDERS, params)
-        _filter_param(filter, params)
+        check_choice("sort", sort, SCHEDULE_SORTS, params)
+        check_choice("sort_order", sort_order, SORT_ORDERS, params)
+        filter_param(filter, params)
         return self._paged(
             "/schedules",
             params,
-            _typed_schedule,
+            typed_schedule,
             label="the schedules of the account",
             items_key="schedules",
             key_field="accessKey",
@@ -427,10 +439,10 @@ class MettlClient:
         ``testStartTime`` (Mettl's default) or ``name``. Each candidate is
         yielded once, even if offsets shift while candidates arrive.
         """
-        _check_access_key(access_key)
+        check_access_key(access_key)
         return self._results(
             access_key,
-            _typed_result,
+            typed_result,
             label=f"schedule {access_key}",
             include_recommendation=include_recommendation,
             include_essay_responses=include_essay_responses,
@@ -456,13 +468,13 @@ class MettlClient:
     ) -> Listing[T]:
         params: dict[str, str] = {}
         if include_recommendation:
-            params["ir"] = _IR_RECOMMENDATION
+            params["ir"] = IR_RECOMMENDATION
         if include_essay_responses:
             params["qr"] = "true"
         params["limit"] = str(check_page_size(page_size))
         params["offset"] = "0"
-        _check_choice("sort", sort, RESULT_SORTS, params)
-        _check_choice("sort_order", sort_order, SORT_ORDERS, params)
+        check_choice("sort", sort, RESULT_SORTS, params)
+        check_choice("sort_order", sort_order, SORT_ORDERS, params)
         return self._paged(
             f"/schedules/{path_segment(access_key)}/candidates",
             params,
@@ -525,8 +537,8 @@ class MettlClient:
         return AccountResults(
             source,
             listing_for,
-            _typed_schedule,
-            _typed_result,
+            typed_schedule,
+            typed_result,
             concurrency=concurrency,
             page_budget=2 * self._max_in_flight,
         )
@@ -554,7 +566,7 @@ class MettlClient:
 
     async def get_schedule_raw(self, access_key: str) -> dict[str, Any]:
         """One schedule's wire mapping (article 12, ``GET /schedules/{access-key}``)."""
-        _check_access_key(access_key)
+        check_access_key(access_key)
         envelope = await self._transport.call(
             Request("GET", self.url(f"/schedules/{path_segment(access_key)}"))
         )
@@ -570,7 +582,7 @@ class MettlClient:
     async def get_account(self) -> AccountInfo:
         """The account's details (article 1, ``GET /account``)."""
         envelope = await self._transport.call(Request("GET", self.url("/account")))
-        return structure(_member(envelope, "accountInfo", "GET", "/account"), AccountInfo)
+        return structure(member(envelope, "accountInfo", "GET", "/account"), AccountInfo)
 
     async def update_logo(
         self, image: bytes, *, filename: str | None = None, content_type: str | None = None
@@ -592,7 +604,7 @@ class MettlClient:
             content_type=content_type,
         )
         raise_if(problems, subject="logo")
-        part = _image_part("logo", bytes(image), filename, content_type)
+        part = image_part("logo", bytes(image), filename, content_type)
         await self._transport.call(
             Request("POST", self.url("/account/upload-logo"), placement="multipart", files=(part,))
         )
@@ -636,15 +648,15 @@ class MettlClient:
                 cover, field="cov", kinds=("jpeg", "png", "gif"), max_bytes=None
             )
         raise_if(problems, subject="white label")
-        wl = to_json(white_label) if isinstance(white_label, WhiteLabel) else _minified(white_label)
+        wl = to_json(white_label) if isinstance(white_label, WhiteLabel) else minified(white_label)
         params = {"wl": wl}
         if support_numbers is not None:
             params["sn"] = orjson.dumps([number.strip() for number in support_numbers]).decode()
         files: list[FilePart] = []
         if favicon is not None:
-            files.append(_image_part("fav", bytes(favicon), None, None, stem="favicon"))
+            files.append(image_part("fav", bytes(favicon), None, None, stem="favicon"))
         if cover is not None:
-            files.append(_image_part("cov", bytes(cover), None, None, stem="cover"))
+            files.append(image_part("cov", bytes(cover), None, None, stem="cover"))
         await self._transport.call(
             Request(
                 "POST",
@@ -665,7 +677,7 @@ class MettlClient:
             self._transport.call_with,
             Request("GET", self.url("/pbts")),
             "pbts",
-            _typed_pbt,
+            typed_pbt,
             label="the PBTs of Mettl's library",
             key_field="id",
         )
@@ -705,12 +717,12 @@ class MettlClient:
         as :class:`~mettl_async.IncompleteListingError`. Lazy.
         """
         params = {"limit": str(check_page_size(page_size)), "offset": "0"}
-        _check_choice("sort", sort, ASSESSMENT_SORTS, params)
-        _check_choice("sort_order", sort_order, SORT_ORDERS, params)
+        check_choice("sort", sort, ASSESSMENT_SORTS, params)
+        check_choice("sort_order", sort_order, SORT_ORDERS, params)
         return self._paged(
             "/assessments",
             params,
-            _typed_assessment,
+            typed_assessment,
             label="the assessments of the account",
             items_key="assessments",
             key_field="id",
@@ -720,9 +732,9 @@ class MettlClient:
 
     async def get_assessment(self, assessment_id: int) -> AssessmentInfo:
         """One assessment (article 7, ``GET /assessments/{assessment-id}``)."""
-        path = f"/assessments/{_assessment_id(assessment_id)}"
+        path = f"/assessments/{check_assessment_id(assessment_id)}"
         envelope = await self._transport.call(Request("GET", self.url(path)))
-        return structure(_member(envelope, "assessment", "GET", path), AssessmentInfo)
+        return structure(member(envelope, "assessment", "GET", path), AssessmentInfo)
 
     async def edit_assessment_settings(
         self, assessment_id: int, settings: AssessmentSettings
@@ -733,7 +745,7 @@ class MettlClient:
         ``POST /assessments/{assessment-id}/settings/edit`` (the path production
         code uses; article 9's syntax line is wrong). Validated first.
         """
-        path = f"/assessments/{_assessment_id(assessment_id)}/settings/edit"
+        path = f"/assessments/{check_assessment_id(assessment_id)}/settings/edit"
         settings.validate()
         await self._transport.call(Request("POST", self.url(path), {"as": to_json(settings)}))
 
@@ -749,14 +761,14 @@ class MettlClient:
         ``filter`` (as in :meth:`iter_schedules`). Mettl documents no paging
         here: the listing sends one request when iterated. Lazy.
         """
-        path = f"/assessments/{_assessment_id(assessment_id)}/schedules"
+        path = f"/assessments/{check_assessment_id(assessment_id)}/schedules"
         params: dict[str, str] = {}
-        _filter_param(filter, params)
+        filter_param(filter, params)
         return UnpagedListing(
             self._transport.call_with,
             Request("GET", self.url(path), params),
             "schedules",
-            _typed_schedule,
+            typed_schedule,
             label=f"the schedules of assessment {assessment_id}",
             key_field="accessKey",
         )
@@ -773,7 +785,7 @@ class MettlClient:
         schedule, set ``access.send_email=True`` on every such call. Returns
         the schedule Mettl sends back, or ``None`` if it sends none.
         """
-        _check_access_key(access_key)
+        check_access_key(access_key)
         problems = settings.problems(for_create=False)
         if all(getattr(settings, name) is None for name in wire_names(ScheduleSettings)):
             problems.append(ValidationProblem("sc", "nothing to change: set at least one property"))
@@ -818,7 +830,7 @@ class MettlClient:
         ``time_limit_seconds`` (links expire after that many seconds) and
         ``show_custom_instructions`` are article 15's optional parameters.
         """
-        _check_access_key(access_key)
+        check_access_key(access_key)
         registrations: list[Any] = [
             CandidateRegistration(fields=dict(item)) if isinstance(item, Mapping) else item
             for item in candidates
@@ -877,18 +889,18 @@ class MettlClient:
         ``.html_report``. An unknown key or email raises
         :class:`~mettl_async.NotFoundError`.
         """
-        _check_access_key(access_key)
-        _check_email(email)
+        check_access_key(access_key)
+        check_email(email)
         params: dict[str, str] = {}
         if include_recommendation:
-            params["ir"] = _IR_RECOMMENDATION
+            params["ir"] = IR_RECOMMENDATION
         if include_response_styles:
             params["rs"] = "true"
         if include_essay_responses:
             params["qr"] = "true"
         path = f"/schedules/{path_segment(access_key)}/candidates/{path_segment(email)}"
         envelope = await self._transport.call(Request("GET", self.url(path), params))
-        return candidate_result_from_wire(_member(envelope, "candidate", "GET", path))
+        return candidate_result_from_wire(member(envelope, "candidate", "GET", path))
 
     def iter_candidate_results_in_account(
         self,
@@ -907,7 +919,7 @@ class MettlClient:
         result is a lazy listing with ``.raw()``. ``include_essay_responses``
         sends ``qr=true``.
         """
-        _check_email(email)
+        check_email(email)
         check_page_size(page_size)
         params: dict[str, str] = {}
         if include_essay_responses:
@@ -920,7 +932,7 @@ class MettlClient:
             return self._paged(
                 path,
                 params,
-                _typed_instance,
+                typed_instance,
                 label=label,
                 items_key="testInstances",
                 key_field=None,
@@ -931,7 +943,7 @@ class MettlClient:
             self._transport.call_with,
             Request("GET", self.url(path), params),
             "testInstances",
-            _typed_instance,
+            typed_instance,
             label=label,
         )
 
@@ -944,114 +956,7 @@ class MettlClient:
         to retake it. An unknown key or email raises
         :class:`~mettl_async.NotFoundError`.
         """
-        _check_access_key(access_key)
-        _check_email(email)
+        check_access_key(access_key)
+        check_email(email)
         path = f"/schedules/{path_segment(access_key)}/candidates/{path_segment(email)}"
         await self._transport.call(Request("DELETE", self.url(path)))
-
-
-def _newest_first(params: Mapping[str, str], default_sort: str) -> bool:
-    """Whether a listing is in Mettl's default order, newest first, where records arrive."""
-    return params.get("sort", default_sort) == default_sort and params.get("sort_order") in (
-        None,
-        "desc",
-    )
-
-
-def _typed_schedule(record: Raw) -> Schedule:
-    return schedule_from_wire(record.to_dict())
-
-
-def _typed_result(record: Raw) -> CandidateResult:
-    return candidate_result_from_wire(record.to_dict())
-
-
-def _minified(value: Mapping[str, Any]) -> str:
-    return orjson.dumps(value).decode("utf-8")
-
-
-def _check_choice(
-    name: str, value: str | None, allowed: tuple[str, ...], params: dict[str, str]
-) -> None:
-    if value is None:
-        return
-    text = str(getattr(value, "value", value))
-    if text not in allowed:
-        raise ValidationError(
-            [ValidationProblem(name, f"must be one of {', '.join(allowed)}; got {text!r}")]
-        )
-    params[name] = text
-
-
-def _typed_pbt(record: Raw) -> PBT:
-    return structure(record.to_dict(), PBT)
-
-
-def _typed_assessment(record: Raw) -> AssessmentInfo:
-    return structure(record.to_dict(), AssessmentInfo)
-
-
-def _typed_instance(record: Raw) -> TestInstance:
-    return instance_from_wire(record.to_dict())
-
-
-def _member(envelope: Mapping[str, Any], key: str, method: str, path: str) -> dict[str, Any]:
-    """The object under ``key`` in a SUCCESS envelope, or a DecodeError."""
-    value = envelope.get(key)
-    if not isinstance(value, dict):
-        raise DecodeError(f"Mettl sent no {key!r} object", method=method, path=path)
-    return value
-
-
-def _filter_param(
-    value: ScheduleFilter | Mapping[str, Any] | str | None, params: dict[str, str]
-) -> None:
-    """Articles 10 and 11's ``filter``: a model (validated), a mapping, or JSON text as is."""
-    if isinstance(value, ScheduleFilter):
-        value.validate()
-        params["filter"] = to_json(value)
-    elif value is not None:
-        params["filter"] = value if isinstance(value, str) else _minified(value)
-
-
-def _assessment_id(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValidationError(
-            [ValidationProblem("assessment_id", f"must be an integer > 0, got {value!r}")],
-            subject="assessment id",
-        )
-    return value
-
-
-def _check_access_key(access_key: object) -> None:
-    if not isinstance(access_key, str) or not access_key.strip():
-        raise ValidationError(
-            [ValidationProblem("access_key", f"must be a non-empty string, got {access_key!r}")],
-            subject="access key",
-        )
-
-
-def _check_email(email: object) -> None:
-    if not isinstance(email, str) or not email.strip():
-        raise ValidationError(
-            [ValidationProblem("email", f"must be a non-empty string, got {email!r}")],
-            subject="email",
-        )
-
-
-def _image_part(
-    field: str,
-    content: bytes,
-    filename: str | None,
-    content_type: str | None,
-    *,
-    stem: str | None = None,
-) -> FilePart:
-    kind = sniff_image(content) or "png"
-    extension = "jpg" if kind == "jpeg" else kind
-    return FilePart(
-        field,
-        filename or f"{stem or field}.{extension}",
-        content,
-        content_type or IMAGE_CONTENT_TYPES[kind],
-    )

@@ -67,6 +67,7 @@ def test_pure_core_modules_do_no_io() -> None:
         "_retry.py",
         "_errors.py",
         "_registration.py",
+        "_endpoints.py",
         "_listing.py",
         "_version.py",
     ):
