@@ -19,15 +19,9 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from ._convert import (
-    candidate_result_from_wire,
-    schedule_from_wire,
-    structure,
-    to_json,
-)
+from ._convert import candidate_result_from_wire, schedule_from_wire, structure, to_json
 from ._endpoints import (
     ASSESSMENT_SORTS,
-    IR_RECOMMENDATION,
     RESULT_SORTS,
     SCHEDULE_SORTS,
     SORT_ORDERS,
@@ -35,24 +29,22 @@ from ._endpoints import (
     check_assessment_id,
     check_choice,
     check_email,
+    check_schedule_edit,
+    created_assessment_id,
     filter_param,
-    image_part,
+    logo_part,
     member,
-    minified,
     newest_first,
+    result_params,
+    schedule_record,
     typed_assessment,
     typed_instance,
     typed_pbt,
     typed_result,
     typed_schedule,
+    white_label_parts,
 )
-from ._errors import (
-    ConfigurationError,
-    DecodeError,
-    RequestError,
-    ValidationError,
-    ValidationProblem,
-)
+from ._errors import ConfigurationError, RequestError
 from ._models import (
     PBT,
     AccountInfo,
@@ -68,11 +60,11 @@ from ._models import (
     ScheduleSettings,
     TestInstance,
     WhiteLabel,
-    wire_names,
 )
 from ._paging import RawRecord, check_page_size
 from ._protocol import FilePart, Placement, Request, endpoint_url, path_segment
 from ._registration import (
+    checked_registrations,
     chunked,
     merged_outcomes,
     registration_json,
@@ -84,15 +76,7 @@ from ._session import ClientStats, Transport
 from ._signing import SigningKey, algorithm_for_version
 from ._streaming import AccountResults, Listing, ListingSpec, as_raw, iterate
 from ._unpaged import UnpagedListing
-from ._validation import (
-    FAVICON_MAX_BYTES,
-    LOGO_MAX_BYTES,
-    image_problems,
-    pbt_id_problems,
-    raise_if,
-    registration_problems,
-    support_number_problems,
-)
+from ._validation import pbt_id_problems, raise_if
 
 if TYPE_CHECKING:
     import aiohttp
@@ -308,14 +292,7 @@ class MettlClient:
         envelope = await self._transport.call(
             Request("POST", self.url("/assessments"), {"assessments": to_json(assessment)})
         )
-        assessment_id = envelope.get("assessmentId")
-        if isinstance(assessment_id, bool) or not isinstance(assessment_id, int):
-            raise DecodeError(
-                f"Mettl sent no integer assessmentId (got {assessment_id!r})",
-                method="POST",
-                path="/assessments",
-            )
-        return assessment_id
+        return created_assessment_id(envelope)
 
     async def create_schedule(
         self, assessment_id: int, schedule: ScheduleSettings
@@ -336,14 +313,8 @@ class MettlClient:
                 placement="query",
             )
         )
-        created = envelope.get("createdSchedule")
-        if not isinstance(created, dict):
-            raise DecodeError(
-                "Mettl sent no 'createdSchedule' object",
-                method="POST",
-                path=f"/assessments/{assessment_id}/schedules",
-            )
-        return structure(created, CreatedSchedule)
+        path = f"/assessments/{assessment_id}/schedules"
+        return structure(member(envelope, "createdSchedule", "POST", path), CreatedSchedule)
 
     async def get_schedule(self, access_key: str) -> Schedule:
         """One schedule (article 12, ``GET /schedules/{access-key}``)."""
@@ -466,11 +437,9 @@ class MettlClient:
         window: int | None,
         slots: asyncio.Semaphore | None = None,
     ) -> Listing[T]:
-        params: dict[str, str] = {}
-        if include_recommendation:
-            params["ir"] = IR_RECOMMENDATION
-        if include_essay_responses:
-            params["qr"] = "true"
+        params = result_params(
+            recommendation=include_recommendation, essay_responses=include_essay_responses
+        )
         params["limit"] = str(check_page_size(page_size))
         params["offset"] = "0"
         check_choice("sort", sort, RESULT_SORTS, params)
@@ -546,23 +515,7 @@ class MettlClient:
     async def _schedule_mapping(self, item: ScheduleRef) -> Raw:
         if isinstance(item, str):
             item = await self.get_schedule_raw(item)
-        if isinstance(item, RawRecord):
-            return item
-        if not isinstance(item, Mapping):
-            item = getattr(item, "raw", None)  # a typed Schedule keeps what Mettl sent
-        if isinstance(item, Mapping):
-            if not item.get("accessKey"):
-                raise ValidationError(
-                    [ValidationProblem("schedules", "a schedule has no accessKey")]
-                )
-            return RawRecord.from_mapping(item, item["accessKey"])
-        raise ValidationError(
-            [
-                ValidationProblem(
-                    "schedules", f"expected a Schedule, a mapping or an access key, got {item!r}"
-                )
-            ]
-        )
+        return schedule_record(item)
 
     async def get_schedule_raw(self, access_key: str) -> dict[str, Any]:
         """One schedule's wire mapping (article 12, ``GET /schedules/{access-key}``)."""
@@ -570,12 +523,7 @@ class MettlClient:
         envelope = await self._transport.call(
             Request("GET", self.url(f"/schedules/{path_segment(access_key)}"))
         )
-        schedule = envelope.get("schedule")
-        if not isinstance(schedule, dict):
-            raise DecodeError(
-                "Mettl sent no 'schedule' object", method="GET", path=f"/schedules/{access_key}"
-            )
-        return schedule
+        return member(envelope, "schedule", "GET", f"/schedules/{access_key}")
 
     # -- the account (articles 1 to 5) ---------------------------------------------
 
@@ -595,16 +543,7 @@ class MettlClient:
         ``content_type`` (default: the format's), when given, must agree. The
         image travels as the multipart field ``logo``, which is not signed.
         """
-        problems = image_problems(
-            image,
-            field="logo",
-            kinds=("jpeg", "png", "gif"),
-            max_bytes=LOGO_MAX_BYTES,
-            filename=filename,
-            content_type=content_type,
-        )
-        raise_if(problems, subject="logo")
-        part = image_part("logo", bytes(image), filename, content_type)
+        part = logo_part(image, filename=filename, content_type=content_type)
         await self._transport.call(
             Request("POST", self.url("/account/upload-logo"), placement="multipart", files=(part,))
         )
@@ -627,43 +566,16 @@ class MettlClient:
         only authorised accounts use this endpoint (others get
         :class:`~mettl_async.PermissionDeniedError`).
         """
-        problems: list[ValidationProblem] = []
-        given: object = white_label
-        if isinstance(given, WhiteLabel):
-            problems += given.problems()
-        elif not isinstance(given, Mapping):
-            problems.append(
-                ValidationProblem(
-                    "wl", f"must be a WhiteLabel or a mapping, got {type(given).__name__}"
-                )
-            )
-        if support_numbers is not None:
-            problems += support_number_problems(support_numbers)
-        if favicon is not None:
-            problems += image_problems(
-                favicon, field="fav", kinds=("png", "ico"), max_bytes=FAVICON_MAX_BYTES
-            )
-        if cover is not None:
-            problems += image_problems(
-                cover, field="cov", kinds=("jpeg", "png", "gif"), max_bytes=None
-            )
-        raise_if(problems, subject="white label")
-        wl = to_json(white_label) if isinstance(white_label, WhiteLabel) else minified(white_label)
-        params = {"wl": wl}
-        if support_numbers is not None:
-            params["sn"] = orjson.dumps([number.strip() for number in support_numbers]).decode()
-        files: list[FilePart] = []
-        if favicon is not None:
-            files.append(image_part("fav", bytes(favicon), None, None, stem="favicon"))
-        if cover is not None:
-            files.append(image_part("cov", bytes(cover), None, None, stem="cover"))
+        params, files = white_label_parts(
+            white_label, support_numbers=support_numbers, favicon=favicon, cover=cover
+        )
         await self._transport.call(
             Request(
                 "POST",
                 self.url("/account/update-white-labeling"),
                 params,
                 placement="multipart" if files else None,
-                files=tuple(files),
+                files=files,
             )
         )
 
@@ -786,10 +698,7 @@ class MettlClient:
         the schedule Mettl sends back, or ``None`` if it sends none.
         """
         check_access_key(access_key)
-        problems = settings.problems(for_create=False)
-        if all(getattr(settings, name) is None for name in wire_names(ScheduleSettings)):
-            problems.append(ValidationProblem("sc", "nothing to change: set at least one property"))
-        raise_if(problems, subject="schedule settings")
+        check_schedule_edit(settings)
         path = f"/schedules/{path_segment(access_key)}/edit"
         envelope = await self._transport.call(
             Request("POST", self.url(path), {"sc": to_json(settings)}, placement="query")
@@ -831,14 +740,7 @@ class MettlClient:
         ``show_custom_instructions`` are article 15's optional parameters.
         """
         check_access_key(access_key)
-        registrations: list[Any] = [
-            CandidateRegistration(fields=dict(item)) if isinstance(item, Mapping) else item
-            for item in candidates
-        ]
-        raise_if(
-            registration_problems(registrations, time_limit_seconds=time_limit_seconds),
-            subject="candidate registration",
-        )
+        registrations = checked_registrations(candidates, time_limit_seconds=time_limit_seconds)
         if not registrations:
             return []
         options = registration_options(
@@ -891,13 +793,11 @@ class MettlClient:
         """
         check_access_key(access_key)
         check_email(email)
-        params: dict[str, str] = {}
-        if include_recommendation:
-            params["ir"] = IR_RECOMMENDATION
-        if include_response_styles:
-            params["rs"] = "true"
-        if include_essay_responses:
-            params["qr"] = "true"
+        params = result_params(
+            recommendation=include_recommendation,
+            response_styles=include_response_styles,
+            essay_responses=include_essay_responses,
+        )
         path = f"/schedules/{path_segment(access_key)}/candidates/{path_segment(email)}"
         envelope = await self._transport.call(Request("GET", self.url(path), params))
         return candidate_result_from_wire(member(envelope, "candidate", "GET", path))
@@ -921,9 +821,7 @@ class MettlClient:
         """
         check_email(email)
         check_page_size(page_size)
-        params: dict[str, str] = {}
-        if include_essay_responses:
-            params["qr"] = "true"
+        params = result_params(essay_responses=include_essay_responses)
         path = f"/candidates/{path_segment(email)}"
         label = f"the results of {email}"
         if self._api_version == "v3":

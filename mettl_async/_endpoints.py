@@ -7,7 +7,7 @@ send. Nothing here sends a request or imports aiohttp.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import orjson
@@ -20,10 +20,28 @@ from ._convert import (
     to_json,
 )
 from ._errors import DecodeError, ValidationError, ValidationProblem
-from ._models import PBT, AssessmentInfo, CandidateResult, Schedule, ScheduleFilter, TestInstance
+from ._models import (
+    PBT,
+    AssessmentInfo,
+    CandidateResult,
+    Schedule,
+    ScheduleFilter,
+    ScheduleSettings,
+    TestInstance,
+    WhiteLabel,
+    wire_names,
+)
 from ._paging import RawRecord
 from ._protocol import FilePart
-from ._validation import IMAGE_CONTENT_TYPES, sniff_image
+from ._validation import (
+    FAVICON_MAX_BYTES,
+    IMAGE_CONTENT_TYPES,
+    LOGO_MAX_BYTES,
+    image_problems,
+    raise_if,
+    sniff_image,
+    support_number_problems,
+)
 
 __all__ = [
     "ASSESSMENT_SORTS",
@@ -35,16 +53,22 @@ __all__ = [
     "check_assessment_id",
     "check_choice",
     "check_email",
+    "check_schedule_edit",
+    "created_assessment_id",
     "filter_param",
     "image_part",
+    "logo_part",
     "member",
     "minified",
     "newest_first",
+    "result_params",
+    "schedule_record",
     "typed_assessment",
     "typed_instance",
     "typed_pbt",
     "typed_result",
     "typed_schedule",
+    "white_label_parts",
 ]
 
 Raw = RawRecord
@@ -165,3 +189,109 @@ def image_part(
         content,
         content_type or IMAGE_CONTENT_TYPES[kind],
     )
+
+
+def result_params(
+    *, recommendation: bool = False, response_styles: bool = False, essay_responses: bool = False
+) -> dict[str, str]:
+    """Articles 16 to 18's optional parts of a result: ``ir``, ``rs``, ``qr``, those asked for."""
+    params: dict[str, str] = {}
+    if recommendation:
+        params["ir"] = IR_RECOMMENDATION
+    if response_styles:
+        params["rs"] = "true"
+    if essay_responses:
+        params["qr"] = "true"
+    return params
+
+
+def created_assessment_id(envelope: Mapping[str, Any]) -> int:
+    """Article 8's answer: the new assessment's integer ``assessmentId``, or a DecodeError."""
+    assessment_id = envelope.get("assessmentId")
+    if isinstance(assessment_id, bool) or not isinstance(assessment_id, int):
+        raise DecodeError(
+            f"Mettl sent no integer assessmentId (got {assessment_id!r})",
+            method="POST",
+            path="/assessments",
+        )
+    return assessment_id
+
+
+def check_schedule_edit(settings: ScheduleSettings) -> None:
+    """Article 14's ``sc``: valid for an edit, and changing at least one property."""
+    problems = settings.problems(for_create=False)
+    if all(getattr(settings, name) is None for name in wire_names(ScheduleSettings)):
+        problems.append(ValidationProblem("sc", "nothing to change: set at least one property"))
+    raise_if(problems, subject="schedule settings")
+
+
+def schedule_record(item: object) -> Raw:
+    """A schedule to walk, given as a Schedule or a mapping, as the record Mettl sent."""
+    if isinstance(item, RawRecord):
+        return item
+    if not isinstance(item, Mapping):
+        item = getattr(item, "raw", None)  # a typed Schedule keeps what Mettl sent
+    if isinstance(item, Mapping):
+        if not item.get("accessKey"):
+            raise ValidationError([ValidationProblem("schedules", "a schedule has no accessKey")])
+        return RawRecord.from_mapping(item, item["accessKey"])
+    raise ValidationError(
+        [
+            ValidationProblem(
+                "schedules", f"expected a Schedule, a mapping or an access key, got {item!r}"
+            )
+        ]
+    )
+
+
+def logo_part(image: bytes, *, filename: str | None, content_type: str | None) -> FilePart:
+    """Article 2's ``logo`` file, checked first: a JPEG, PNG or GIF of at most 100 KB."""
+    problems = image_problems(
+        image,
+        field="logo",
+        kinds=("jpeg", "png", "gif"),
+        max_bytes=LOGO_MAX_BYTES,
+        filename=filename,
+        content_type=content_type,
+    )
+    raise_if(problems, subject="logo")
+    return image_part("logo", bytes(image), filename, content_type)
+
+
+def white_label_parts(
+    white_label: WhiteLabel | Mapping[str, Any],
+    *,
+    support_numbers: Sequence[str] | None,
+    favicon: bytes | None,
+    cover: bytes | None,
+) -> tuple[dict[str, str], tuple[FilePart, ...]]:
+    """Article 3's parameters (``wl``, ``sn``) and files (``fav``, ``cov``), all checked first."""
+    problems: list[ValidationProblem] = []
+    given: object = white_label
+    if isinstance(given, WhiteLabel):
+        problems += given.problems()
+    elif not isinstance(given, Mapping):
+        problems.append(
+            ValidationProblem(
+                "wl", f"must be a WhiteLabel or a mapping, got {type(given).__name__}"
+            )
+        )
+    if support_numbers is not None:
+        problems += support_number_problems(support_numbers)
+    if favicon is not None:
+        problems += image_problems(
+            favicon, field="fav", kinds=("png", "ico"), max_bytes=FAVICON_MAX_BYTES
+        )
+    if cover is not None:
+        problems += image_problems(cover, field="cov", kinds=("jpeg", "png", "gif"), max_bytes=None)
+    raise_if(problems, subject="white label")
+    wl = to_json(white_label) if isinstance(white_label, WhiteLabel) else minified(white_label)
+    params = {"wl": wl}
+    if support_numbers is not None:
+        params["sn"] = orjson.dumps([number.strip() for number in support_numbers]).decode()
+    files: list[FilePart] = []
+    if favicon is not None:
+        files.append(image_part("fav", bytes(favicon), None, None, stem="favicon"))
+    if cover is not None:
+        files.append(image_part("cov", bytes(cover), None, None, stem="cover"))
+    return params, tuple(files)
