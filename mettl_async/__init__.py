@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-__version__ = "0.1.0.dev0"
-
 from ._client import DEFAULT_BASE_URL, EU_BASE_URL, MettlClient
 from ._convert import parse_webhook_event
 from ._enums import (
@@ -47,6 +45,7 @@ from ._errors import (
     ValidationProblem,
     WebhookPayloadError,
 )
+from ._listing import MettlListing
 from ._models import (
     PBT,
     Access,
@@ -93,10 +92,14 @@ from ._models import (
     WebProctoring,
     WhiteLabel,
 )
+from ._paging import Page, RawRecord
 from ._protocol import FilePart, path_segment
 from ._retry import RetryPolicy
 from ._session import ClientStats
 from ._signing import SigningKey, signature, string_to_sign
+from ._streaming import AccountResults, Listing, SchedulePage
+from ._unpaged import UnpagedListing
+from ._version import __version__
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -106,6 +109,7 @@ __all__ = [
     "Access",
     "AccessType",
     "AccountInfo",
+    "AccountResults",
     "Analysis",
     "Assessment",
     "AssessmentDetails",
@@ -135,13 +139,16 @@ __all__ = [
     "IPRestrictionType",
     "IncompleteListingError",
     "InvalidRequestError",
+    "Listing",
     "MettlClient",
     "MettlConnectionError",
     "MettlEnum",
     "MettlError",
+    "MettlListing",
     "MettlTimeoutError",
     "NotFoundError",
     "OverallStatus",
+    "Page",
     "PaginationError",
     "Paging",
     "PermissionDeniedError",
@@ -149,6 +156,7 @@ __all__ = [
     "QuestionResponse",
     "QuestionType",
     "RateLimitError",
+    "RawRecord",
     "Recommendation",
     "RegistrationOutcome",
     "RepeatedPageLinkError",
@@ -157,6 +165,7 @@ __all__ = [
     "RetryPolicy",
     "Schedule",
     "ScheduleFilter",
+    "SchedulePage",
     "ScheduleSettings",
     "ScheduleType",
     "ScheduleWindow",
@@ -177,6 +186,7 @@ __all__ = [
     "TestStatus",
     "TimestampError",
     "TransportError",
+    "UnpagedListing",
     "ValidationError",
     "ValidationProblem",
     "VisualProctoring",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import time
 from collections.abc import (
     AsyncGenerator,
@@ -15,25 +14,37 @@ from collections.abc import (
     Sequence,
 )
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self
+from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
 from urllib.parse import urlsplit
 
 import orjson
 
-from ._convert import (
-    candidate_result_from_wire,
-    instance_from_wire,
-    schedule_from_wire,
-    structure,
-    to_json,
+from ._convert import candidate_result_from_wire, schedule_from_wire, structure, to_json
+from ._endpoints import (
+    ASSESSMENT_SORTS,
+    RESULT_SORTS,
+    SCHEDULE_SORTS,
+    SORT_ORDERS,
+    check_access_key,
+    check_assessment_id,
+    check_choice,
+    check_email,
+    check_schedule_edit,
+    created_assessment_id,
+    filter_param,
+    logo_part,
+    member,
+    newest_first,
+    result_params,
+    schedule_record,
+    typed_assessment,
+    typed_instance,
+    typed_pbt,
+    typed_result,
+    typed_schedule,
+    white_label_parts,
 )
-from ._errors import (
-    ConfigurationError,
-    DecodeError,
-    RequestError,
-    ValidationError,
-    ValidationProblem,
-)
+from ._errors import ConfigurationError, RequestError
 from ._models import (
     PBT,
     AccountInfo,
@@ -49,26 +60,23 @@ from ._models import (
     ScheduleSettings,
     TestInstance,
     WhiteLabel,
-    wire_names,
 )
 from ._paging import RawRecord, check_page_size
 from ._protocol import FilePart, Placement, Request, endpoint_url, path_segment
+from ._registration import (
+    checked_registrations,
+    chunked,
+    merged_outcomes,
+    registration_json,
+    registration_options,
+    registration_outcomes,
+)
 from ._retry import RetryPolicy
 from ._session import ClientStats, Transport
 from ._signing import SigningKey, algorithm_for_version
 from ._streaming import AccountResults, Listing, ListingSpec, as_raw, iterate
 from ._unpaged import UnpagedListing
-from ._validation import (
-    FAVICON_MAX_BYTES,
-    IMAGE_CONTENT_TYPES,
-    LOGO_MAX_BYTES,
-    image_problems,
-    pbt_id_problems,
-    raise_if,
-    registration_problems,
-    sniff_image,
-    support_number_problems,
-)
+from ._validation import pbt_id_problems, raise_if
 
 if TYPE_CHECKING:
     import aiohttp
@@ -81,17 +89,10 @@ ENV_PUBLIC_KEY: Final = "METTL_PUBLIC_KEY"
 ENV_PRIVATE_KEY: Final = "METTL_PRIVATE_KEY"
 ENV_BASE_URL: Final = "METTL_BASE_URL"
 
+T = TypeVar("T")
 Raw = RawRecord
 #: A schedule to walk: a Schedule from a listing, its wire mapping, or an access key.
 ScheduleRef = Any
-SCHEDULE_SORTS: Final = ("createdAt", "testTaken", "name")
-#: Article 6's ``sort`` values (Mettl's default: ``createdAt``).
-ASSESSMENT_SORTS: Final = ("createdAt", "testTaken", "name")
-RESULT_SORTS: Final = ("testStartTime", "name")
-SORT_ORDERS: Final = ("asc", "desc")
-#: Article 15: at most 20 candidates per Register Candidates call.
-REGISTRATION_CHUNK: Final = 20
-_IR_RECOMMENDATION: Final = '{"recommendation":true}'
 
 
 def _check_base_url(base_url: str) -> str:
@@ -291,14 +292,7 @@ class MettlClient:
         envelope = await self._transport.call(
             Request("POST", self.url("/assessments"), {"assessments": to_json(assessment)})
         )
-        assessment_id = envelope.get("assessmentId")
-        if isinstance(assessment_id, bool) or not isinstance(assessment_id, int):
-            raise DecodeError(
-                f"Mettl sent no integer assessmentId (got {assessment_id!r})",
-                method="POST",
-                path="/assessments",
-            )
-        return assessment_id
+        return created_assessment_id(envelope)
 
     async def create_schedule(
         self, assessment_id: int, schedule: ScheduleSettings
@@ -319,14 +313,8 @@ class MettlClient:
                 placement="query",
             )
         )
-        created = envelope.get("createdSchedule")
-        if not isinstance(created, dict):
-            raise DecodeError(
-                "Mettl sent no 'createdSchedule' object",
-                method="POST",
-                path=f"/assessments/{assessment_id}/schedules",
-            )
-        return structure(created, CreatedSchedule)
+        path = f"/assessments/{assessment_id}/schedules"
+        return structure(member(envelope, "createdSchedule", "POST", path), CreatedSchedule)
 
     async def get_schedule(self, access_key: str) -> Schedule:
         """One schedule (article 12, ``GET /schedules/{access-key}``)."""
@@ -340,6 +328,36 @@ class MettlClient:
         if window < 1:
             raise ConfigurationError(f"window must be >= 1 page, got {window!r}")
         return window
+
+    def _paged(
+        self,
+        path: str,
+        params: dict[str, str],
+        convert: Callable[[Raw], T],
+        *,
+        label: str,
+        items_key: str,
+        key_field: str | None,
+        window: int | None,
+        default_sort: str | None = None,
+        slots: asyncio.Semaphore | None = None,
+    ) -> Listing[T]:
+        """The one way a paginated listing is built: lazy ``GET path`` walked page by page.
+
+        ``params`` already hold the first page's ``limit`` and ``offset``, in the
+        order they are sent. ``default_sort`` is the listing's default sort
+        (newest first: new records appear at its start); None for a listing
+        that takes no sort.
+        """
+        spec = ListingSpec(
+            label=label,
+            request=Request("GET", self.url(path), params),
+            items_key=items_key,
+            key_field=key_field,
+            window=self._window(window),
+            grows_at_front=default_sort is None or newest_first(params, default_sort),
+        )
+        return Listing(self._transport.call_with, spec, convert, slots=slots)
 
     def iter_schedules(
         self,
@@ -360,18 +378,19 @@ class MettlClient:
         client's ``max_in_flight``). Lazy: nothing is sent until iteration.
         """
         params = {"limit": str(check_page_size(page_size)), "offset": "0"}
-        _check_choice("sort", sort, SCHEDULE_SORTS, params)
-        _check_choice("sort_order", sort_order, SORT_ORDERS, params)
-        _filter_param(filter, params)
-        spec = ListingSpec(
+        check_choice("sort", sort, SCHEDULE_SORTS, params)
+        check_choice("sort_order", sort_order, SORT_ORDERS, params)
+        filter_param(filter, params)
+        return self._paged(
+            "/schedules",
+            params,
+            typed_schedule,
             label="the schedules of the account",
-            request=Request("GET", self.url("/schedules"), params),
             items_key="schedules",
             key_field="accessKey",
-            window=self._window(window),
-            grows_at_front=_newest_first(params, "createdAt"),
+            window=window,
+            default_sort="createdAt",
         )
-        return Listing(self._transport.call_with, spec, _typed_schedule)
 
     def iter_candidate_results(
         self,
@@ -391,25 +410,23 @@ class MettlClient:
         ``testStartTime`` (Mettl's default) or ``name``. Each candidate is
         yielded once, even if offsets shift while candidates arrive.
         """
-        _check_access_key(access_key)
-        return Listing(
-            self._transport.call_with,
-            self._results_spec(
-                access_key,
-                label=f"schedule {access_key}",
-                include_recommendation=include_recommendation,
-                include_essay_responses=include_essay_responses,
-                sort=sort,
-                sort_order=sort_order,
-                page_size=page_size,
-                window=window,
-            ),
-            _typed_result,
+        check_access_key(access_key)
+        return self._results(
+            access_key,
+            typed_result,
+            label=f"schedule {access_key}",
+            include_recommendation=include_recommendation,
+            include_essay_responses=include_essay_responses,
+            sort=sort,
+            sort_order=sort_order,
+            page_size=page_size,
+            window=window,
         )
 
-    def _results_spec(
+    def _results(
         self,
         access_key: str,
+        convert: Callable[[Raw], T],
         *,
         label: str,
         include_recommendation: bool,
@@ -418,25 +435,25 @@ class MettlClient:
         sort_order: str | None,
         page_size: int,
         window: int | None,
-    ) -> ListingSpec:
-        params: dict[str, str] = {}
-        if include_recommendation:
-            params["ir"] = _IR_RECOMMENDATION
-        if include_essay_responses:
-            params["qr"] = "true"
+        slots: asyncio.Semaphore | None = None,
+    ) -> Listing[T]:
+        params = result_params(
+            recommendation=include_recommendation, essay_responses=include_essay_responses
+        )
         params["limit"] = str(check_page_size(page_size))
         params["offset"] = "0"
-        _check_choice("sort", sort, RESULT_SORTS, params)
-        _check_choice("sort_order", sort_order, SORT_ORDERS, params)
-        return ListingSpec(
+        check_choice("sort", sort, RESULT_SORTS, params)
+        check_choice("sort_order", sort_order, SORT_ORDERS, params)
+        return self._paged(
+            f"/schedules/{path_segment(access_key)}/candidates",
+            params,
+            convert,
             label=label,
-            request=Request(
-                "GET", self.url(f"/schedules/{path_segment(access_key)}/candidates"), params
-            ),
             items_key="candidates",
             key_field="email",
-            window=self._window(window),
-            grows_at_front=_newest_first(params, "testStartTime"),
+            window=window,
+            default_sort="testStartTime",
+            slots=slots,
         )
 
     def iter_all_results(
@@ -473,8 +490,9 @@ class MettlClient:
         def listing_for(schedule: Raw, slots: Any) -> Listing[Raw]:
             access_key = str(schedule.get("accessKey") or "")
             name = schedule.get("name")
-            spec = self._results_spec(
+            return self._results(
                 access_key,
+                as_raw,
                 label=f"schedule {access_key}" + (f" ({name})" if name else ""),
                 include_recommendation=include_recommendation,
                 include_essay_responses=include_essay_responses,
@@ -482,14 +500,14 @@ class MettlClient:
                 sort_order=None,
                 page_size=page_size,
                 window=window,
+                slots=slots,
             )
-            return Listing(self._transport.call_with, spec, as_raw, slots=slots)
 
         return AccountResults(
             source,
             listing_for,
-            _typed_schedule,
-            _typed_result,
+            typed_schedule,
+            typed_result,
             concurrency=concurrency,
             page_budget=2 * self._max_in_flight,
         )
@@ -497,43 +515,22 @@ class MettlClient:
     async def _schedule_mapping(self, item: ScheduleRef) -> Raw:
         if isinstance(item, str):
             item = await self.get_schedule_raw(item)
-        if isinstance(item, RawRecord):
-            return item
-        if not isinstance(item, Mapping):
-            item = getattr(item, "raw", None)  # a typed Schedule keeps what Mettl sent
-        if isinstance(item, Mapping):
-            if not item.get("accessKey"):
-                raise ValidationError(
-                    [ValidationProblem("schedules", "a schedule has no accessKey")]
-                )
-            return RawRecord.from_mapping(item, item["accessKey"])
-        raise ValidationError(
-            [
-                ValidationProblem(
-                    "schedules", f"expected a Schedule, a mapping or an access key, got {item!r}"
-                )
-            ]
-        )
+        return schedule_record(item)
 
     async def get_schedule_raw(self, access_key: str) -> dict[str, Any]:
         """One schedule's wire mapping (article 12, ``GET /schedules/{access-key}``)."""
-        _check_access_key(access_key)
+        check_access_key(access_key)
         envelope = await self._transport.call(
             Request("GET", self.url(f"/schedules/{path_segment(access_key)}"))
         )
-        schedule = envelope.get("schedule")
-        if not isinstance(schedule, dict):
-            raise DecodeError(
-                "Mettl sent no 'schedule' object", method="GET", path=f"/schedules/{access_key}"
-            )
-        return schedule
+        return member(envelope, "schedule", "GET", f"/schedules/{access_key}")
 
     # -- the account (articles 1 to 5) ---------------------------------------------
 
     async def get_account(self) -> AccountInfo:
         """The account's details (article 1, ``GET /account``)."""
         envelope = await self._transport.call(Request("GET", self.url("/account")))
-        return structure(_member(envelope, "accountInfo", "GET", "/account"), AccountInfo)
+        return structure(member(envelope, "accountInfo", "GET", "/account"), AccountInfo)
 
     async def update_logo(
         self, image: bytes, *, filename: str | None = None, content_type: str | None = None
@@ -546,16 +543,7 @@ class MettlClient:
         ``content_type`` (default: the format's), when given, must agree. The
         image travels as the multipart field ``logo``, which is not signed.
         """
-        problems = image_problems(
-            image,
-            field="logo",
-            kinds=("jpeg", "png", "gif"),
-            max_bytes=LOGO_MAX_BYTES,
-            filename=filename,
-            content_type=content_type,
-        )
-        raise_if(problems, subject="logo")
-        part = _image_part("logo", bytes(image), filename, content_type)
+        part = logo_part(image, filename=filename, content_type=content_type)
         await self._transport.call(
             Request("POST", self.url("/account/upload-logo"), placement="multipart", files=(part,))
         )
@@ -578,43 +566,16 @@ class MettlClient:
         only authorised accounts use this endpoint (others get
         :class:`~mettl_async.PermissionDeniedError`).
         """
-        problems: list[ValidationProblem] = []
-        given: object = white_label
-        if isinstance(given, WhiteLabel):
-            problems += given.problems()
-        elif not isinstance(given, Mapping):
-            problems.append(
-                ValidationProblem(
-                    "wl", f"must be a WhiteLabel or a mapping, got {type(given).__name__}"
-                )
-            )
-        if support_numbers is not None:
-            problems += support_number_problems(support_numbers)
-        if favicon is not None:
-            problems += image_problems(
-                favicon, field="fav", kinds=("png", "ico"), max_bytes=FAVICON_MAX_BYTES
-            )
-        if cover is not None:
-            problems += image_problems(
-                cover, field="cov", kinds=("jpeg", "png", "gif"), max_bytes=None
-            )
-        raise_if(problems, subject="white label")
-        wl = to_json(white_label) if isinstance(white_label, WhiteLabel) else _minified(white_label)
-        params = {"wl": wl}
-        if support_numbers is not None:
-            params["sn"] = orjson.dumps([number.strip() for number in support_numbers]).decode()
-        files: list[FilePart] = []
-        if favicon is not None:
-            files.append(_image_part("fav", bytes(favicon), None, None, stem="favicon"))
-        if cover is not None:
-            files.append(_image_part("cov", bytes(cover), None, None, stem="cover"))
+        params, files = white_label_parts(
+            white_label, support_numbers=support_numbers, favicon=favicon, cover=cover
+        )
         await self._transport.call(
             Request(
                 "POST",
                 self.url("/account/update-white-labeling"),
                 params,
                 placement="multipart" if files else None,
-                files=tuple(files),
+                files=files,
             )
         )
 
@@ -628,7 +589,7 @@ class MettlClient:
             self._transport.call_with,
             Request("GET", self.url("/pbts")),
             "pbts",
-            _typed_pbt,
+            typed_pbt,
             label="the PBTs of Mettl's library",
             key_field="id",
         )
@@ -668,23 +629,24 @@ class MettlClient:
         as :class:`~mettl_async.IncompleteListingError`. Lazy.
         """
         params = {"limit": str(check_page_size(page_size)), "offset": "0"}
-        _check_choice("sort", sort, ASSESSMENT_SORTS, params)
-        _check_choice("sort_order", sort_order, SORT_ORDERS, params)
-        spec = ListingSpec(
+        check_choice("sort", sort, ASSESSMENT_SORTS, params)
+        check_choice("sort_order", sort_order, SORT_ORDERS, params)
+        return self._paged(
+            "/assessments",
+            params,
+            typed_assessment,
             label="the assessments of the account",
-            request=Request("GET", self.url("/assessments"), params),
             items_key="assessments",
             key_field="id",
-            window=self._window(window),
-            grows_at_front=_newest_first(params, "createdAt"),
+            window=window,
+            default_sort="createdAt",
         )
-        return Listing(self._transport.call_with, spec, _typed_assessment)
 
     async def get_assessment(self, assessment_id: int) -> AssessmentInfo:
         """One assessment (article 7, ``GET /assessments/{assessment-id}``)."""
-        path = f"/assessments/{_assessment_id(assessment_id)}"
+        path = f"/assessments/{check_assessment_id(assessment_id)}"
         envelope = await self._transport.call(Request("GET", self.url(path)))
-        return structure(_member(envelope, "assessment", "GET", path), AssessmentInfo)
+        return structure(member(envelope, "assessment", "GET", path), AssessmentInfo)
 
     async def edit_assessment_settings(
         self, assessment_id: int, settings: AssessmentSettings
@@ -695,7 +657,7 @@ class MettlClient:
         ``POST /assessments/{assessment-id}/settings/edit`` (the path production
         code uses; article 9's syntax line is wrong). Validated first.
         """
-        path = f"/assessments/{_assessment_id(assessment_id)}/settings/edit"
+        path = f"/assessments/{check_assessment_id(assessment_id)}/settings/edit"
         settings.validate()
         await self._transport.call(Request("POST", self.url(path), {"as": to_json(settings)}))
 
@@ -711,14 +673,14 @@ class MettlClient:
         ``filter`` (as in :meth:`iter_schedules`). Mettl documents no paging
         here: the listing sends one request when iterated. Lazy.
         """
-        path = f"/assessments/{_assessment_id(assessment_id)}/schedules"
+        path = f"/assessments/{check_assessment_id(assessment_id)}/schedules"
         params: dict[str, str] = {}
-        _filter_param(filter, params)
+        filter_param(filter, params)
         return UnpagedListing(
             self._transport.call_with,
             Request("GET", self.url(path), params),
             "schedules",
-            _typed_schedule,
+            typed_schedule,
             label=f"the schedules of assessment {assessment_id}",
             key_field="accessKey",
         )
@@ -735,11 +697,8 @@ class MettlClient:
         schedule, set ``access.send_email=True`` on every such call. Returns
         the schedule Mettl sends back, or ``None`` if it sends none.
         """
-        _check_access_key(access_key)
-        problems = settings.problems(for_create=False)
-        if all(getattr(settings, name) is None for name in wire_names(ScheduleSettings)):
-            problems.append(ValidationProblem("sc", "nothing to change: set at least one property"))
-        raise_if(problems, subject="schedule settings")
+        check_access_key(access_key)
+        check_schedule_edit(settings)
         path = f"/schedules/{path_segment(access_key)}/edit"
         envelope = await self._transport.call(
             Request("POST", self.url(path), {"sc": to_json(settings)}, placement="query")
@@ -780,29 +739,17 @@ class MettlClient:
         ``time_limit_seconds`` (links expire after that many seconds) and
         ``show_custom_instructions`` are article 15's optional parameters.
         """
-        _check_access_key(access_key)
-        registrations: list[Any] = [
-            CandidateRegistration(fields=dict(item)) if isinstance(item, Mapping) else item
-            for item in candidates
-        ]
-        raise_if(
-            registration_problems(registrations, time_limit_seconds=time_limit_seconds),
-            subject="candidate registration",
-        )
+        check_access_key(access_key)
+        registrations = checked_registrations(candidates, time_limit_seconds=time_limit_seconds)
         if not registrations:
             return []
-        options: dict[str, str] = {}
-        if allow_missing_mandatory_fields:
-            options["allowMissingMandatoryRegistrationFields"] = "true"
-        if show_custom_instructions:
-            options["showCustomInstructions"] = "true"
-        if time_limit_seconds is not None:
-            options["timeLimitInSec"] = str(time_limit_seconds)
+        options = registration_options(
+            allow_missing_mandatory_fields=allow_missing_mandatory_fields,
+            show_custom_instructions=show_custom_instructions,
+            time_limit_seconds=time_limit_seconds,
+        )
         url = self.url(f"/schedules/{path_segment(access_key)}/candidates")
-        chunks = [
-            registrations[start : start + REGISTRATION_CHUNK]
-            for start in range(0, len(registrations), REGISTRATION_CHUNK)
-        ]
+        chunks = chunked(registrations)
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [
@@ -812,25 +759,15 @@ class MettlClient:
             # Request failures are answers (see _register_chunk); anything else, such as a
             # closed client, is raised as itself, not wrapped in a group.
             raise group.exceptions[0] from None
-        answers = [task.result() for task in tasks]
-        failures = [answer for answer in answers if isinstance(answer, RequestError)]
-        if len(failures) == len(answers):
-            raise failures[0]
-        outcomes: list[RegistrationOutcome] = []
-        for chunk, answer in zip(chunks, answers, strict=True):
-            if isinstance(answer, RequestError):
-                outcomes += [_failed_outcome(candidate.email, answer) for candidate in chunk]
-            else:
-                outcomes += answer
-        return outcomes
+        return merged_outcomes(chunks, [task.result() for task in tasks])
 
     async def _register_chunk(
-        self, url: str, chunk: list[CandidateRegistration], options: Mapping[str, str]
+        self, url: str, chunk: Sequence[CandidateRegistration], options: Mapping[str, str]
     ) -> list[RegistrationOutcome] | RequestError:
-        request = Request("POST", url, {"rd": _registration_json(chunk), **options})
+        request = Request("POST", url, {"rd": registration_json(chunk), **options})
         try:
             envelope = await self._transport.call(request)
-            return _registration_outcomes(chunk, envelope, path=request.path)
+            return registration_outcomes(chunk, envelope, path=request.path)
         except RequestError as error:
             return error
 
@@ -854,18 +791,16 @@ class MettlClient:
         ``.html_report``. An unknown key or email raises
         :class:`~mettl_async.NotFoundError`.
         """
-        _check_access_key(access_key)
-        _check_email(email)
-        params: dict[str, str] = {}
-        if include_recommendation:
-            params["ir"] = _IR_RECOMMENDATION
-        if include_response_styles:
-            params["rs"] = "true"
-        if include_essay_responses:
-            params["qr"] = "true"
+        check_access_key(access_key)
+        check_email(email)
+        params = result_params(
+            recommendation=include_recommendation,
+            response_styles=include_response_styles,
+            essay_responses=include_essay_responses,
+        )
         path = f"/schedules/{path_segment(access_key)}/candidates/{path_segment(email)}"
         envelope = await self._transport.call(Request("GET", self.url(path), params))
-        return candidate_result_from_wire(_member(envelope, "candidate", "GET", path))
+        return candidate_result_from_wire(member(envelope, "candidate", "GET", path))
 
     def iter_candidate_results_in_account(
         self,
@@ -884,30 +819,29 @@ class MettlClient:
         result is a lazy listing with ``.raw()``. ``include_essay_responses``
         sends ``qr=true``.
         """
-        _check_email(email)
+        check_email(email)
         check_page_size(page_size)
-        params: dict[str, str] = {}
-        if include_essay_responses:
-            params["qr"] = "true"
-        url = self.url(f"/candidates/{path_segment(email)}")
+        params = result_params(essay_responses=include_essay_responses)
+        path = f"/candidates/{path_segment(email)}"
         label = f"the results of {email}"
         if self._api_version == "v3":
             params["limit"] = str(page_size)
             params["offset"] = "0"
-            spec = ListingSpec(
+            return self._paged(
+                path,
+                params,
+                typed_instance,
                 label=label,
-                request=Request("GET", url, params),
                 items_key="testInstances",
                 key_field=None,
-                window=self._window(window),
+                window=window,
             )
-            return Listing(self._transport.call_with, spec, _typed_instance)
         self._window(window)
         return UnpagedListing(
             self._transport.call_with,
-            Request("GET", url, params),
+            Request("GET", self.url(path), params),
             "testInstances",
-            _typed_instance,
+            typed_instance,
             label=label,
         )
 
@@ -920,206 +854,7 @@ class MettlClient:
         to retake it. An unknown key or email raises
         :class:`~mettl_async.NotFoundError`.
         """
-        _check_access_key(access_key)
-        _check_email(email)
+        check_access_key(access_key)
+        check_email(email)
         path = f"/schedules/{path_segment(access_key)}/candidates/{path_segment(email)}"
         await self._transport.call(Request("DELETE", self.url(path)))
-
-
-def _newest_first(params: Mapping[str, str], default_sort: str) -> bool:
-    """Whether a listing is in Mettl's default order, newest first, where records arrive."""
-    return params.get("sort", default_sort) == default_sort and params.get("sort_order") in (
-        None,
-        "desc",
-    )
-
-
-def _typed_schedule(record: Raw) -> Schedule:
-    return schedule_from_wire(record.to_dict())
-
-
-def _typed_result(record: Raw) -> CandidateResult:
-    return candidate_result_from_wire(record.to_dict())
-
-
-def _minified(value: Mapping[str, Any]) -> str:
-    return orjson.dumps(value).decode("utf-8")
-
-
-def _check_choice(
-    name: str, value: str | None, allowed: tuple[str, ...], params: dict[str, str]
-) -> None:
-    if value is None:
-        return
-    text = str(getattr(value, "value", value))
-    if text not in allowed:
-        raise ValidationError(
-            [ValidationProblem(name, f"must be one of {', '.join(allowed)}; got {text!r}")]
-        )
-    params[name] = text
-
-
-def _typed_pbt(record: Raw) -> PBT:
-    return structure(record.to_dict(), PBT)
-
-
-def _typed_assessment(record: Raw) -> AssessmentInfo:
-    return structure(record.to_dict(), AssessmentInfo)
-
-
-def _typed_instance(record: Raw) -> TestInstance:
-    return instance_from_wire(record.to_dict())
-
-
-def _member(envelope: Mapping[str, Any], key: str, method: str, path: str) -> dict[str, Any]:
-    """The object under ``key`` in a SUCCESS envelope, or a DecodeError."""
-    value = envelope.get(key)
-    if not isinstance(value, dict):
-        raise DecodeError(f"Mettl sent no {key!r} object", method=method, path=path)
-    return value
-
-
-def _filter_param(
-    value: ScheduleFilter | Mapping[str, Any] | str | None, params: dict[str, str]
-) -> None:
-    """Articles 10 and 11's ``filter``: a model (validated), a mapping, or JSON text as is."""
-    if isinstance(value, ScheduleFilter):
-        value.validate()
-        params["filter"] = to_json(value)
-    elif value is not None:
-        params["filter"] = value if isinstance(value, str) else _minified(value)
-
-
-def _assessment_id(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValidationError(
-            [ValidationProblem("assessment_id", f"must be an integer > 0, got {value!r}")],
-            subject="assessment id",
-        )
-    return value
-
-
-def _check_access_key(access_key: object) -> None:
-    if not isinstance(access_key, str) or not access_key.strip():
-        raise ValidationError(
-            [ValidationProblem("access_key", f"must be a non-empty string, got {access_key!r}")],
-            subject="access key",
-        )
-
-
-def _check_email(email: object) -> None:
-    if not isinstance(email, str) or not email.strip():
-        raise ValidationError(
-            [ValidationProblem("email", f"must be a non-empty string, got {email!r}")],
-            subject="email",
-        )
-
-
-def _image_part(
-    field: str,
-    content: bytes,
-    filename: str | None,
-    content_type: str | None,
-    *,
-    stem: str | None = None,
-) -> FilePart:
-    kind = sniff_image(content) or "png"
-    extension = "jpg" if kind == "jpeg" else kind
-    return FilePart(
-        field,
-        filename or f"{stem or field}.{extension}",
-        content,
-        content_type or IMAGE_CONTENT_TYPES[kind],
-    )
-
-
-# -- article 15: registration ----------------------------------------------------------
-
-#: Per-candidate statuses that mean "not registered" (matched case-insensitively).
-_FAILED_STATUSES: Final = frozenset({"ERROR", "FAILED", "FAILURE", "FAIL"})
-_CODE_IN_MESSAGE: Final = re.compile(r"\s*\(?(E\d{3})\b")
-
-
-def _registration_json(chunk: Sequence[CandidateRegistration]) -> str:
-    """Article 15's ``rd``: the labels of each candidate, and ``optionalParams`` if any."""
-    optional: list[dict[str, str]] = []
-    for candidate in chunk:
-        if candidate.context_data is None and candidate.compensatory_time is None:
-            continue
-        params = {"email": candidate.email}
-        if candidate.context_data is not None:
-            params["context_data"] = candidate.context_data
-        if candidate.compensatory_time is not None:
-            params["compensatory_time"] = str(candidate.compensatory_time)
-        optional.append(params)
-    rd: dict[str, Any] = {"registrationDetails": [dict(c.fields) for c in chunk]}
-    if optional:
-        rd["optionalParams"] = optional
-    return orjson.dumps(rd).decode()
-
-
-def _registration_outcomes(
-    chunk: Sequence[CandidateRegistration], envelope: Mapping[str, Any], *, path: str
-) -> list[RegistrationOutcome]:
-    """Each candidate's item of ``registrationStatus``, matched by email (else by position)."""
-    items = envelope.get("registrationStatus")
-    if not isinstance(items, list):
-        raise DecodeError("Mettl sent no 'registrationStatus' list", method="POST", path=path)
-    by_email: dict[str, dict[str, Any]] = {}
-    for item in items:
-        if isinstance(item, dict) and isinstance(item.get("email"), str):
-            by_email.setdefault(item["email"].casefold(), item)
-    outcomes = []
-    for position, candidate in enumerate(chunk):
-        found = by_email.get(candidate.email.casefold())
-        if found is None and position < len(items):
-            same_place = items[position]
-            if isinstance(same_place, dict) and not same_place.get("email"):
-                found = same_place  # an answer without emails: read in the order sent
-        outcomes.append(_item_outcome(candidate.email, found))
-    return outcomes
-
-
-def _text(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _item_outcome(email: str, item: dict[str, Any] | None) -> RegistrationOutcome:
-    if item is None:
-        return RegistrationOutcome(
-            email=email,
-            registered=False,
-            message="Mettl's answer does not mention this candidate: not known to be registered",
-        )
-    status = _text(item.get("status"))
-    url = _text(item.get("url"))
-    error = item.get("error")
-    nested = error if isinstance(error, dict) else {}
-    code = _text(item.get("code")) or _text(nested.get("code"))
-    message = _text(item.get("message")) or _text(nested.get("message"))
-    if code is None and message is not None:
-        found = _CODE_IN_MESSAGE.match(message)
-        code = found.group(1) if found else None
-    failed = (
-        (status is not None and status.strip().upper() in _FAILED_STATUSES)
-        or isinstance(error, dict)
-        or (code is not None and url is None)
-    )
-    registered = not failed and (url is not None or (status or "").strip().upper() == "SUCCESS")
-    if not registered and message is None:
-        message = f"Mettl sent no test link for this candidate (status {status!r})"
-    return RegistrationOutcome(
-        email=email,
-        registered=registered,
-        url=url,
-        status=status,
-        code=code,
-        message=message,
-        raw=item,
-    )
-
-
-def _failed_outcome(email: str, error: RequestError) -> RegistrationOutcome:
-    return RegistrationOutcome(
-        email=email, registered=False, code=error.code, message=str(error), error=error
-    )

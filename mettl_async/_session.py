@@ -41,6 +41,7 @@ from ._protocol import (
 )
 from ._retry import RetryPolicy
 from ._signing import SigningKey
+from ._version import __version__
 
 __all__ = ["ClientStats", "Decoder", "Transport", "user_agent"]
 
@@ -70,8 +71,6 @@ CLOCK_SKEW_THRESHOLD: Final = 60.0
 
 
 def user_agent() -> str:
-    from . import __version__
-
     return (
         f"mettl-async/{__version__} aiohttp/{aiohttp.__version__} "
         f"Python/{platform.python_version()}"

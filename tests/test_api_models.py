@@ -19,9 +19,9 @@ from mettl_async import (
     TestState,
     WhiteLabel,
 )
-from mettl_async._client import _registration_outcomes
 from mettl_async._convert import candidate_result_from_wire, instance_from_wire, structure, to_json
 from mettl_async._protocol import Request
+from mettl_async._registration import registration_outcomes
 from mettl_async._unpaged import UnpagedListing
 from mettl_async._validation import image_problems, sniff_image, support_number_problems
 from mettl_async.testing import FakeMettl, FakeMettlServer
@@ -37,7 +37,7 @@ CHUNK = [registration("a@example.com"), registration("b@example.com")]
 
 
 def outcomes(items: Any) -> list[Any]:
-    return _registration_outcomes(CHUNK, {"registrationStatus": items}, path="/x")
+    return registration_outcomes(CHUNK, {"registrationStatus": items}, path="/x")
 
 
 def test_outcomes_are_matched_by_email_whatever_the_order() -> None:
@@ -99,7 +99,7 @@ def test_an_answer_without_emails_is_read_in_order() -> None:
 def test_an_answer_without_registration_status_is_a_decode_error() -> None:
     """A SUCCESS envelope with no registrationStatus list cannot be read as outcomes."""
     with pytest.raises(DecodeError, match="registrationStatus"):
-        _registration_outcomes(CHUNK, {"status": "SUCCESS"}, path="/x")
+        registration_outcomes(CHUNK, {"status": "SUCCESS"}, path="/x")
 
 
 def test_the_article_17_sample_decodes_with_its_report_links() -> None:

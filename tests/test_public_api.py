@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import mettl_async
+from mettl_async._session import user_agent
 
 PACKAGE = Path(mettl_async.__file__).parent
 #: Client-side modules that may import aiohttp at run time: only the session layer.
@@ -59,6 +61,22 @@ def test_only_the_session_layer_imports_aiohttp() -> None:
 
 
 def test_pure_core_modules_do_no_io() -> None:
-    for name in ("_signing.py", "_protocol.py", "_retry.py", "_errors.py"):
+    for name in (
+        "_signing.py",
+        "_protocol.py",
+        "_retry.py",
+        "_errors.py",
+        "_registration.py",
+        "_endpoints.py",
+        "_listing.py",
+        "_version.py",
+    ):
         imports = _runtime_imports(PACKAGE / name)
         assert not imports & {"aiohttp", "yarl", "asyncio", "socket", "time", "os"}, name
+
+
+def test_one_version_everywhere() -> None:
+    """``__version__``, the User-Agent header and pyproject.toml agree."""
+    pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    assert mettl_async.__version__ == pyproject["project"]["version"]
+    assert user_agent().startswith(f"mettl-async/{mettl_async.__version__} ")

@@ -1,0 +1,297 @@
+"""The sans-I/O half of ``MettlClient``'s endpoint methods.
+
+The checks of their arguments, the parameters they encode, and the readers of
+the answers and records they get back: everything an endpoint method does but
+send. Nothing here sends a request or imports aiohttp.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import orjson
+
+from ._convert import (
+    candidate_result_from_wire,
+    instance_from_wire,
+    schedule_from_wire,
+    structure,
+    to_json,
+)
+from ._errors import DecodeError, ValidationError, ValidationProblem
+from ._models import (
+    PBT,
+    AssessmentInfo,
+    CandidateResult,
+    Schedule,
+    ScheduleFilter,
+    ScheduleSettings,
+    TestInstance,
+    WhiteLabel,
+    wire_names,
+)
+from ._paging import RawRecord
+from ._protocol import FilePart
+from ._validation import (
+    FAVICON_MAX_BYTES,
+    IMAGE_CONTENT_TYPES,
+    LOGO_MAX_BYTES,
+    image_problems,
+    raise_if,
+    sniff_image,
+    support_number_problems,
+)
+
+__all__ = [
+    "ASSESSMENT_SORTS",
+    "IR_RECOMMENDATION",
+    "RESULT_SORTS",
+    "SCHEDULE_SORTS",
+    "SORT_ORDERS",
+    "check_access_key",
+    "check_assessment_id",
+    "check_choice",
+    "check_email",
+    "check_schedule_edit",
+    "created_assessment_id",
+    "filter_param",
+    "image_part",
+    "logo_part",
+    "member",
+    "minified",
+    "newest_first",
+    "result_params",
+    "schedule_record",
+    "typed_assessment",
+    "typed_instance",
+    "typed_pbt",
+    "typed_result",
+    "typed_schedule",
+    "white_label_parts",
+]
+
+Raw = RawRecord
+
+#: Article 11's ``sort`` values (Mettl's default: ``createdAt``).
+SCHEDULE_SORTS: Final = ("createdAt", "testTaken", "name")
+#: Article 6's ``sort`` values (Mettl's default: ``createdAt``).
+ASSESSMENT_SORTS: Final = ("createdAt", "testTaken", "name")
+#: Article 16's ``sort`` values (Mettl's default: ``testStartTime``).
+RESULT_SORTS: Final = ("testStartTime", "name")
+SORT_ORDERS: Final = ("asc", "desc")
+#: Articles 16 and 17's ``ir``: include the recommendation.
+IR_RECOMMENDATION: Final = '{"recommendation":true}'
+
+
+def newest_first(params: Mapping[str, str], default_sort: str) -> bool:
+    """Whether a listing is in Mettl's default order, newest first, where records arrive."""
+    return params.get("sort", default_sort) == default_sort and params.get("sort_order") in (
+        None,
+        "desc",
+    )
+
+
+def typed_schedule(record: Raw) -> Schedule:
+    return schedule_from_wire(record.to_dict())
+
+
+def typed_result(record: Raw) -> CandidateResult:
+    return candidate_result_from_wire(record.to_dict())
+
+
+def minified(value: Mapping[str, Any]) -> str:
+    return orjson.dumps(value).decode("utf-8")
+
+
+def check_choice(
+    name: str, value: str | None, allowed: tuple[str, ...], params: dict[str, str]
+) -> None:
+    if value is None:
+        return
+    text = str(getattr(value, "value", value))
+    if text not in allowed:
+        raise ValidationError(
+            [ValidationProblem(name, f"must be one of {', '.join(allowed)}; got {text!r}")]
+        )
+    params[name] = text
+
+
+def typed_pbt(record: Raw) -> PBT:
+    return structure(record.to_dict(), PBT)
+
+
+def typed_assessment(record: Raw) -> AssessmentInfo:
+    return structure(record.to_dict(), AssessmentInfo)
+
+
+def typed_instance(record: Raw) -> TestInstance:
+    return instance_from_wire(record.to_dict())
+
+
+def member(envelope: Mapping[str, Any], key: str, method: str, path: str) -> dict[str, Any]:
+    """The object under ``key`` in a SUCCESS envelope, or a DecodeError."""
+    value = envelope.get(key)
+    if not isinstance(value, dict):
+        raise DecodeError(f"Mettl sent no {key!r} object", method=method, path=path)
+    return value
+
+
+def filter_param(
+    value: ScheduleFilter | Mapping[str, Any] | str | None, params: dict[str, str]
+) -> None:
+    """Articles 10 and 11's ``filter``: a model (validated), a mapping, or JSON text as is."""
+    if isinstance(value, ScheduleFilter):
+        value.validate()
+        params["filter"] = to_json(value)
+    elif value is not None:
+        params["filter"] = value if isinstance(value, str) else minified(value)
+
+
+def check_assessment_id(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValidationError(
+            [ValidationProblem("assessment_id", f"must be an integer > 0, got {value!r}")],
+            subject="assessment id",
+        )
+    return value
+
+
+def check_access_key(access_key: object) -> None:
+    if not isinstance(access_key, str) or not access_key.strip():
+        raise ValidationError(
+            [ValidationProblem("access_key", f"must be a non-empty string, got {access_key!r}")],
+            subject="access key",
+        )
+
+
+def check_email(email: object) -> None:
+    if not isinstance(email, str) or not email.strip():
+        raise ValidationError(
+            [ValidationProblem("email", f"must be a non-empty string, got {email!r}")],
+            subject="email",
+        )
+
+
+def image_part(
+    field: str,
+    content: bytes,
+    filename: str | None,
+    content_type: str | None,
+    *,
+    stem: str | None = None,
+) -> FilePart:
+    kind = sniff_image(content) or "png"
+    extension = "jpg" if kind == "jpeg" else kind
+    return FilePart(
+        field,
+        filename or f"{stem or field}.{extension}",
+        content,
+        content_type or IMAGE_CONTENT_TYPES[kind],
+    )
+
+
+def result_params(
+    *, recommendation: bool = False, response_styles: bool = False, essay_responses: bool = False
+) -> dict[str, str]:
+    """Articles 16 to 18's optional parts of a result: ``ir``, ``rs``, ``qr``, those asked for."""
+    params: dict[str, str] = {}
+    if recommendation:
+        params["ir"] = IR_RECOMMENDATION
+    if response_styles:
+        params["rs"] = "true"
+    if essay_responses:
+        params["qr"] = "true"
+    return params
+
+
+def created_assessment_id(envelope: Mapping[str, Any]) -> int:
+    """Article 8's answer: the new assessment's integer ``assessmentId``, or a DecodeError."""
+    assessment_id = envelope.get("assessmentId")
+    if isinstance(assessment_id, bool) or not isinstance(assessment_id, int):
+        raise DecodeError(
+            f"Mettl sent no integer assessmentId (got {assessment_id!r})",
+            method="POST",
+            path="/assessments",
+        )
+    return assessment_id
+
+
+def check_schedule_edit(settings: ScheduleSettings) -> None:
+    """Article 14's ``sc``: valid for an edit, and changing at least one property."""
+    problems = settings.problems(for_create=False)
+    if all(getattr(settings, name) is None for name in wire_names(ScheduleSettings)):
+        problems.append(ValidationProblem("sc", "nothing to change: set at least one property"))
+    raise_if(problems, subject="schedule settings")
+
+
+def schedule_record(item: object) -> Raw:
+    """A schedule to walk, given as a Schedule or a mapping, as the record Mettl sent."""
+    if isinstance(item, RawRecord):
+        return item
+    if not isinstance(item, Mapping):
+        item = getattr(item, "raw", None)  # a typed Schedule keeps what Mettl sent
+    if isinstance(item, Mapping):
+        if not item.get("accessKey"):
+            raise ValidationError([ValidationProblem("schedules", "a schedule has no accessKey")])
+        return RawRecord.from_mapping(item, item["accessKey"])
+    raise ValidationError(
+        [
+            ValidationProblem(
+                "schedules", f"expected a Schedule, a mapping or an access key, got {item!r}"
+            )
+        ]
+    )
+
+
+def logo_part(image: bytes, *, filename: str | None, content_type: str | None) -> FilePart:
+    """Article 2's ``logo`` file, checked first: a JPEG, PNG or GIF of at most 100 KB."""
+    problems = image_problems(
+        image,
+        field="logo",
+        kinds=("jpeg", "png", "gif"),
+        max_bytes=LOGO_MAX_BYTES,
+        filename=filename,
+        content_type=content_type,
+    )
+    raise_if(problems, subject="logo")
+    return image_part("logo", bytes(image), filename, content_type)
+
+
+def white_label_parts(
+    white_label: WhiteLabel | Mapping[str, Any],
+    *,
+    support_numbers: Sequence[str] | None,
+    favicon: bytes | None,
+    cover: bytes | None,
+) -> tuple[dict[str, str], tuple[FilePart, ...]]:
+    """Article 3's parameters (``wl``, ``sn``) and files (``fav``, ``cov``), all checked first."""
+    problems: list[ValidationProblem] = []
+    given: object = white_label
+    if isinstance(given, WhiteLabel):
+        problems += given.problems()
+    elif not isinstance(given, Mapping):
+        problems.append(
+            ValidationProblem(
+                "wl", f"must be a WhiteLabel or a mapping, got {type(given).__name__}"
+            )
+        )
+    if support_numbers is not None:
+        problems += support_number_problems(support_numbers)
+    if favicon is not None:
+        problems += image_problems(
+            favicon, field="fav", kinds=("png", "ico"), max_bytes=FAVICON_MAX_BYTES
+        )
+    if cover is not None:
+        problems += image_problems(cover, field="cov", kinds=("jpeg", "png", "gif"), max_bytes=None)
+    raise_if(problems, subject="white label")
+    wl = to_json(white_label) if isinstance(white_label, WhiteLabel) else minified(white_label)
+    params = {"wl": wl}
+    if support_numbers is not None:
+        params["sn"] = orjson.dumps([number.strip() for number in support_numbers]).decode()
+    files: list[FilePart] = []
+    if favicon is not None:
+        files.append(image_part("fav", bytes(favicon), None, None, stem="favicon"))
+    if cover is not None:
+        files.append(image_part("cov", bytes(cover), None, None, stem="cover"))
+    return params, tuple(files)
