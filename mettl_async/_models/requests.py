@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import attrs
 
-from ._enums import (
+from mettl_async._enums import (
     AccessType,
     CompletionMode,
     DetailedStatus,
@@ -53,7 +53,7 @@ from ._enums import (
 )
 
 if TYPE_CHECKING:
-    from ._errors import RequestError, ValidationProblem
+    from mettl_async._errors import RequestError, ValidationProblem
 
 __all__ = [
     "PBT",
@@ -151,13 +151,13 @@ class WhiteLabel:
 
     def problems(self) -> list[ValidationProblem]:
         """Every problem Mettl would reject, each with its wire path; empty when valid."""
-        from ._validation import white_label_problems
+        from mettl_async._validation import white_label_problems
 
         return white_label_problems(self)
 
     def validate(self) -> None:
         """Raise one :class:`~mettl_async.ValidationError` listing every problem, if any."""
-        from ._validation import raise_if
+        from mettl_async._validation import raise_if
 
         raise_if(self.problems(), subject="white label")
 
@@ -236,13 +236,13 @@ class Assessment:
 
     def problems(self) -> list[ValidationProblem]:
         """Every problem Mettl would reject, each with its wire path; empty when valid."""
-        from ._validation import assessment_problems
+        from mettl_async._validation import assessment_problems
 
         return assessment_problems(self)
 
     def validate(self) -> None:
         """Raise one :class:`~mettl_async.ValidationError` listing every problem, if any."""
-        from ._validation import raise_if
+        from mettl_async._validation import raise_if
 
         raise_if(self.problems(), subject="assessment")
 
@@ -299,13 +299,13 @@ class AssessmentSettings:
 
     def problems(self) -> list[ValidationProblem]:
         """Every problem Mettl would reject, each with its wire path; empty when valid."""
-        from ._validation import assessment_settings_problems
+        from mettl_async._validation import assessment_settings_problems
 
         return assessment_settings_problems(self)
 
     def validate(self) -> None:
         """Raise one :class:`~mettl_async.ValidationError` listing every problem, if any."""
-        from ._validation import raise_if
+        from mettl_async._validation import raise_if
 
         raise_if(self.problems(), subject="assessment settings")
 
@@ -454,13 +454,13 @@ class ScheduleSettings:
         ``for_create=False`` checks an Edit Schedule body (article 14): nothing is
         mandatory except ``access.type`` when ``access`` is sent.
         """
-        from ._validation import schedule_settings_problems
+        from mettl_async._validation import schedule_settings_problems
 
         return schedule_settings_problems(self, for_create=for_create)
 
     def validate(self, *, for_create: bool = True) -> None:
         """Raise one :class:`~mettl_async.ValidationError` listing every problem, if any."""
-        from ._validation import raise_if
+        from mettl_async._validation import raise_if
 
         raise_if(self.problems(for_create=for_create), subject="schedule settings")
 
@@ -550,13 +550,13 @@ class ScheduleFilter:
 
     def problems(self) -> list[ValidationProblem]:
         """Every problem Mettl would reject, each with its wire path; empty when valid."""
-        from ._validation import schedule_filter_problems
+        from mettl_async._validation import schedule_filter_problems
 
         return schedule_filter_problems(self)
 
     def validate(self) -> None:
         """Raise one :class:`~mettl_async.ValidationError` listing every problem, if any."""
-        from ._validation import raise_if
+        from mettl_async._validation import raise_if
 
         raise_if(self.problems(), subject="schedule filter")
 
