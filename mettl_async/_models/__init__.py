@@ -10,7 +10,6 @@ from .requests import EMAIL_FIELD as EMAIL_FIELD
 from .requests import FIRST_NAME_FIELD as FIRST_NAME_FIELD
 from .requests import (
     PBT,
-    REQUEST_PARAMETERS,
     Access,
     AccountInfo,
     Analysis,
@@ -54,8 +53,8 @@ from .requests import (
     WebhookEvent,
     WebProctoring,
     WhiteLabel,
-    wire_names,
 )
+from .wire import REQUEST_PARAMETERS, wire_names
 
 __all__ = [
     "PBT",

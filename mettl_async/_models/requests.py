@@ -1,7 +1,7 @@
 """Typed models of the objects in Mettl's articles 1 to 19.
 
-Attributes are snake_case; the wire names live in the rename table at the end
-of this module (:func:`wire_names`), which both the converter and the
+Attributes are snake_case; the wire names live in the rename table of
+``_models.wire`` (:func:`wire_names`), which both the converter and the
 validation read. Attribute order is the order the articles list properties in,
 so serializing a request reproduces the articles' JSON byte for byte.
 
@@ -30,7 +30,6 @@ them like any attribute.
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from functools import cache
 from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 import attrs
@@ -57,7 +56,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PBT",
-    "REQUEST_PARAMETERS",
     "Access",
     "AccountInfo",
     "Analysis",
@@ -101,7 +99,6 @@ __all__ = [
     "WebProctoring",
     "WebhookEvent",
     "WhiteLabel",
-    "wire_names",
 ]
 
 # Requests are frozen (what is signed is what was validated); responses are mutable.
@@ -886,84 +883,3 @@ class CandidateTestResumedEvent(_WebhookEventFields):
 WebhookEvent: TypeAlias = (
     StartAssessmentEvent | FinishTestEvent | GradedAssessmentEvent | CandidateTestResumedEvent
 )
-
-
-# --------------------------------------------------------------------------
-# Wire names
-# --------------------------------------------------------------------------
-
-#: Request parameter that carries each request model's JSON (articles 8, 11, 13).
-REQUEST_PARAMETERS: Final[dict[type, str]] = {
-    Assessment: "assessments",
-    AssessmentSettings: "as",
-    WhiteLabel: "wl",
-    ScheduleSettings: "sc",
-    ScheduleFilter: "filter",
-}
-
-# Attributes that never travel: the decoded mapping, and the candidate's extra
-# registration fields (sent inline, under their own labels).
-_NOT_ON_WIRE: Final = frozenset({"raw", "extra_fields"})
-
-_WEBHOOK_CLASSES: Final = (
-    StartAssessmentEvent,
-    FinishTestEvent,
-    GradedAssessmentEvent,
-    CandidateTestResumedEvent,
-)
-_URL_RENAMES: Final = {
-    # article 13: "URL" upper case in this one name only
-    "test_resume_enabled_for_expired_test_url": "testResumeEnabledForExpiredTestURL",
-}
-_MARKS_RENAMES: Final = {"total_unanswered": "totalUnAnswered"}
-
-# Wire names that are not the camelCase of the attribute name. Webhook payloads
-# are snake_case on the wire (article 13) and listed in full below.
-_RENAMES: Final[dict[type, dict[str, str]]] = {
-    Assessment: {"exit_redirection_url": "exitRedirectionURL"},  # article 8: "URL"
-    AssessmentSettings: {"exit_redirection_url": "exitRedirectionURL"},  # article 9: "URL"
-    Candidate: {"compensatory_time": "compensatory_time"},  # article 13: snake_case
-    ScheduleSettings: _URL_RENAMES,
-    Schedule: _URL_RENAMES,
-    TestStatus: {"start_time_gmt": "start_time_GMT", "end_time_gmt": "end_time_GMT"},
-    TestResult: _MARKS_RENAMES,
-    SectionMarks: _MARKS_RENAMES,
-    SkillMarks: _MARKS_RENAMES,
-    DifficultyMarks: _MARKS_RENAMES,
-}
-_WEBHOOK_RENAMES: Final = {
-    "event_type": "EVENT_TYPE",
-    "timestamp_gmt": "timestamp_GMT",
-    "start_time_gmt": "start_time_GMT",
-    "end_time_gmt": "end_time_GMT",
-    # the graded payload switches to camelCase for these (article 13)
-    "registration_details": "registrationDetails",
-    "proctoring_details": "proctoringDetails",
-    "test_status": "testStatus",
-}
-# Only the graded payload says "assessmentId"; the others say "assessment_id".
-# Decoding accepts either spelling in every event.
-_GRADED_RENAMES: Final = {**_WEBHOOK_RENAMES, "assessment_id": "assessmentId"}
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.capitalize() for part in rest)
-
-
-@cache
-def wire_names(cls: type) -> dict[str, str]:
-    """Attribute name -> wire name, in attribute order, for one model class."""
-    if cls in _WEBHOOK_CLASSES:
-        renames = _GRADED_RENAMES if cls is GradedAssessmentEvent else _WEBHOOK_RENAMES
-        return {
-            field.name: renames.get(field.name, field.name)
-            for field in attrs.fields(cls)
-            if field.name not in _NOT_ON_WIRE
-        }
-    renames = _RENAMES.get(cls, {})
-    return {
-        field.name: renames.get(field.name) or _camel(field.name)
-        for field in attrs.fields(cls)
-        if field.name not in _NOT_ON_WIRE
-    }
