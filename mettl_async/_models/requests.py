@@ -30,7 +30,7 @@ them like any attribute.
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from typing import TYPE_CHECKING, Any, Final, TypeAlias
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
@@ -38,7 +38,6 @@ from mettl_async._enums import (
     AccessType,
     CompletionMode,
     DetailedStatus,
-    FinishMode,
     FixedAccessOption,
     IPRestrictionType,
     OverallStatus,
@@ -48,7 +47,6 @@ from mettl_async._enums import (
     SkillLevel,
     TestState,
     VisualProctoringMode,
-    WebhookEventType,
 )
 
 if TYPE_CHECKING:
@@ -66,12 +64,9 @@ __all__ = [
     "Candidate",
     "CandidateRegistration",
     "CandidateResult",
-    "CandidateTestResumedEvent",
     "CreatedAssessment",
     "CreatedSchedule",
     "DifficultyMarks",
-    "FinishTestEvent",
-    "GradedAssessmentEvent",
     "IPAccessRestriction",
     "IPRange",
     "Paging",
@@ -85,11 +80,9 @@ __all__ = [
     "ScheduleWindow",
     "Section",
     "SectionMarks",
-    "SectionalScore",
     "SecureBrowser",
     "Skill",
     "SkillMarks",
-    "StartAssessmentEvent",
     "TestGradeNotification",
     "TestInstance",
     "TestResult",
@@ -97,7 +90,6 @@ __all__ = [
     "VisualProctoring",
     "VisualProctoringOptions",
     "WebProctoring",
-    "WebhookEvent",
     "WhiteLabel",
 ]
 
@@ -802,84 +794,3 @@ class TestInstance(CandidateResult):
     schedule_name: str | None = None
     assessment_id: int | None = None
     assessment_name: str | None = None
-
-
-# --------------------------------------------------------------------------
-# Article 13: the four webhook payloads
-# --------------------------------------------------------------------------
-
-
-@attrs.define(kw_only=True)
-class _WebhookEventFields:
-    """The fields every schedule webhook carries (article 13)."""
-
-    event_type: WebhookEventType | str | None = None
-    invitation_key: str | None = None
-    assessment_id: int | None = None
-    candidate_instance_id: int | None = None
-    context_data: str | None = None
-    timestamp_gmt: datetime | None = None
-    source_app: str | None = None
-    name: str | None = None
-    email: str | None = None
-    raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
-
-
-@attrs.define(kw_only=True)
-class StartAssessmentEvent(_WebhookEventFields):
-    """``startAssessment``: a candidate started the test (``testStartNotificationUrl``)."""
-
-
-@attrs.define(kw_only=True)
-class FinishTestEvent(_WebhookEventFields):
-    """``finishTest``: a candidate's test ended (``testFinishNotificationUrl``)."""
-
-    finish_mode: FinishMode | str | None = None
-
-
-@attrs.define(kw_only=True)
-class SectionalScore:
-    """One entry of the graded webhook's ``sectional_scores`` (article 13)."""
-
-    section_name: str | None = None
-    section_score: float | None = None
-    section_max_score: float | None = None
-
-
-@attrs.define(kw_only=True)
-class GradedAssessmentEvent(_WebhookEventFields):
-    """``gradedAssessment``: a result was generated (``testGradedNotificationUrl``).
-
-    Mettl sends ``sectional_scores`` as JSON inside a string; it is decoded
-    into :class:`SectionalScore` objects (``None`` if unreadable; the text stays
-    in ``raw``).
-    """
-
-    finish_mode: FinishMode | str | None = None
-    start_time_gmt: datetime | None = None
-    end_time_gmt: datetime | None = None
-    marks_scored: float | None = None
-    max_marks: float | None = None
-    total_attempt_time: float | None = None
-    percentile: float | None = None
-    assessment_name: str | None = None
-    client_id: int | None = None
-    schedule_title: str | None = None
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    sectional_scores: list[SectionalScore] | None = None
-    grading_type: str | None = None
-    registration_details: dict[str, str] | None = None
-    proctoring_details: Any = None
-    test_status: TestStatus | None = None
-
-
-@attrs.define(kw_only=True)
-class CandidateTestResumedEvent(_WebhookEventFields):
-    """``candidateTestResumed``: an expired candidate may resume (``testResumeEnabled…URL``)."""
-
-
-#: Any of the four webhook payloads; :func:`~mettl_async.parse_webhook_event` returns one.
-WebhookEvent: TypeAlias = (
-    StartAssessmentEvent | FinishTestEvent | GradedAssessmentEvent | CandidateTestResumedEvent
-)

@@ -18,19 +18,21 @@ from .requests import (
     Assessment,
     AssessmentSettings,
     Candidate,
-    CandidateTestResumedEvent,
     DifficultyMarks,
-    FinishTestEvent,
-    GradedAssessmentEvent,
     Schedule,
     ScheduleFilter,
     ScheduleSettings,
     SectionMarks,
     SkillMarks,
-    StartAssessmentEvent,
     TestResult,
     TestStatus,
     WhiteLabel,
+)
+from .webhooks import (
+    CandidateTestResumedEvent,
+    FinishTestEvent,
+    GradedAssessmentEvent,
+    StartAssessmentEvent,
 )
 
 __all__ = ["REQUEST_PARAMETERS", "wire_names"]
