@@ -15,7 +15,7 @@ import attrs
 
 from mettl_async._enums import FinishMode, WebhookEventType
 
-from .requests import TestStatus
+from .results import TestStatus
 
 __all__ = [
     "CandidateTestResumedEvent",

@@ -18,15 +18,17 @@ from .requests import (
     Assessment,
     AssessmentSettings,
     Candidate,
-    DifficultyMarks,
     Schedule,
     ScheduleFilter,
     ScheduleSettings,
+    WhiteLabel,
+)
+from .results import (
+    DifficultyMarks,
     SectionMarks,
     SkillMarks,
     TestResult,
     TestStatus,
-    WhiteLabel,
 )
 from .webhooks import (
     CandidateTestResumedEvent,
