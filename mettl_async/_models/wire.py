@@ -14,11 +14,11 @@ from typing import Final
 
 import attrs
 
+from .account import Schedule
 from .requests import (
     Assessment,
     AssessmentSettings,
     Candidate,
-    Schedule,
     ScheduleFilter,
     ScheduleSettings,
     WhiteLabel,
