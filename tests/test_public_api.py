@@ -62,3 +62,16 @@ def test_pure_core_modules_do_no_io() -> None:
     for name in ("_signing.py", "_protocol.py", "_retry.py", "_errors.py"):
         imports = _runtime_imports(PACKAGE / name)
         assert not imports & {"aiohttp", "yarl", "asyncio", "socket", "time", "os"}, name
+
+
+def test_the_models_do_not_import_the_validation() -> None:
+    """``_validation`` imports the models and registers their checks, never the other way."""
+    for path in sorted((PACKAGE / "_models").glob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                names.add(node.module or "")
+                names.update(alias.name for alias in node.names)
+        assert not any("_validation" in name for name in names), path.name

@@ -12,9 +12,13 @@ what is signed is what was validated. Every property is optional (``None``,
 not sent): article 14 (Edit Schedule) reuses the Create Schedule shape with
 everything optional, and a missing mandatory property is reported by
 ``validate()`` together with every other problem, with its wire path, before
-any I/O. Article 11's schedules reuse the settings classes nested in ``sc``
-(:class:`Access`, :class:`ScheduleWindow`, ...); ``_models.account`` reads
-them into :class:`~mettl_async.Schedule`.
+any I/O. The models a request parameter carries whole (``wl``,
+``assessments``, ``as``, ``sc``, ``filter``) take ``problems()`` and
+``validate()`` from the :class:`~mettl_async._models.checks.Checked` mixin;
+the rules themselves are in ``_validation``. Article 11's schedules reuse
+the settings classes nested in ``sc`` (:class:`Access`,
+:class:`ScheduleWindow`, ...); ``_models.account`` reads them into
+:class:`~mettl_async.Schedule`.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from mettl_async._enums import (
     SkillLevel,
     VisualProctoringMode,
 )
+
+from .checks import Checked, checks_of, raise_if
 
 if TYPE_CHECKING:
     from mettl_async._errors import ValidationProblem
@@ -68,7 +74,7 @@ __all__ = [
 
 
 @attrs.frozen(kw_only=True)
-class WhiteLabel:
+class WhiteLabel(Checked):
     """The ``wl`` JSON of Update White Label (article 3): colours of the test window.
 
     Each colour is a hex value **without** ``#`` (``"1A2B3C"``). Only the
@@ -82,18 +88,6 @@ class WhiteLabel:
     header_font_color: str | None = None
     button_color: str | None = None
     button_font_color: str | None = None
-
-    def problems(self) -> list[ValidationProblem]:
-        """Every problem Mettl would reject, each with its wire path; empty when valid."""
-        from mettl_async._validation import white_label_problems
-
-        return white_label_problems(self)
-
-    def validate(self) -> None:
-        """Raise one :class:`~mettl_async.ValidationError` listing every problem, if any."""
-        from mettl_async._validation import raise_if
-
-        raise_if(self.problems(), subject="white label")
 
 
 # --------------------------------------------------------------------------
@@ -127,7 +121,7 @@ class Section:
 
 
 @attrs.frozen(kw_only=True)
-class Assessment:
+class Assessment(Checked):
     """The ``assessments`` JSON of Create Assessment (article 8).
 
     Mandatory for Mettl: ``name``, ``sections`` (each with ``name`` and
@@ -145,18 +139,6 @@ class Assessment:
     on_screen_calculator: bool | None = None
     sections: list[Section] | None = None
 
-    def problems(self) -> list[ValidationProblem]:
-        """Every problem Mettl would reject, each with its wire path; empty when valid."""
-        from mettl_async._validation import assessment_problems
-
-        return assessment_problems(self)
-
-    def validate(self) -> None:
-        """Raise one :class:`~mettl_async.ValidationError` listing every problem, if any."""
-        from mettl_async._validation import raise_if
-
-        raise_if(self.problems(), subject="assessment")
-
 
 # --------------------------------------------------------------------------
 # Article 9: Edit Assessment Settings (the ``as`` JSON)
@@ -164,7 +146,7 @@ class Assessment:
 
 
 @attrs.frozen(kw_only=True)
-class AssessmentSettings:
+class AssessmentSettings(Checked):
     """The ``as`` JSON of Edit Assessment Settings (article 9).
 
     Only the properties set are sent: send just what you want to change.
@@ -177,18 +159,6 @@ class AssessmentSettings:
     exit_redirection_url: str | None = None
     show_report_to_candidate: bool | None = None
     on_screen_calculator: bool | None = None
-
-    def problems(self) -> list[ValidationProblem]:
-        """Every problem Mettl would reject, each with its wire path; empty when valid."""
-        from mettl_async._validation import assessment_settings_problems
-
-        return assessment_settings_problems(self)
-
-    def validate(self) -> None:
-        """Raise one :class:`~mettl_async.ValidationError` listing every problem, if any."""
-        from mettl_async._validation import raise_if
-
-        raise_if(self.problems(), subject="assessment settings")
 
 
 # --------------------------------------------------------------------------
@@ -304,7 +274,7 @@ class IPAccessRestriction:
 
 
 @attrs.frozen(kw_only=True)
-class ScheduleSettings:
+class ScheduleSettings(Checked):
     """The ``sc`` JSON of Create Schedule (article 13) and Edit Schedule (article 14).
 
     Every property is optional here; ``validate(for_create=True)`` enforces
@@ -335,15 +305,11 @@ class ScheduleSettings:
         ``for_create=False`` checks an Edit Schedule body (article 14): nothing is
         mandatory except ``access.type`` when ``access`` is sent.
         """
-        from mettl_async._validation import schedule_settings_problems
-
-        return schedule_settings_problems(self, for_create=for_create)
+        return checks_of(type(self)).problems(self, for_create=for_create)
 
     def validate(self, *, for_create: bool = True) -> None:
         """Raise one :class:`~mettl_async.ValidationError` listing every problem, if any."""
-        from mettl_async._validation import raise_if
-
-        raise_if(self.problems(for_create=for_create), subject="schedule settings")
+        raise_if(self.problems(for_create=for_create), subject=checks_of(type(self)).subject)
 
 
 # --------------------------------------------------------------------------
@@ -385,22 +351,10 @@ class CandidateRegistration:
 
 
 @attrs.frozen(kw_only=True)
-class ScheduleFilter:
+class ScheduleFilter(Checked):
     """The ``filter`` JSON of article 11 (and of article 10)."""
 
     visual_proctoring: VisualProctoring | None = None
     web_proctoring: WebProctoring | None = None
     type: AccessType | str | None = None
     schedule_type: ScheduleType | str | None = None
-
-    def problems(self) -> list[ValidationProblem]:
-        """Every problem Mettl would reject, each with its wire path; empty when valid."""
-        from mettl_async._validation import schedule_filter_problems
-
-        return schedule_filter_problems(self)
-
-    def validate(self) -> None:
-        """Raise one :class:`~mettl_async.ValidationError` listing every problem, if any."""
-        from mettl_async._validation import raise_if
-
-        raise_if(self.problems(), subject="schedule filter")
