@@ -183,7 +183,9 @@ def _compact_number(value: Any) -> Any:
 
 
 def _is_model(t: Any) -> bool:
-    return isinstance(t, type) and t.__module__ == _models.__name__ and attrs.has(t)
+    return (
+        isinstance(t, type) and t.__module__.rpartition(".")[0] == _models.__name__ and attrs.has(t)
+    )
 
 
 def _has_raw(cls: type) -> bool:

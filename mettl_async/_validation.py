@@ -29,7 +29,7 @@ from ._enums import (
     SkillLevel,
     VisualProctoringMode,
 )
-from ._errors import ValidationError, ValidationProblem
+from ._errors import ValidationProblem
 from ._models import (
     EMAIL_FIELD,
     FIRST_NAME_FIELD,
@@ -53,6 +53,7 @@ from ._models import (
     WhiteLabel,
     wire_names,
 )
+from ._models.checks import raise_if, register_checks
 
 __all__ = [
     "FAVICON_MAX_BYTES",
@@ -114,12 +115,6 @@ class _Problems:
 
 def _root(cls: type) -> _Path:
     return _Path(REQUEST_PARAMETERS[cls], cls)
-
-
-def raise_if(problems: Sequence[ValidationProblem], *, subject: str) -> None:
-    """Raise one :class:`~mettl_async.ValidationError` carrying every problem, if there is any."""
-    if problems:
-        raise ValidationError(problems, subject=subject)
 
 
 # --------------------------------------------------------------------------
@@ -826,3 +821,14 @@ def registration_problems(
             f"must be a whole number of seconds greater than 0, got {time_limit_seconds!r}",
         )
     return problems.found
+
+
+# --------------------------------------------------------------------------
+# The request models' problems() and validate() (see _models.checks)
+# --------------------------------------------------------------------------
+
+register_checks(WhiteLabel, white_label_problems, subject="white label")
+register_checks(Assessment, assessment_problems, subject="assessment")
+register_checks(AssessmentSettings, assessment_settings_problems, subject="assessment settings")
+register_checks(ScheduleSettings, schedule_settings_problems, subject="schedule settings")
+register_checks(ScheduleFilter, schedule_filter_problems, subject="schedule filter")

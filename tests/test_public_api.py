@@ -80,3 +80,16 @@ def test_one_version_everywhere() -> None:
     pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))
     assert mettl_async.__version__ == pyproject["project"]["version"]
     assert user_agent().startswith(f"mettl-async/{mettl_async.__version__} ")
+
+
+def test_the_models_do_not_import_the_validation() -> None:
+    """``_validation`` imports the models and registers their checks, never the other way."""
+    for path in sorted((PACKAGE / "_models").glob("*.py")):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                names.add(node.module or "")
+                names.update(alias.name for alias in node.names)
+        assert not any("_validation" in name for name in names), path.name

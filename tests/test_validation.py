@@ -455,3 +455,13 @@ def test_schedule_filter_rules(model: ScheduleFilter, expected: list[str]) -> No
             model.validate()
     else:
         model.validate()
+
+
+def test_a_subclass_of_a_request_model_is_checked_as_its_base() -> None:
+    @attrs.frozen(kw_only=True)
+    class MyFilter(ScheduleFilter):
+        pass
+
+    with pytest.raises(ValidationError, match="schedule filter") as caught:
+        MyFilter(type="Nobody").validate()
+    assert paths(caught.value.problems) == ["filter.type"]
