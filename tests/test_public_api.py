@@ -93,3 +93,75 @@ def test_the_models_do_not_import_the_validation() -> None:
                 names.add(node.module or "")
                 names.update(alias.name for alias in node.names)
         assert not any("_validation" in name for name in names), path.name
+
+
+def _module_name(path: Path) -> str:
+    parts = ["mettl_async", *path.relative_to(PACKAGE).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _import_edges(path: Path, name: str, modules: set[str]) -> set[str]:
+    """Every module of the package that ``path`` imports at run time, wherever the
+    import statement stands (function bodies included, ``if TYPE_CHECKING:`` not),
+    with the packages whose ``__init__`` that import runs."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    targets: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            targets.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            for alias in node.names:
+                submodule = f"{module}.{alias.name}"
+                targets.add(submodule if submodule in modules else module)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    own_packages = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
+    edges: set[str] = set()
+    for target in targets:
+        pieces = target.split(".")
+        if target in modules:  # what the statement names: always an edge, even to a parent
+            edges.add(target)
+        for i in range(1, len(pieces)):  # the packages it runs on the way
+            candidate = ".".join(pieces[:i])
+            if candidate in modules and candidate not in own_packages:
+                edges.add(candidate)
+    edges.discard(name)
+    return edges
+
+
+def test_the_package_import_graph_has_no_cycle() -> None:
+    """No module imports, even lazily inside a function, a module that imports it back."""
+    paths = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+    modules = set(paths)
+    graph = {name: _import_edges(path, name, modules) for name, path in paths.items()}
+    assert "mettl_async._client" in graph["mettl_async"]  # the walk sees the imports
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def walk(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for target in sorted(graph[name]):
+            if state.get(target) == 1:
+                cycles.append([*trail[trail.index(target) :], target])
+            elif target not in state:
+                walk(target, [*trail, target])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            walk(name, [name])
+    assert cycles == []
