@@ -26,6 +26,7 @@ from ._errors import (
     MettlConnectionError,
     MettlError,
     MettlTimeoutError,
+    RateLimitError,
     RequestError,
     TimestampError,
     TransportError,
@@ -86,6 +87,9 @@ class ClientStats:
     failures: int = 0  #: calls that ended in an error after their last attempt
     in_flight: int = 0  #: requests sent and not yet answered
     peak_in_flight: int = 0  #: the most requests ever in flight at once
+    throttled: int = 0  #: answers that refused a request for its rate (E509, HTTP 429)
+    #: requests per second the client allows itself now (``None``: no limit)
+    allowed_rate: float | None = None
 
 
 class _RateLimiter:
@@ -134,7 +138,7 @@ class Transport:
         self._headers = {"Accept": "application/json", "User-Agent": user_agent()}
         self._closed = False
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # replaced in tests
-        self.stats = ClientStats()
+        self.stats = ClientStats(allowed_rate=requests_per_second or None)
 
     @property
     def retry(self) -> RetryPolicy:
@@ -191,6 +195,8 @@ class Transport:
                 return await self._attempt(session, request, timeout, attempt, decode)
             except RequestError as error:
                 error.attempts = attempt
+                if isinstance(error, RateLimitError):
+                    self.stats.throttled += 1
                 if (
                     isinstance(error, TimestampError)
                     and self._correct_skew

@@ -68,6 +68,7 @@ async def test_rate_limit_in_http_200_body_is_retried(client: MettlClient, fake:
     await client.request("GET", "/account")
     assert [r.outcome for r in fake.log] == ["E509", "E509", "SUCCESS"]
     assert client.stats.retries == 2
+    assert client.stats.throttled == 2
 
 
 async def test_http_429_retry_after_is_honoured(server: FakeMettlServer) -> None:
