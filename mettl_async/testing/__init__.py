@@ -27,7 +27,6 @@ from mettl_async.testing.app import (
     DEMO_PRIVATE_KEY,
     DEMO_PUBLIC_KEY,
     FakeMettl,
-    FakeMettlServer,
     Fault,
     RecordedRequest,
 )
@@ -39,14 +38,15 @@ from mettl_async.testing.app import TS_WINDOW as TS_WINDOW
 from mettl_async.testing.app import FaultKind as FaultKind
 from mettl_async.testing.app import Handler as Handler
 from mettl_async.testing.app import LinkStyle as LinkStyle
-from mettl_async.testing.app import add_fake_server_arguments as add_fake_server_arguments
-from mettl_async.testing.app import fake_from_arguments as fake_from_arguments
-from mettl_async.testing.app import free_port as free_port
-from mettl_async.testing.app import main as main
-from mettl_async.testing.app import serve_until_stopped as serve_until_stopped
 from mettl_async.testing.data import FakeAccount as FakeAccount
 from mettl_async.testing.data import FakeSchedule as FakeSchedule
 from mettl_async.testing.data import format_timestamp as format_timestamp
+from mettl_async.testing.runner import FakeMettlServer
+from mettl_async.testing.runner import add_fake_server_arguments as add_fake_server_arguments
+from mettl_async.testing.runner import fake_from_arguments as fake_from_arguments
+from mettl_async.testing.runner import free_port as free_port
+from mettl_async.testing.runner import main as main
+from mettl_async.testing.runner import serve_until_stopped as serve_until_stopped
 
 __all__ = [
     "DEMO_PRIVATE_KEY",
