@@ -31,7 +31,6 @@ from mettl_async.testing.app import (
     RecordedRequest,
 )
 from mettl_async.testing.app import FAULT_KINDS as FAULT_KINDS
-from mettl_async.testing.app import MESSAGES as MESSAGES
 from mettl_async.testing.app import PBT_CATALOGUE as PBT_CATALOGUE
 from mettl_async.testing.app import TS_FUTURE_SLACK as TS_FUTURE_SLACK
 from mettl_async.testing.app import TS_WINDOW as TS_WINDOW
@@ -41,6 +40,7 @@ from mettl_async.testing.app import LinkStyle as LinkStyle
 from mettl_async.testing.data import FakeAccount as FakeAccount
 from mettl_async.testing.data import FakeSchedule as FakeSchedule
 from mettl_async.testing.data import format_timestamp as format_timestamp
+from mettl_async.testing.errors import MESSAGES as MESSAGES
 from mettl_async.testing.runner import FakeMettlServer
 from mettl_async.testing.runner import add_fake_server_arguments as add_fake_server_arguments
 from mettl_async.testing.runner import fake_from_arguments as fake_from_arguments

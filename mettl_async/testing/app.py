@@ -41,6 +41,7 @@ from mettl_async._protocol import encode_params
 from mettl_async._signing import SigningKey, algorithm_for_version, string_to_sign
 from mettl_async._validation import FAVICON_MAX_BYTES, LOGO_MAX_BYTES, sniff_image
 from mettl_async.testing.data import FakeAccount, FakeSchedule, format_timestamp
+from mettl_async.testing.errors import MESSAGES, Reply
 
 __all__ = [
     "DEMO_PRIVATE_KEY",
@@ -71,20 +72,6 @@ FaultKind = Literal[
 FAULT_KINDS: Final = ("E509", "http429", "E503", "http500", "drop", "truncate")
 _DEFAULT_FIELDS: Final = ("Email Address", "First Name", "Last Name")
 _ASSESSMENTS_EPOCH: Final = dt.datetime(2022, 2, 18, 12, 0, 0, tzinfo=dt.UTC)
-
-MESSAGES: Final = {
-    "E000": "Some Error Occurred",
-    "E400": "Request was not well-formed/Invalid parameters supplied.",
-    "E401": "Authentication failed/Signature mismatch",
-    "E403": "Access denied. The API key is not authorized for requested resource/action.",
-    "E404": "Requested resource not found.",
-    "E405": "HTTP Method not allowed for this API Request",
-    "E408": "Request Timed out",
-    "E422": "Signature expired.",
-    "E503": "API Service is currently unavailable",
-    "E504": "Invalid Timestamp",
-    "E509": "Rate limit exceeded",
-}
 
 
 @attrs.define
@@ -122,16 +109,6 @@ class RecordedRequest:
     params: Mapping[str, str]
     outcome: str  # "SUCCESS" or the error code
     at: float
-
-
-class _Reply(Exception):
-    """Raised inside the fake to answer with an error envelope."""
-
-    def __init__(self, code: str, message: str | None = None, *, http_status: int = 200) -> None:
-        self.code = code
-        self.message = message or MESSAGES.get(code, "error")
-        self.http_status = http_status
-        super().__init__(code)
 
 
 Handler = Callable[["FakeMettl", web.Request, dict[str, str], dict[str, str]], Awaitable[Any]]
@@ -296,7 +273,7 @@ class FakeMettl:
                 if isinstance(payload, bytes):
                     return web.Response(body=payload, content_type="application/json")
                 return self._json({"status": "SUCCESS", **payload})
-            except _Reply as reply:
+            except Reply as reply:
                 outcome = reply.code
                 return self._json(
                     {"status": "ERROR", "error": {"code": reply.code, "message": reply.message}},
@@ -327,7 +304,7 @@ class FakeMettl:
         params: dict[str, str] = {}
         for name, value in pairs:
             if name in params:
-                raise _Reply("E400", f"parameter {name!r} given twice")
+                raise Reply("E400", f"parameter {name!r} given twice")
             params[name] = value
         return params
 
@@ -337,10 +314,10 @@ class FakeMettl:
         ak = params.get("ak")
         private_key = self.keys.get(ak or "")
         if private_key is None:
-            raise _Reply("E403")
+            raise Reply("E403")
         ts = params.get("ts", "")
         if not ts.isdigit() or not (-TS_FUTURE_SLACK <= self.clock() - int(ts) <= TS_WINDOW):
-            raise _Reply("E504")
+            raise Reply("E504")
         # Rebuild the URL exactly as called: scheme, Host header, raw (encoded) path.
         url = f"{request.scheme}://{request.host}{raw_path}"
         key = self._signing_keys.get((private_key, version))
@@ -350,7 +327,7 @@ class FakeMettl:
         expected = key.sign(string_to_sign(request.method, url, params))
         if params.get("asgn") != expected:
             self.bad_signatures += 1
-            raise _Reply("E401")
+            raise Reply("E401")
 
     def _pick_fault(self, method: str, path: str, params: Mapping[str, str]) -> Fault | None:
         for fault in self.faults:
@@ -373,7 +350,7 @@ class FakeMettl:
             await asyncio.sleep(fault.delay)
             return None
         if kind in ("E509", "E503"):
-            raise _Reply(kind)
+            raise Reply(kind)
         if kind == "http429":
             response = self._json(
                 {"status": "ERROR", "error": {"code": "E509", "message": MESSAGES["E509"]}},
@@ -383,7 +360,7 @@ class FakeMettl:
                 response.headers["Retry-After"] = fault.retry_after
             return response
         if kind == "http500":
-            raise _Reply("E000", http_status=500)
+            raise Reply("E000", http_status=500)
         if kind == "truncate":
             return web.Response(
                 body=b'{"status":"SUCCESS","candidates":[{"email":"cut',
@@ -480,7 +457,7 @@ class FakeMettl:
     def schedule_or_404(self, access_key: str) -> FakeSchedule:
         schedule = self.account.schedule(access_key)
         if schedule is None:
-            raise _Reply("E404", f"no schedule with access key {access_key!r}")
+            raise Reply("E404", f"no schedule with access key {access_key!r}")
         return schedule
 
     def schedule_json(self, schedule: FakeSchedule) -> dict[str, Any]:
@@ -530,9 +507,9 @@ def _int_param(params: Mapping[str, str], name: str, default: int, low: int, hig
     try:
         value = int(raw)
     except ValueError:
-        raise _Reply("E400", f"{name} must be an integer, got {raw!r}") from None
+        raise Reply("E400", f"{name} must be an integer, got {raw!r}") from None
     if not low <= value <= high:
-        raise _Reply("E400", f"{name} must be between {low} and {high}, got {value}")
+        raise Reply("E400", f"{name} must be between {low} and {high}, got {value}")
     return value
 
 
@@ -546,10 +523,10 @@ def _listing_params(params: Mapping[str, str], sorts: tuple[str, ...]) -> tuple[
     offset = _int_param(params, "offset", 0, 0, 2**31)
     sort = params.get("sort", sorts[0])
     if sort not in sorts:
-        raise _Reply("E400", f"sort must be one of {', '.join(sorts)}")
+        raise Reply("E400", f"sort must be one of {', '.join(sorts)}")
     sort_order = params.get("sort_order", "desc")
     if sort_order not in ("asc", "desc"):
-        raise _Reply("E400", "sort_order must be asc or desc")
+        raise Reply("E400", "sort_order must be asc or desc")
     return limit, offset, sort, sort_order
 
 
@@ -560,7 +537,7 @@ def _json_param(params: Mapping[str, str], name: str) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise _Reply("E400", f"{name!r} is not valid JSON") from None
+        raise Reply("E400", f"{name!r} is not valid JSON") from None
 
 
 async def _get_account(
@@ -587,9 +564,9 @@ async def _create_assessment(
 ) -> dict[str, Any]:
     assessment = _json_param(params, "assessments")
     if assessment is None:
-        raise _Reply("E400", "missing parameter 'assessments'")
+        raise Reply("E400", "missing parameter 'assessments'")
     if not isinstance(assessment, dict) or not assessment.get("name"):
-        raise _Reply("E400", "the assessment needs a name")
+        raise Reply("E400", "the assessment needs a name")
     assessment_id = fake.new_assessment_id()
     fake.assessments[assessment_id] = assessment
     return {"assessmentId": assessment_id}
@@ -600,15 +577,15 @@ async def _create_schedule(
 ) -> dict[str, Any]:
     assessment_id = _int_param(match, "assessment_id", 0, 0, 2**63)
     if assessment_id not in fake.assessments:
-        raise _Reply("E404", f"no assessment with id {assessment_id}")
+        raise Reply("E404", f"no assessment with id {assessment_id}")
     sc = _json_param(params, "sc")
     if not isinstance(sc, dict):
-        raise _Reply("E400", "missing or invalid parameter 'sc'")
+        raise Reply("E400", "missing or invalid parameter 'sc'")
     access = sc.get("access")
     if not sc.get("name") or not sc.get("sourceApp") or not sc.get("scheduleType"):
-        raise _Reply("E400", "sc needs name, sourceApp and scheduleType")
+        raise Reply("E400", "sc needs name, sourceApp and scheduleType")
     if not isinstance(access, dict) or access.get("type") not in ("OpenForAll", "ByInvitation"):
-        raise _Reply("E400", "sc.access.type must be OpenForAll or ByInvitation")
+        raise Reply("E400", "sc.access.type must be OpenForAll or ByInvitation")
     schedule = fake.account.add_schedule(
         0,
         name=sc["name"],
@@ -636,7 +613,7 @@ _SCHEDULE_SORTS: Final = ("createdAt", "testTaken", "name")
 def _schedule_matches(data: Mapping[str, Any], wanted: Any, path: str = "filter") -> bool:
     """Whether a schedule matches article 11's ``filter`` (every given property equal)."""
     if not isinstance(wanted, dict):
-        raise _Reply("E400", f"{path} must be a JSON object")
+        raise Reply("E400", f"{path} must be a JSON object")
     for name, value in wanted.items():
         actual = data.get("access", {}).get("type") if name == "type" else data.get(name)
         if isinstance(value, dict):
@@ -741,22 +718,22 @@ async def _read_uploads(
             and request.can_read_body
             and request.content_type != ("application/x-www-form-urlencoded")
         ):
-            raise _Reply("E400", "uploads are sent as multipart/form-data")
+            raise Reply("E400", "uploads are sent as multipart/form-data")
         return {}
     files: dict[str, tuple[str, bytes]] = {}
     form = await request.post()
     for name, value in form.items():
         if not isinstance(value, web.FileField):
-            raise _Reply("E400", f"form-data field {name!r} is not a file (parameters go signed)")
+            raise Reply("E400", f"form-data field {name!r} is not a file (parameters go signed)")
         if name not in allowed:
-            raise _Reply("E400", f"unexpected file field {name!r}")
+            raise Reply("E400", f"unexpected file field {name!r}")
         content = value.file.read()
         kinds, max_bytes = allowed[name]
         kind = sniff_image(content)
         if kind not in kinds:
-            raise _Reply("E400", f"{name}: the file must be {' or '.join(kinds)}")
+            raise Reply("E400", f"{name}: the file must be {' or '.join(kinds)}")
         if max_bytes is not None and len(content) > max_bytes:
-            raise _Reply("E400", f"{name}: the file is larger than {max_bytes // 1024} KB")
+            raise Reply("E400", f"{name}: the file is larger than {max_bytes // 1024} KB")
         files[name] = (value.filename, content)
     return files
 
@@ -765,10 +742,10 @@ async def _upload_logo(
     fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
     if not request.content_type.startswith("multipart/"):
-        raise _Reply("E400", "the logo is sent as multipart/form-data, field 'logo'")
+        raise Reply("E400", "the logo is sent as multipart/form-data, field 'logo'")
     files = await _read_uploads(request, {"logo": (("jpeg", "png", "gif"), LOGO_MAX_BYTES)})
     if "logo" not in files:
-        raise _Reply("E400", "missing the multipart file 'logo'")
+        raise Reply("E400", "missing the multipart file 'logo'")
     fake.logo = files["logo"]
     return {}
 
@@ -777,21 +754,21 @@ async def _update_white_label(
     fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
     if not fake.white_label_allowed:
-        raise _Reply("E403")
+        raise Reply("E403")
     wl = _json_param(params, "wl")
     if not isinstance(wl, dict):
-        raise _Reply("E400", "missing or invalid parameter 'wl'")
+        raise Reply("E400", "missing or invalid parameter 'wl'")
     for name in ("headerBackgroundColor", "headerFontColor", "buttonColor", "buttonFontColor"):
         value = wl.get(name)
         if value is not None and not (
             isinstance(value, str) and re.fullmatch(r"[0-9A-Fa-f]{3}|[0-9A-Fa-f]{6}", value)
         ):
-            raise _Reply("E400", f"wl.{name} must be a hex colour without '#'")
+            raise Reply("E400", f"wl.{name} must be a hex colour without '#'")
     sn = _json_param(params, "sn")
     if sn is not None and (
         not isinstance(sn, list) or len(sn) > 2 or not all(isinstance(n, str) for n in sn)
     ):
-        raise _Reply("E400", "sn is a list of at most 2 support numbers")
+        raise Reply("E400", "sn is a list of at most 2 support numbers")
     files = await _read_uploads(
         request,
         {"fav": (("png", "ico"), FAVICON_MAX_BYTES), "cov": (("jpeg", "png", "gif"), None)},
@@ -814,11 +791,11 @@ async def _add_pbts(
 ) -> dict[str, Any]:
     ids = _json_param(params, "pbts")
     if not isinstance(ids, list) or not ids or not all(type(i) is int for i in ids):
-        raise _Reply("E400", "pbts must be a JSON list of PBT ids")
+        raise Reply("E400", "pbts must be a JSON list of PBT ids")
     known = {pbt[0]: pbt for pbt in PBT_CATALOGUE}
     unknown = [i for i in ids if i not in known]
     if unknown:
-        raise _Reply("E404", f"no PBT with id {unknown[0]}")
+        raise Reply("E404", f"no PBT with id {unknown[0]}")
     added = []
     for pbt_id in ids:
         assessment_id = fake.new_assessment_id()
@@ -833,7 +810,7 @@ async def _add_pbts(
 def _assessment_or_404(fake: FakeMettl, match: Mapping[str, str]) -> int:
     assessment_id = _int_param(match, "assessment_id", 0, 0, 2**63)
     if assessment_id not in fake.assessments:
-        raise _Reply("E404", f"no assessment with id {assessment_id}")
+        raise Reply("E404", f"no assessment with id {assessment_id}")
     return assessment_id
 
 
@@ -877,10 +854,10 @@ async def _edit_assessment_settings(
     assessment_id = _assessment_or_404(fake, match)
     settings = _json_param(params, "as")
     if not isinstance(settings, dict) or not settings:
-        raise _Reply("E400", "missing or invalid parameter 'as'")
+        raise Reply("E400", "missing or invalid parameter 'as'")
     unknown = sorted(set(settings) - _ASSESSMENT_SETTINGS)
     if unknown:
-        raise _Reply("E400", f"unknown assessment setting {unknown[0]!r}")
+        raise Reply("E400", f"unknown assessment setting {unknown[0]!r}")
     fake.assessment_settings.setdefault(assessment_id, {}).update(settings)
     return {}
 
@@ -909,23 +886,23 @@ async def _edit_schedule(
     schedule = fake.schedule_or_404(match["access_key"])
     sc = _json_param(params, "sc")
     if not isinstance(sc, dict) or not sc:
-        raise _Reply("E400", "missing or invalid parameter 'sc'")
+        raise Reply("E400", "missing or invalid parameter 'sc'")
     access = sc.get("access")
     if access is not None and (
         not isinstance(access, dict) or access.get("type") not in ("OpenForAll", "ByInvitation")
     ):
-        raise _Reply("E400", "sc.access.type must be OpenForAll or ByInvitation")
+        raise Reply("E400", "sc.access.type must be OpenForAll or ByInvitation")
     if "name" in sc:
         name = sc["name"]
         if not isinstance(name, str) or not name.strip():
-            raise _Reply("E400", "sc.name must not be empty")
+            raise Reply("E400", "sc.name must not be empty")
         if any(
             other is not schedule
             and other.assessment_id == schedule.assessment_id
             and other.name == name
             for other in fake.account.schedules
         ):
-            raise _Reply("E400", f"a schedule of this assessment is already named {name!r}")
+            raise Reply("E400", f"a schedule of this assessment is already named {name!r}")
         schedule.name = name
     fake.created_schedules.setdefault(schedule.access_key, {}).update(
         {key: value for key, value in sc.items() if key != "name"}
@@ -942,7 +919,7 @@ _ALWAYS_REQUIRED: Final = ("Email Address", "First Name")
 def _bool_param(params: Mapping[str, str], name: str) -> bool:
     value = params.get(name, "false")
     if value not in ("true", "false"):
-        raise _Reply("E400", f"{name} must be true or false, got {value!r}")
+        raise Reply("E400", f"{name} must be true or false, got {value!r}")
     return value == "true"
 
 
@@ -953,9 +930,9 @@ async def _register_candidates(
     rd = _json_param(params, "rd")
     details = rd.get("registrationDetails") if isinstance(rd, dict) else None
     if not isinstance(details, list) or not details:
-        raise _Reply("E400", "rd.registrationDetails must be a non-empty list")
+        raise Reply("E400", "rd.registrationDetails must be a non-empty list")
     if len(details) > 20:
-        raise _Reply("E400", "at most 20 candidates per call")
+        raise Reply("E400", "at most 20 candidates per call")
     allow_missing = _bool_param(params, "allowMissingMandatoryRegistrationFields")
     _bool_param(params, "showCustomInstructions")
     if "timeLimitInSec" in params:
@@ -966,7 +943,7 @@ async def _register_candidates(
     statuses = []
     for item in details:
         if not isinstance(item, dict) or not all(isinstance(v, str) for v in item.values()):
-            raise _Reply("E400", "each registrationDetails item maps labels to strings")
+            raise Reply("E400", "each registrationDetails item maps labels to strings")
         email = item.get("Email Address")
         failure = fake.registration_failures.get(email.casefold()) if email else None
         missing = [label for label in required if not item.get(label)]
@@ -996,7 +973,7 @@ async def _register_candidates(
 def _candidate_or_404(fake: FakeMettl, schedule: FakeSchedule, email: str) -> int:
     j = fake.account.index_of(schedule, email)
     if j is None:
-        raise _Reply("E404", f"no candidate {email!r} in schedule {schedule.access_key}")
+        raise Reply("E404", f"no candidate {email!r} in schedule {schedule.access_key}")
     return j
 
 
@@ -1035,7 +1012,7 @@ async def _delete_candidate(
         "Completed",
         "Not Started",
     ):
-        raise _Reply(
+        raise Reply(
             "E400",
             f"only a completed or expired test can be deleted; this one is {status['status']}",
         )
@@ -1050,7 +1027,7 @@ async def _candidate_in_account(
     essays = _bool_param(params, "qr")
     paged = match["version"] == "v3"
     if not paged and ("limit" in params or "offset" in params):
-        raise _Reply("E400", "limit and offset are only available in v3")
+        raise Reply("E400", "limit and offset are only available in v3")
     instances = []
     for schedule in fake.account.schedules:
         j = fake.account.index_of(schedule, email)
@@ -1067,7 +1044,7 @@ async def _candidate_in_account(
         )
         instances.append(record)
     if not instances:
-        raise _Reply("E404", f"no candidate {email!r} in this account")
+        raise Reply("E404", f"no candidate {email!r} in this account")
     if not paged:
         return {"testInstances": instances}
     limit = _int_param(params, "limit", 20, 1, 100)
