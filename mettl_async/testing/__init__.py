@@ -36,7 +36,6 @@ from mettl_async.testing.app import TS_FUTURE_SLACK as TS_FUTURE_SLACK
 from mettl_async.testing.app import TS_WINDOW as TS_WINDOW
 from mettl_async.testing.app import FaultKind as FaultKind
 from mettl_async.testing.app import Handler as Handler
-from mettl_async.testing.app import LinkStyle as LinkStyle
 from mettl_async.testing.data import FakeAccount as FakeAccount
 from mettl_async.testing.data import FakeSchedule as FakeSchedule
 from mettl_async.testing.data import format_timestamp as format_timestamp
@@ -47,6 +46,7 @@ from mettl_async.testing.runner import fake_from_arguments as fake_from_argument
 from mettl_async.testing.runner import free_port as free_port
 from mettl_async.testing.runner import main as main
 from mettl_async.testing.runner import serve_until_stopped as serve_until_stopped
+from mettl_async.testing.state import LinkStyle as LinkStyle
 
 __all__ = [
     "DEMO_PRIVATE_KEY",

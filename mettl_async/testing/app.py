@@ -25,12 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import datetime as dt
-import random
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, Literal
+from random import Random
+from typing import Any, Final, Generic, Literal, Self, TypeVar, overload
 from urllib.parse import parse_qsl
 
 import attrs
@@ -40,8 +39,17 @@ from aiohttp import web
 from mettl_async._protocol import encode_params
 from mettl_async._signing import SigningKey, algorithm_for_version, string_to_sign
 from mettl_async._validation import FAVICON_MAX_BYTES, LOGO_MAX_BYTES, sniff_image
-from mettl_async.testing.data import FakeAccount, FakeSchedule, format_timestamp
+from mettl_async.testing.data import FakeAccount, FakeSchedule
 from mettl_async.testing.errors import MESSAGES, Reply
+from mettl_async.testing.state import (
+    DEFAULT_REGISTRATION_FIELDS,
+    FakeConfig,
+    FakeParts,
+    FakeState,
+    FakeStats,
+    LinkStyle,
+    RecordedRequest,
+)
 
 __all__ = [
     "DEMO_PRIVATE_KEY",
@@ -57,8 +65,6 @@ TS_WINDOW: Final = 24 * 3600
 #: A ts this far in the future is refused too (Mettl allows "within past 24 hours").
 TS_FUTURE_SLACK: Final = 300
 
-LinkStyle = Literal["absolute-stale", "relative-stale", "absolute", "relative", "none"]
-
 FaultKind = Literal[
     "E509",  # rate limited, in an HTTP 200 body
     "http429",  # rate limited as HTTP 429 (+ Retry-After)
@@ -70,8 +76,6 @@ FaultKind = Literal[
 ]
 
 FAULT_KINDS: Final = ("E509", "http429", "E503", "http500", "drop", "truncate")
-_DEFAULT_FIELDS: Final = ("Email Address", "First Name", "Last Name")
-_ASSESSMENTS_EPOCH: Final = dt.datetime(2022, 2, 18, 12, 0, 0, tzinfo=dt.UTC)
 
 
 @attrs.define
@@ -99,19 +103,65 @@ class Fault:
         return self.path is None or path.startswith(self.path)
 
 
-@attrs.frozen
-class RecordedRequest:
-    """What the fake server saw of one request (``asgn`` included, it is not secret)."""
+@attrs.define
+class FaultPlan:
+    """The faults to inject: scripted ones (``faults``) first, else random ones (seeded)."""
 
-    method: str
-    path: str  # after the version, as sent (percent-encoded)
-    version: str
-    params: Mapping[str, str]
-    outcome: str  # "SUCCESS" or the error code
-    at: float
+    random: Random
+    faults: list[Fault] = attrs.Factory(list)
+    #: Fault kind -> its probability per request.
+    fault_rates: dict[FaultKind, float] = attrs.Factory(dict)
+    #: The ``Retry-After`` of a random ``http429``.
+    retry_after: str = "0"
+
+    def pick(self, method: str, path: str, params: Mapping[str, str]) -> Fault | None:
+        """The fault for this request, if any (a scripted one is used up by it)."""
+        for fault in self.faults:
+            if fault.times > 0 and fault.matches(method, path, params):
+                fault.times -= 1
+                if fault.times == 0:
+                    self.faults.remove(fault)
+                return fault
+        if self.fault_rates:
+            roll = self.random.random()
+            for kind, rate in self.fault_rates.items():
+                if roll < rate:
+                    return Fault(kind, retry_after=self.retry_after)
+                roll -= rate
+        return None
 
 
 Handler = Callable[["FakeMettl", web.Request, dict[str, str], dict[str, str]], Awaitable[Any]]
+
+_T = TypeVar("_T")
+
+
+class _Grouped(Generic[_T]):
+    """A :class:`FakeMettl` attribute kept in one of its groups, read and written through.
+
+    ``latency = _Grouped[float]("config")`` makes ``fake.latency`` mean
+    ``fake.config.latency``, as it did before the fake's attributes were grouped.
+    """
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, fake: None, owner: type) -> Self: ...
+    @overload
+    def __get__(self, fake: FakeMettl, owner: type) -> _T: ...
+    def __get__(self, fake: FakeMettl | None, owner: type) -> Self | _T:
+        if fake is None:
+            return self
+        value: _T = getattr(getattr(fake, self.group), self.name)
+        return value
+
+    def __set__(self, fake: FakeMettl, value: _T) -> None:
+        setattr(getattr(fake, self.group), self.name, value)
 
 
 class FakeMettl:
@@ -144,7 +194,47 @@ class FakeMettl:
     test. Article 19 deletes only completed or expired tests. Article 18 pages
     on v3 only. Field names the reference does not give (articles 1, 4, 6, 7,
     18) are the fake's own choice, the ones the client's models read.
+
+    What the fake keeps is grouped: :attr:`config` (:class:`FakeConfig`),
+    :attr:`state` (:class:`FakeState`, the account and what requests changed),
+    :attr:`stats` (:class:`FakeStats`, counters and the request log) and
+    :attr:`fault_plan` (:class:`FaultPlan`). Each of their fields is also an
+    attribute of the fake itself (``fake.latency`` is ``fake.config.latency``).
     """
+
+    keys = _Grouped[dict[str, str]]("config")
+    latency = _Grouped[float]("config")
+    error_http_status = _Grouped[int]("config")
+    clock = _Grouped[Callable[[], float]]("config")
+    total_records = _Grouped[bool]("config")
+    link_style = _Grouped[LinkStyle]("config")
+    arrival_every = _Grouped[int]("config")
+    clamp_limit = _Grouped[int | None]("config")
+    white_label_allowed = _Grouped[bool]("config")
+
+    faults = _Grouped[list[Fault]]("fault_plan")
+    fault_rates = _Grouped[dict[FaultKind, float]]("fault_plan")
+    retry_after = _Grouped[str]("fault_plan")
+    random = _Grouped[Random]("fault_plan")
+
+    log = _Grouped[collections.deque[RecordedRequest]]("stats")
+    requests = _Grouped[int]("stats")
+    in_flight = _Grouped[int]("stats")
+    peak_in_flight = _Grouped[int]("stats")
+    bad_signatures = _Grouped[int]("stats")
+    faults_injected = _Grouped[int]("stats")
+    registration_calls = _Grouped[int]("stats")
+    page_requests = _Grouped[collections.Counter[str]]("stats")
+
+    account = _Grouped[FakeAccount]("state")
+    assessments = _Grouped[dict[int, dict[str, Any]]]("state")
+    created_schedules = _Grouped[dict[str, dict[str, Any]]]("state")
+    assessment_settings = _Grouped[dict[int, dict[str, Any]]]("state")
+    registration_failures = _Grouped[dict[str, tuple[str, str]]]("state")
+    logo = _Grouped[tuple[str, bytes] | None]("state")
+    white_label = _Grouped[dict[str, Any] | None]("state")
+    support_numbers = _Grouped[list[str] | None]("state")
+    white_label_files = _Grouped[dict[str, tuple[str, bytes]]]("state")
 
     def __init__(
         self,
@@ -161,42 +251,19 @@ class FakeMettl:
         arrival_every: int = 0,
         clamp_limit: int | None = None,
     ) -> None:
-        self.keys: dict[str, str] = dict(keys or {DEMO_PUBLIC_KEY: DEMO_PRIVATE_KEY})
-        self.latency = latency
-        self.error_http_status = error_http_status
-        self.clock = clock
-        self.log: collections.deque[RecordedRequest] = collections.deque(maxlen=record)
-        self.faults: list[Fault] = []
-        self.fault_rates: dict[FaultKind, float] = {}
-        self.retry_after = "0"
-        self.random = random.Random(seed)
-        self.requests = 0
-        self.in_flight = 0
-        self.peak_in_flight = 0
-        self.bad_signatures = 0
-        self.faults_injected = 0
-        self.account = account if account is not None else FakeAccount(seed=seed)
-        self.total_records = total_records
-        self.link_style: LinkStyle = link_style
-        self.arrival_every = arrival_every
-        self.clamp_limit = clamp_limit
-        self.page_requests: collections.Counter[str] = collections.Counter()
-        self.assessments: dict[int, dict[str, Any]] = {
-            s.assessment_id: {"name": s.assessment_name} for s in self.account.schedules
-        }
-        self.created_schedules: dict[str, dict[str, Any]] = {}
-        self.assessment_settings: dict[int, dict[str, Any]] = {}
-        #: Email (casefolded) -> (code, message) for candidates article 15 refuses.
-        self.registration_failures: dict[str, tuple[str, str]] = {}
-        self.registration_calls = 0
-        #: The last logo uploaded (article 2): (filename, bytes).
-        self.logo: tuple[str, bytes] | None = None
-        #: Whether the account may use Update White Label (article 3); E403 otherwise.
-        self.white_label_allowed = True
-        self.white_label: dict[str, Any] | None = None
-        self.support_numbers: list[str] | None = None
-        self.white_label_files: dict[str, tuple[str, bytes]] = {}
-        self._next_assessment_id = 1_000_001
+        self.config = FakeConfig(
+            keys=dict(keys or {DEMO_PUBLIC_KEY: DEMO_PRIVATE_KEY}),
+            latency=latency,
+            error_http_status=error_http_status,
+            clock=clock,
+            total_records=total_records,
+            link_style=link_style,
+            arrival_every=arrival_every,
+            clamp_limit=clamp_limit,
+        )
+        self.fault_plan = FaultPlan(Random(seed))
+        self.stats = FakeStats(collections.deque(maxlen=record))
+        self.state = FakeState(account if account is not None else FakeAccount(seed=seed))
         self._routes: list[tuple[str, str, Handler]] = []
         self._signing_keys: dict[tuple[str, str], SigningKey] = {}
         self._add_default_routes()
@@ -206,14 +273,14 @@ class FakeMettl:
     def add_fault(self, kind: FaultKind, **kwargs: Any) -> Fault:
         """Script a fault (see :class:`Fault`) and return it."""
         fault = Fault(kind, **kwargs)
-        self.faults.append(fault)
+        self.fault_plan.faults.append(fault)
         return fault
 
     def set_fault_rates(self, rates: Mapping[FaultKind, float] | None = None, **kw: float) -> None:
         """Inject faults at random with these probabilities per request (seeded)."""
         merged: dict[FaultKind, float] = dict(rates or {})
         merged.update(kw)  # type: ignore[arg-type]
-        self.fault_rates = {kind: rate for kind, rate in merged.items() if rate > 0}
+        self.fault_plan.fault_rates = {kind: rate for kind, rate in merged.items() if rate > 0}
 
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         """Serve ``method`` on ``/{version}`` + ``pattern`` (aiohttp route syntax)."""
@@ -232,24 +299,24 @@ class FakeMettl:
     async def _middleware(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        self.requests += 1
-        self.in_flight += 1
-        if self.in_flight > self.peak_in_flight:
-            self.peak_in_flight = self.in_flight
+        self.stats.requests += 1
+        self.stats.in_flight += 1
+        if self.stats.in_flight > self.stats.peak_in_flight:
+            self.stats.peak_in_flight = self.stats.in_flight
         try:
-            if not self.latency:
+            if not self.config.latency:
                 return await handler(request)
             # Latency is the time until the answer leaves, the fake's own work
             # included, as a client sees a remote server's round trip.
             loop = asyncio.get_running_loop()
             started = loop.time()
             response = await handler(request)
-            remaining = self.latency - (loop.time() - started)
+            remaining = self.config.latency - (loop.time() - started)
             if remaining > 0:
                 await asyncio.sleep(remaining)
             return response
         finally:
-            self.in_flight -= 1
+            self.stats.in_flight -= 1
 
     def _wrap(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def serve(request: web.Request) -> web.StreamResponse:
@@ -261,9 +328,9 @@ class FakeMettl:
             try:
                 params = await self._read_params(request, raw_query)
                 self._authenticate(request, version, raw_path, params)
-                fault = self._pick_fault(request.method, api_path, params)
+                fault = self.fault_plan.pick(request.method, api_path, params)
                 if fault is not None:
-                    self.faults_injected += 1
+                    self.stats.faults_injected += 1
                     if fault.kind != "slow":
                         outcome = fault.kind
                     response = await self._inject(request, fault)
@@ -279,13 +346,13 @@ class FakeMettl:
                     {"status": "ERROR", "error": {"code": reply.code, "message": reply.message}},
                     status=reply.http_status
                     if reply.http_status != 200
-                    else self.error_http_status,
+                    else self.config.error_http_status,
                 )
             finally:
-                if self.log.maxlen:
-                    self.log.append(
+                if self.stats.log.maxlen:
+                    self.stats.log.append(
                         RecordedRequest(
-                            request.method, api_path, version, params, outcome, self.clock()
+                            request.method, api_path, version, params, outcome, self.config.clock()
                         )
                     )
 
@@ -312,11 +379,11 @@ class FakeMettl:
         self, request: web.Request, version: str, raw_path: str, params: Mapping[str, str]
     ) -> None:
         ak = params.get("ak")
-        private_key = self.keys.get(ak or "")
+        private_key = self.config.keys.get(ak or "")
         if private_key is None:
             raise Reply("E403")
         ts = params.get("ts", "")
-        if not ts.isdigit() or not (-TS_FUTURE_SLACK <= self.clock() - int(ts) <= TS_WINDOW):
+        if not ts.isdigit() or not (-TS_FUTURE_SLACK <= self.config.clock() - int(ts) <= TS_WINDOW):
             raise Reply("E504")
         # Rebuild the URL exactly as called: scheme, Host header, raw (encoded) path.
         url = f"{request.scheme}://{request.host}{raw_path}"
@@ -326,23 +393,8 @@ class FakeMettl:
             self._signing_keys[(private_key, version)] = key
         expected = key.sign(string_to_sign(request.method, url, params))
         if params.get("asgn") != expected:
-            self.bad_signatures += 1
+            self.stats.bad_signatures += 1
             raise Reply("E401")
-
-    def _pick_fault(self, method: str, path: str, params: Mapping[str, str]) -> Fault | None:
-        for fault in self.faults:
-            if fault.times > 0 and fault.matches(method, path, params):
-                fault.times -= 1
-                if fault.times == 0:
-                    self.faults.remove(fault)
-                return fault
-        if self.fault_rates:
-            roll = self.random.random()
-            for kind, rate in self.fault_rates.items():
-                if roll < rate:
-                    return Fault(kind, retry_after=self.retry_after)
-                roll -= rate
-        return None
 
     async def _inject(self, request: web.Request, fault: Fault) -> web.StreamResponse | None:
         kind = fault.kind
@@ -402,6 +454,8 @@ class FakeMettl:
         self.route("GET", "/candidates/{email}", _candidate_in_account)  # 18
         self.route("DELETE", "/schedules/{access_key}/candidates/{email}", _delete_candidate)
 
+    # -- the account's state (see FakeState) ---------------------------------------
+
     def fail_registration(
         self, *emails: str, code: str = "E028", message: str | None = None
     ) -> None:
@@ -410,62 +464,24 @@ class FakeMettl:
         The call still answers SUCCESS; each of these candidates gets an item
         with ``"status": "ERROR"`` and ``message`` starting with ``code``.
         """
-        for email in emails:
-            self.registration_failures[email.casefold()] = (
-                code,
-                message or "invalid value for a registration field",
-            )
+        self.state.fail_registration(*emails, code=code, message=message)
 
     def add_assessment(self, name: str, **fields: Any) -> int:
         """A new assessment of the account (as if created in Mettl's dashboard); its id."""
-        assessment_id = self.new_assessment_id()
-        self.assessments[assessment_id] = {"name": name, **fields}
-        return assessment_id
+        return self.state.add_assessment(name, **fields)
 
     def assessment_json(self, assessment_id: int) -> dict[str, Any]:
         """An assessment as articles 6 and 7 return it (field names are our reading)."""
-        stored = self.assessments[assessment_id]
-        schedules = [s for s in self.account.schedules if s.assessment_id == assessment_id]
-        fields = schedules[0].registration_fields if schedules else _DEFAULT_FIELDS
-        sections = stored.get("sections")
-        if sections is None and schedules:
-            sections = [
-                {"name": name, "skills": [{"name": skill} for skill in skills]}
-                for name, skills in schedules[0].sections
-            ]
-        data: dict[str, Any] = {
-            "id": assessment_id,
-            "name": stored.get("name", f"Assessment {assessment_id}"),
-            "duration": stored.get("duration", 30 + 15 * (assessment_id % 3)),
-            "instructions": stored.get("instructions", ""),
-            # ids grow with time: createdAt order is id order
-            "createdAt": format_timestamp(
-                _ASSESSMENTS_EPOCH + dt.timedelta(hours=assessment_id - 1_000_000)
-            ),
-            "testTaken": sum(s.candidate_count for s in schedules),
-            "maxMarks": float(10 + assessment_id % 40),
-            "registrationFields": list(fields),
-            "sections": sections or [],
-        }
-        data.update(self.assessment_settings.get(assessment_id, {}))
-        return data
+        return self.state.assessment_json(assessment_id)
 
     def new_assessment_id(self) -> int:
-        self._next_assessment_id += 1
-        return self._next_assessment_id
+        return self.state.new_assessment_id()
 
     def schedule_or_404(self, access_key: str) -> FakeSchedule:
-        schedule = self.account.schedule(access_key)
-        if schedule is None:
-            raise Reply("E404", f"no schedule with access key {access_key!r}")
-        return schedule
+        return self.state.schedule_or_404(access_key)
 
     def schedule_json(self, schedule: FakeSchedule) -> dict[str, Any]:
-        created = self.created_schedules.get(schedule.access_key)
-        data = self.account.schedule_json(schedule)
-        if created is not None:
-            data.update(created)
-        return data
+        return self.state.schedule_json(schedule)
 
     def page_links(
         self,
@@ -477,27 +493,41 @@ class FakeMettl:
         total: int,
     ) -> dict[str, Any]:
         """``paging`` for a listing page: next/previous reuse every optional parameter."""
-        paging: dict[str, Any] = {
-            "previous": self._link(request, params, max(0, offset - limit)) if offset > 0 else None,
-            "next": self._link(request, params, offset + limit) if offset + limit < total else None,
-        }
-        if self.total_records:
-            paging["totalRecords"] = total
-        return paging
+        return page_links(self, request, params, offset=offset, limit=limit, total=total)
 
-    def _link(self, request: web.Request, params: Mapping[str, str], offset: int) -> str:
-        stale = self.link_style.endswith("-stale")
-        kept = {
-            name: value
-            for name, value in params.items()
-            if name != "offset" and (stale or name not in ("ak", "ts", "asgn"))
-        }
-        kept["offset"] = str(offset)
-        path = request.raw_path.partition("?")[0]
-        link = f"{path}?{encode_params(kept)}"
-        if self.link_style.startswith("absolute"):
-            link = f"{request.scheme}://{request.host}{link}"
-        return link
+
+def page_links(
+    fake: FakeParts,
+    request: web.Request,
+    params: Mapping[str, str],
+    *,
+    offset: int,
+    limit: int,
+    total: int,
+) -> dict[str, Any]:
+    """``paging`` for a listing page: next/previous reuse every optional parameter."""
+    paging: dict[str, Any] = {
+        "previous": _link(fake, request, params, max(0, offset - limit)) if offset > 0 else None,
+        "next": _link(fake, request, params, offset + limit) if offset + limit < total else None,
+    }
+    if fake.config.total_records:
+        paging["totalRecords"] = total
+    return paging
+
+
+def _link(fake: FakeParts, request: web.Request, params: Mapping[str, str], offset: int) -> str:
+    stale = fake.config.link_style.endswith("-stale")
+    kept = {
+        name: value
+        for name, value in params.items()
+        if name != "offset" and (stale or name not in ("ak", "ts", "asgn"))
+    }
+    kept["offset"] = str(offset)
+    path = request.raw_path.partition("?")[0]
+    link = f"{path}?{encode_params(kept)}"
+    if fake.config.link_style.startswith("absolute"):
+        link = f"{request.scheme}://{request.host}{link}"
+    return link
 
 
 def _int_param(params: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -541,42 +571,43 @@ def _json_param(params: Mapping[str, str], name: str) -> Any:
 
 
 async def _get_account(
-    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+    fake: FakeParts, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
+    logo = fake.state.logo
     white_label = None
-    if fake.white_label is not None:
-        white_label = {**fake.white_label, "supportNumbers": fake.support_numbers}
+    if fake.state.white_label is not None:
+        white_label = {**fake.state.white_label, "supportNumbers": fake.state.support_numbers}
     return {
         "accountInfo": {
             "email": "admin@example.com",
             "name": "Demo Account",
             "accountType": "Enterprise",
-            "logo": f"https://cdn.mettl.com/logos/{fake.logo[0]}" if fake.logo else None,
+            "logo": f"https://cdn.mettl.com/logos/{logo[0]}" if logo else None,
             "whiteLabel": white_label,
-            "candidateRegistrationFields": list(_DEFAULT_FIELDS),
+            "candidateRegistrationFields": list(DEFAULT_REGISTRATION_FIELDS),
         },
         "echo": {name: value for name, value in params.items() if name not in ("ak", "ts", "asgn")},
     }
 
 
 async def _create_assessment(
-    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+    fake: FakeParts, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
     assessment = _json_param(params, "assessments")
     if assessment is None:
         raise Reply("E400", "missing parameter 'assessments'")
     if not isinstance(assessment, dict) or not assessment.get("name"):
         raise Reply("E400", "the assessment needs a name")
-    assessment_id = fake.new_assessment_id()
-    fake.assessments[assessment_id] = assessment
+    assessment_id = fake.state.new_assessment_id()
+    fake.state.assessments[assessment_id] = assessment
     return {"assessmentId": assessment_id}
 
 
 async def _create_schedule(
-    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+    fake: FakeParts, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
     assessment_id = _int_param(match, "assessment_id", 0, 0, 2**63)
-    if assessment_id not in fake.assessments:
+    if assessment_id not in fake.state.assessments:
         raise Reply("E404", f"no assessment with id {assessment_id}")
     sc = _json_param(params, "sc")
     if not isinstance(sc, dict):
@@ -586,13 +617,13 @@ async def _create_schedule(
         raise Reply("E400", "sc needs name, sourceApp and scheduleType")
     if not isinstance(access, dict) or access.get("type") not in ("OpenForAll", "ByInvitation"):
         raise Reply("E400", "sc.access.type must be OpenForAll or ByInvitation")
-    schedule = fake.account.add_schedule(
+    schedule = fake.state.account.add_schedule(
         0,
         name=sc["name"],
         assessment_id=assessment_id,
-        assessment_name=str(fake.assessments[assessment_id].get("name", "")),
+        assessment_name=str(fake.state.assessments[assessment_id].get("name", "")),
     )
-    fake.created_schedules[schedule.access_key] = {
+    fake.state.created_schedules[schedule.access_key] = {
         key: value for key, value in sc.items() if key not in ("name",)
     }
     return {
@@ -627,18 +658,18 @@ def _schedule_matches(data: Mapping[str, Any], wanted: Any, path: str = "filter"
 
 
 async def _list_schedules(
-    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+    fake: FakeParts, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
     limit, offset, sort, sort_order = _listing_params(params, _SCHEDULE_SORTS)
     wanted = _json_param(params, "filter")
-    schedules = list(fake.account.schedules)  # newest first: createdAt desc
+    schedules = list(fake.state.account.schedules)  # newest first: createdAt desc
     if sort == "name":
         schedules.sort(key=lambda s: (s.name, s.index), reverse=sort_order == "desc")
     elif sort == "testTaken":
         schedules.sort(key=lambda s: (s.candidate_count, s.index), reverse=sort_order == "desc")
     elif sort_order == "asc":
         schedules.reverse()
-    listed = [fake.schedule_json(s) for s in schedules]
+    listed = [fake.state.schedule_json(s) for s in schedules]
     if wanted is not None:
         listed = [data for data in listed if _schedule_matches(data, wanted)]
     # Article 11 shows no paging block: a short page is the last one.
@@ -646,33 +677,36 @@ async def _list_schedules(
 
 
 async def _get_schedule(
-    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+    fake: FakeParts, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
-    return {"schedule": fake.schedule_json(fake.schedule_or_404(match["access_key"]))}
+    return {"schedule": fake.state.schedule_json(fake.state.schedule_or_404(match["access_key"]))}
 
 
 async def _list_candidates(
-    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+    fake: FakeParts, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> bytes:
-    schedule = fake.schedule_or_404(match["access_key"])
+    schedule = fake.state.schedule_or_404(match["access_key"])
     limit, offset, sort, sort_order = _listing_params(params, ("testStartTime", "name"))
     ir = _json_param(params, "ir")
     recommendation = isinstance(ir, dict) and ir.get("recommendation") is True
     essays = params.get("qr", "false") == "true"
-    fake.page_requests[schedule.access_key] += 1
-    if fake.arrival_every and fake.page_requests[schedule.access_key] % fake.arrival_every == 0:
-        fake.account.arrive(schedule.access_key)
-    order = fake.account.candidate_order(schedule, sort, sort_order)
-    account = fake.account
-    if fake.clamp_limit is not None:
-        limit = min(limit, fake.clamp_limit)
+    fake.stats.page_requests[schedule.access_key] += 1
+    if (
+        fake.config.arrival_every
+        and fake.stats.page_requests[schedule.access_key] % fake.config.arrival_every == 0
+    ):
+        fake.state.account.arrive(schedule.access_key)
+    order = fake.state.account.candidate_order(schedule, sort, sort_order)
+    account = fake.state.account
+    if fake.config.clamp_limit is not None:
+        limit = min(limit, fake.config.clamp_limit)
     records = b",".join(
         account.candidate_bytes(schedule, j, ir=recommendation, qr=essays)
         for j in order[offset : offset + limit]
     )
     paging: dict[str, Any] | None = None
-    if fake.link_style != "none":
-        paging = fake.page_links(request, params, offset=offset, limit=limit, total=len(order))
+    if fake.config.link_style != "none":
+        paging = page_links(fake, request, params, offset=offset, limit=limit, total=len(order))
     tail = b"}" if paging is None else b',"paging":' + orjson.dumps(paging) + b"}"
     return b'{"status":"SUCCESS","candidates":[' + records + b"]" + tail
 
@@ -739,21 +773,21 @@ async def _read_uploads(
 
 
 async def _upload_logo(
-    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+    fake: FakeParts, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
     if not request.content_type.startswith("multipart/"):
         raise Reply("E400", "the logo is sent as multipart/form-data, field 'logo'")
     files = await _read_uploads(request, {"logo": (("jpeg", "png", "gif"), LOGO_MAX_BYTES)})
     if "logo" not in files:
         raise Reply("E400", "missing the multipart file 'logo'")
-    fake.logo = files["logo"]
+    fake.state.logo = files["logo"]
     return {}
 
 
 async def _update_white_label(
-    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+    fake: FakeParts, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
-    if not fake.white_label_allowed:
+    if not fake.config.white_label_allowed:
         raise Reply("E403")
     wl = _json_param(params, "wl")
     if not isinstance(wl, dict):
@@ -773,21 +807,21 @@ async def _update_white_label(
         request,
         {"fav": (("png", "ico"), FAVICON_MAX_BYTES), "cov": (("jpeg", "png", "gif"), None)},
     )
-    fake.white_label = dict(wl)
+    fake.state.white_label = dict(wl)
     if sn is not None:
-        fake.support_numbers = list(sn)
-    fake.white_label_files.update(files)
+        fake.state.support_numbers = list(sn)
+    fake.state.white_label_files.update(files)
     return {}
 
 
 async def _list_pbts(
-    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+    fake: FakeParts, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
     return {"pbts": [_pbt_json(*pbt) for pbt in PBT_CATALOGUE]}
 
 
 async def _add_pbts(
-    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+    fake: FakeParts, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
     ids = _json_param(params, "pbts")
     if not isinstance(ids, list) or not ids or not all(type(i) is int for i in ids):
@@ -798,8 +832,8 @@ async def _add_pbts(
         raise Reply("E404", f"no PBT with id {unknown[0]}")
     added = []
     for pbt_id in ids:
-        assessment_id = fake.new_assessment_id()
-        fake.assessments[assessment_id] = {"name": known[pbt_id][1], "duration": 40}
+        assessment_id = fake.state.new_assessment_id()
+        fake.state.assessments[assessment_id] = {"name": known[pbt_id][1], "duration": 40}
         added.append({"id": pbt_id, "name": known[pbt_id][1], "assessmentId": assessment_id})
     return {"pbts": added}
 
@@ -807,34 +841,34 @@ async def _add_pbts(
 # -- articles 6, 7, 9, 10: assessments --------------------------------------------------
 
 
-def _assessment_or_404(fake: FakeMettl, match: Mapping[str, str]) -> int:
+def _assessment_or_404(fake: FakeParts, match: Mapping[str, str]) -> int:
     assessment_id = _int_param(match, "assessment_id", 0, 0, 2**63)
-    if assessment_id not in fake.assessments:
+    if assessment_id not in fake.state.assessments:
         raise Reply("E404", f"no assessment with id {assessment_id}")
     return assessment_id
 
 
 async def _list_assessments(
-    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+    fake: FakeParts, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
     limit, offset, sort, sort_order = _listing_params(params, _SCHEDULE_SORTS)
-    listed = [fake.assessment_json(assessment_id) for assessment_id in fake.assessments]
+    listed = [fake.state.assessment_json(assessment_id) for assessment_id in fake.state.assessments]
     key = {"createdAt": "id", "testTaken": "testTaken", "name": "name"}[sort]
     listed.sort(key=lambda a: (a[key], a["id"]), reverse=sort_order == "desc")
-    if fake.clamp_limit is not None:
-        limit = min(limit, fake.clamp_limit)
+    if fake.config.clamp_limit is not None:
+        limit = min(limit, fake.config.clamp_limit)
     page: dict[str, Any] = {"assessments": listed[offset : offset + limit]}
-    if fake.link_style != "none":
-        page["paging"] = fake.page_links(
-            request, params, offset=offset, limit=limit, total=len(listed)
+    if fake.config.link_style != "none":
+        page["paging"] = page_links(
+            fake, request, params, offset=offset, limit=limit, total=len(listed)
         )
     return page
 
 
 async def _get_assessment(
-    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+    fake: FakeParts, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
-    return {"assessment": fake.assessment_json(_assessment_or_404(fake, match))}
+    return {"assessment": fake.state.assessment_json(_assessment_or_404(fake, match))}
 
 
 _ASSESSMENT_SETTINGS: Final = frozenset(
@@ -849,7 +883,7 @@ _ASSESSMENT_SETTINGS: Final = frozenset(
 
 
 async def _edit_assessment_settings(
-    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+    fake: FakeParts, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
     assessment_id = _assessment_or_404(fake, match)
     settings = _json_param(params, "as")
@@ -858,18 +892,18 @@ async def _edit_assessment_settings(
     unknown = sorted(set(settings) - _ASSESSMENT_SETTINGS)
     if unknown:
         raise Reply("E400", f"unknown assessment setting {unknown[0]!r}")
-    fake.assessment_settings.setdefault(assessment_id, {}).update(settings)
+    fake.state.assessment_settings.setdefault(assessment_id, {}).update(settings)
     return {}
 
 
 async def _list_assessment_schedules(
-    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+    fake: FakeParts, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
     assessment_id = _assessment_or_404(fake, match)
     wanted = _json_param(params, "filter")
     listed = [
-        fake.schedule_json(schedule)
-        for schedule in fake.account.schedules
+        fake.state.schedule_json(schedule)
+        for schedule in fake.state.account.schedules
         if schedule.assessment_id == assessment_id
     ]
     if wanted is not None:
@@ -881,9 +915,9 @@ async def _list_assessment_schedules(
 
 
 async def _edit_schedule(
-    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+    fake: FakeParts, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
-    schedule = fake.schedule_or_404(match["access_key"])
+    schedule = fake.state.schedule_or_404(match["access_key"])
     sc = _json_param(params, "sc")
     if not isinstance(sc, dict) or not sc:
         raise Reply("E400", "missing or invalid parameter 'sc'")
@@ -900,14 +934,14 @@ async def _edit_schedule(
             other is not schedule
             and other.assessment_id == schedule.assessment_id
             and other.name == name
-            for other in fake.account.schedules
+            for other in fake.state.account.schedules
         ):
             raise Reply("E400", f"a schedule of this assessment is already named {name!r}")
         schedule.name = name
-    fake.created_schedules.setdefault(schedule.access_key, {}).update(
+    fake.state.created_schedules.setdefault(schedule.access_key, {}).update(
         {key: value for key, value in sc.items() if key != "name"}
     )
-    return {"schedule": fake.schedule_json(schedule)}
+    return {"schedule": fake.state.schedule_json(schedule)}
 
 
 # -- article 15: register candidates ----------------------------------------------------
@@ -924,9 +958,9 @@ def _bool_param(params: Mapping[str, str], name: str) -> bool:
 
 
 async def _register_candidates(
-    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+    fake: FakeParts, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
-    schedule = fake.schedule_or_404(match["access_key"])
+    schedule = fake.state.schedule_or_404(match["access_key"])
     rd = _json_param(params, "rd")
     details = rd.get("registrationDetails") if isinstance(rd, dict) else None
     if not isinstance(details, list) or not details:
@@ -937,7 +971,7 @@ async def _register_candidates(
     _bool_param(params, "showCustomInstructions")
     if "timeLimitInSec" in params:
         _int_param(params, "timeLimitInSec", 0, 1, 2**31)
-    fake.registration_calls += 1
+    fake.stats.registration_calls += 1
     # The first three fields are mandatory; with allowMissing... only the two never skipped.
     required = _ALWAYS_REQUIRED if allow_missing else schedule.registration_fields[:3]
     statuses = []
@@ -945,7 +979,7 @@ async def _register_candidates(
         if not isinstance(item, dict) or not all(isinstance(v, str) for v in item.values()):
             raise Reply("E400", "each registrationDetails item maps labels to strings")
         email = item.get("Email Address")
-        failure = fake.registration_failures.get(email.casefold()) if email else None
+        failure = fake.state.registration_failures.get(email.casefold()) if email else None
         missing = [label for label in required if not item.get(label)]
         if failure is None and missing:
             failure = ("E028", f"mandatory registration field {missing[0]!r} is missing")
@@ -955,13 +989,13 @@ async def _register_candidates(
                 {"email": email, "status": "ERROR", "message": f"{code}: {message}", "url": None}
             )
             continue
-        j = fake.account.register(schedule, item)
+        j = fake.state.account.register(schedule, item)
         statuses.append(
             {
                 "email": email,
                 "status": "SUCCESS",
                 "message": "Candidate registered successfully",
-                "url": fake.account.test_link(schedule, j),
+                "url": fake.state.account.test_link(schedule, j),
             }
         )
     return {"registrationStatus": statuses}
@@ -970,23 +1004,23 @@ async def _register_candidates(
 # -- articles 17, 18, 19: one candidate -------------------------------------------------
 
 
-def _candidate_or_404(fake: FakeMettl, schedule: FakeSchedule, email: str) -> int:
-    j = fake.account.index_of(schedule, email)
+def _candidate_or_404(fake: FakeParts, schedule: FakeSchedule, email: str) -> int:
+    j = fake.state.account.index_of(schedule, email)
     if j is None:
         raise Reply("E404", f"no candidate {email!r} in schedule {schedule.access_key}")
     return j
 
 
 async def _get_candidate(
-    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+    fake: FakeParts, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
-    schedule = fake.schedule_or_404(match["access_key"])
+    schedule = fake.state.schedule_or_404(match["access_key"])
     j = _candidate_or_404(fake, schedule, match["email"])
     ir = _json_param(params, "ir")
     recommendation = isinstance(ir, dict) and ir.get("recommendation") is True
     styles = _bool_param(params, "rs")
     essays = _bool_param(params, "qr")
-    record = fake.account.candidate(schedule, j, ir=recommendation, qr=essays)
+    record = fake.state.account.candidate(schedule, j, ir=recommendation, qr=essays)
     status = record["testStatus"]
     if status["status"] == "Completed":
         status["pdfReport"] = f"https://reports.mettl.com/pdf/{schedule.access_key}/{j}.pdf"
@@ -1002,11 +1036,11 @@ async def _get_candidate(
 
 
 async def _delete_candidate(
-    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+    fake: FakeParts, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
-    schedule = fake.schedule_or_404(match["access_key"])
+    schedule = fake.state.schedule_or_404(match["access_key"])
     j = _candidate_or_404(fake, schedule, match["email"])
-    status = fake.account.candidate(schedule, j)["testStatus"]
+    status = fake.state.account.candidate(schedule, j)["testStatus"]
     # Article 19: only a completed or expired test is deleted.
     if status["status"] != "Completed" and status["overallStatus"] not in (
         "Completed",
@@ -1021,7 +1055,7 @@ async def _delete_candidate(
 
 
 async def _candidate_in_account(
-    fake: FakeMettl, request: web.Request, params: dict[str, str], match: dict[str, str]
+    fake: FakeParts, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
     email = match["email"]
     essays = _bool_param(params, "qr")
@@ -1029,11 +1063,11 @@ async def _candidate_in_account(
     if not paged and ("limit" in params or "offset" in params):
         raise Reply("E400", "limit and offset are only available in v3")
     instances = []
-    for schedule in fake.account.schedules:
-        j = fake.account.index_of(schedule, email)
+    for schedule in fake.state.account.schedules:
+        j = fake.state.account.index_of(schedule, email)
         if j is None:
             continue
-        record = fake.account.candidate(schedule, j, qr=essays)
+        record = fake.state.account.candidate(schedule, j, qr=essays)
         record.update(
             {
                 "accessKey": schedule.access_key,
@@ -1051,7 +1085,7 @@ async def _candidate_in_account(
     offset = _int_param(params, "offset", 0, 0, 2**31)
     return {
         "testInstances": instances[offset : offset + limit],
-        "paging": fake.page_links(
-            request, params, offset=offset, limit=limit, total=len(instances)
+        "paging": page_links(
+            fake, request, params, offset=offset, limit=limit, total=len(instances)
         ),
     }
