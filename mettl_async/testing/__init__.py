@@ -23,15 +23,8 @@ or as a pytest fixture in your own ``conftest.py``::
 
 from __future__ import annotations
 
-from mettl_async.testing.app import (
-    DEMO_PRIVATE_KEY,
-    DEMO_PUBLIC_KEY,
-    FakeMettl,
-    Fault,
-    RecordedRequest,
-)
+from mettl_async.testing.app import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, FakeMettl, Fault
 from mettl_async.testing.app import FAULT_KINDS as FAULT_KINDS
-from mettl_async.testing.app import PBT_CATALOGUE as PBT_CATALOGUE
 from mettl_async.testing.app import TS_FUTURE_SLACK as TS_FUTURE_SLACK
 from mettl_async.testing.app import TS_WINDOW as TS_WINDOW
 from mettl_async.testing.app import FaultKind as FaultKind
@@ -40,6 +33,7 @@ from mettl_async.testing.data import FakeAccount as FakeAccount
 from mettl_async.testing.data import FakeSchedule as FakeSchedule
 from mettl_async.testing.data import format_timestamp as format_timestamp
 from mettl_async.testing.errors import MESSAGES as MESSAGES
+from mettl_async.testing.routes import PBT_CATALOGUE as PBT_CATALOGUE
 from mettl_async.testing.runner import FakeMettlServer
 from mettl_async.testing.runner import add_fake_server_arguments as add_fake_server_arguments
 from mettl_async.testing.runner import fake_from_arguments as fake_from_arguments
@@ -47,6 +41,15 @@ from mettl_async.testing.runner import free_port as free_port
 from mettl_async.testing.runner import main as main
 from mettl_async.testing.runner import serve_until_stopped as serve_until_stopped
 from mettl_async.testing.state import LinkStyle as LinkStyle
+from mettl_async.testing.state import RecordedRequest
+
+# The package's layout, for a reader looking for one part of the fake:
+#   app.py     FakeMettl: the aiohttp.web app, its checks, faults and middleware
+#   routes.py  a handler per article (1 to 19) and the route table, ROUTES
+#   state.py   what the fake keeps: FakeConfig, FakeState, FakeStats
+#   errors.py  Mettl's error codes and Reply, the error a handler raises
+#   runner.py  FakeMettlServer, and ``python -m mettl_async.testing``
+#   data.py    the generated account: FakeAccount, FakeSchedule
 
 __all__ = [
     "DEMO_PRIVATE_KEY",
