@@ -1,5 +1,5 @@
 """``python -m mettl_async.testing``: run the fake Mettl until interrupted."""
 
-from . import main
+from mettl_async.testing import main
 
 main()

@@ -1,0 +1,189 @@
+"""Serving the fake Mettl: over loopback in a test, or standalone from the command line.
+
+:class:`FakeMettlServer` runs a :class:`~mettl_async.testing.app.FakeMettl` on
+127.0.0.1 while in use; :func:`main` is ``python -m mettl_async.testing``, whose
+options (:func:`add_fake_server_arguments`) ``mettl-async fake-server`` shares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import socket
+from collections.abc import Callable
+from typing import Any, Self
+
+from aiohttp import web
+
+from mettl_async._client import MettlClient
+from mettl_async._retry import RetryPolicy
+from mettl_async.testing.app import FAULT_KINDS, FakeMettl
+from mettl_async.testing.data import FakeAccount
+
+__all__ = [
+    "FakeMettlServer",
+    "add_fake_server_arguments",
+    "fake_from_arguments",
+    "free_port",
+    "main",
+    "serve_until_stopped",
+]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class FakeMettlServer:
+    """Runs a :class:`FakeMettl` on 127.0.0.1 (a free port unless given) while in use."""
+
+    def __init__(
+        self,
+        fake: FakeMettl | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        shutdown_timeout: float = 1.0,
+        **fake_options: Any,
+    ) -> None:
+        self.fake = fake if fake is not None else FakeMettl(**fake_options)
+        self.host = host
+        self.port = port
+        self.shutdown_timeout = shutdown_timeout
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def public_key(self) -> str:
+        return next(iter(self.fake.keys))
+
+    @property
+    def private_key(self) -> str:
+        return self.fake.keys[self.public_key]
+
+    async def start(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        self.port = int(sock.getsockname()[1])
+        runner = web.AppRunner(
+            self.fake.app(),
+            access_log=None,
+            handle_signals=False,
+            handler_cancellation=True,  # a client that hung up cancels its handler
+            shutdown_timeout=self.shutdown_timeout,
+        )
+        await runner.setup()
+        await web.SockSite(runner, sock).start()
+        self._runner = runner
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def client(self, **options: Any) -> MettlClient:
+        """A :class:`MettlClient` for this server, with instant retries unless told otherwise."""
+        options.setdefault("base_url", self.base_url)
+        options.setdefault("retry", RetryPolicy(instant=True))
+        return MettlClient(self.public_key, self.private_key, **options)
+
+
+# -- running the fake standalone (``python -m mettl_async.testing``) -------------------
+
+
+def add_fake_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a standalone fake Mettl (shared with ``mettl-async fake-server``)."""
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
+    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    parser.add_argument("--schedules", type=int, default=20, help="schedules in the account")
+    parser.add_argument("--candidates", type=int, default=300, help="candidates per schedule")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the generated data")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="added to every answer")
+    parser.add_argument("--no-total-records", action="store_true", help="omit paging.totalRecords")
+    parser.add_argument(
+        "--link-style",
+        default="absolute-stale",
+        choices=["absolute-stale", "relative-stale", "absolute", "relative", "none"],
+        help="shape of paging.next/previous links",
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="KIND=RATE",
+        help="inject a fault at random, e.g. E509=0.02 (kinds: E509, http429, E503, "
+        "http500, drop, truncate); repeatable",
+    )
+    parser.add_argument("--warm", action="store_true", help="generate every record before serving")
+
+
+def fake_from_arguments(args: argparse.Namespace) -> FakeMettl:
+    """A :class:`FakeMettl` configured from :func:`add_fake_server_arguments` options."""
+    account = FakeAccount(args.schedules, args.candidates, seed=args.seed)
+    fake = FakeMettl(
+        account=account,
+        latency=args.latency_ms / 1000.0,
+        total_records=not args.no_total_records,
+        link_style=args.link_style,
+        seed=args.seed,
+        record=0,
+    )
+    rates: dict[str, float] = {}
+    for item in args.fault:
+        kind, _, rate = item.partition("=")
+        if kind not in FAULT_KINDS or not rate:
+            raise ValueError(f"--fault expects KIND=RATE with KIND one of {', '.join(FAULT_KINDS)}")
+        rates[kind] = float(rate)
+    fake.set_fault_rates(rates)  # type: ignore[arg-type]
+    if args.warm:
+        for schedule in account.schedules:
+            for j in schedule.order():
+                account.candidate_bytes(schedule, j, ir=False, qr=False)
+    return fake
+
+
+async def serve_until_stopped(server: FakeMettlServer, *, announce: Callable[[str], None]) -> None:
+    """Run ``server`` until SIGINT or SIGTERM, after announcing where it listens."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with server:
+        announce(server.base_url)
+        await stop.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m mettl_async.testing", description="Run a fake Mettl server."
+    )
+    add_fake_server_arguments(parser)
+    args = parser.parse_args(argv)
+    fake = fake_from_arguments(args)
+    server = FakeMettlServer(fake, host=args.host, port=args.port)
+
+    def announce(base_url: str) -> None:
+        print(f"READY {base_url} {server.public_key} {server.private_key}", flush=True)
+
+    asyncio.run(serve_until_stopped(server, announce=announce))
+
+
+if __name__ == "__main__":
+    main()

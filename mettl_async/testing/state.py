@@ -1,0 +1,177 @@
+"""What the fake Mettl keeps: its configuration, the account's state, its statistics.
+
+:class:`~mettl_async.testing.app.FakeMettl` holds one of each, as ``config``,
+``state`` and ``stats``, and still answers to the flat attributes it always had
+(``fake.latency``, ``fake.account``, ``fake.requests``...), each a view onto
+its group. Route handlers see the fake through :class:`FakeParts`, so they
+need not import the app that calls them.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Literal, Protocol
+
+import attrs
+
+from mettl_async.testing.data import FakeAccount, FakeSchedule, format_timestamp
+from mettl_async.testing.errors import Reply
+
+__all__ = [
+    "DEFAULT_REGISTRATION_FIELDS",
+    "FakeConfig",
+    "FakeParts",
+    "FakeState",
+    "FakeStats",
+    "LinkStyle",
+    "RecordedRequest",
+]
+
+LinkStyle = Literal["absolute-stale", "relative-stale", "absolute", "relative", "none"]
+
+#: The registration fields of the account, and of an assessment without a schedule.
+DEFAULT_REGISTRATION_FIELDS: Final = ("Email Address", "First Name", "Last Name")
+_ASSESSMENTS_EPOCH: Final = dt.datetime(2022, 2, 18, 12, 0, 0, tzinfo=dt.UTC)
+
+
+@attrs.define
+class FakeConfig:
+    """How the fake behaves (see :class:`~mettl_async.testing.app.FakeMettl` for each)."""
+
+    keys: dict[str, str]
+    latency: float
+    error_http_status: int
+    clock: Callable[[], float]
+    total_records: bool
+    link_style: LinkStyle
+    arrival_every: int
+    clamp_limit: int | None
+    #: Whether the account may use Update White Label (article 3); E403 otherwise.
+    white_label_allowed: bool = True
+
+
+@attrs.frozen
+class RecordedRequest:
+    """What the fake server saw of one request (``asgn`` included, it is not secret)."""
+
+    method: str
+    path: str  # after the version, as sent (percent-encoded)
+    version: str
+    params: Mapping[str, str]
+    outcome: str  # "SUCCESS" or the error code
+    at: float
+
+
+@attrs.define
+class FakeStats:
+    """What the fake has counted, and the last requests it saw (``log``)."""
+
+    log: collections.deque[RecordedRequest]
+    requests: int = 0
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    bad_signatures: int = 0
+    faults_injected: int = 0
+    #: Calls of Register Candidates (article 15).
+    registration_calls: int = 0
+    #: Access key -> listing requests (article 16) on that schedule.
+    page_requests: collections.Counter[str] = attrs.Factory(collections.Counter)
+
+
+def _assessments_of(state: FakeState) -> dict[int, dict[str, Any]]:
+    return {s.assessment_id: {"name": s.assessment_name} for s in state.account.schedules}
+
+
+@attrs.define
+class FakeState:
+    """The account as the fake serves it, and everything requests changed in it."""
+
+    account: FakeAccount
+    #: Assessment id -> what the fake knows of it (one per schedule's assessment at first).
+    assessments: dict[int, dict[str, Any]] = attrs.Factory(_assessments_of, takes_self=True)
+    created_schedules: dict[str, dict[str, Any]] = attrs.Factory(dict)
+    assessment_settings: dict[int, dict[str, Any]] = attrs.Factory(dict)
+    #: Email (casefolded) -> (code, message) for candidates article 15 refuses.
+    registration_failures: dict[str, tuple[str, str]] = attrs.Factory(dict)
+    #: The last logo uploaded (article 2): (filename, bytes).
+    logo: tuple[str, bytes] | None = None
+    white_label: dict[str, Any] | None = None
+    support_numbers: list[str] | None = None
+    white_label_files: dict[str, tuple[str, bytes]] = attrs.Factory(dict)
+    #: New assessment ids count up from this one.
+    last_assessment_id: int = 1_000_001
+
+    def fail_registration(
+        self, *emails: str, code: str = "E028", message: str | None = None
+    ) -> None:
+        """Make Register Candidates (article 15) refuse these emails, each in its own item.
+
+        The call still answers SUCCESS; each of these candidates gets an item
+        with ``"status": "ERROR"`` and ``message`` starting with ``code``.
+        """
+        for email in emails:
+            self.registration_failures[email.casefold()] = (
+                code,
+                message or "invalid value for a registration field",
+            )
+
+    def add_assessment(self, name: str, **fields: Any) -> int:
+        """A new assessment of the account (as if created in Mettl's dashboard); its id."""
+        assessment_id = self.new_assessment_id()
+        self.assessments[assessment_id] = {"name": name, **fields}
+        return assessment_id
+
+    def assessment_json(self, assessment_id: int) -> dict[str, Any]:
+        """An assessment as articles 6 and 7 return it (field names are our reading)."""
+        stored = self.assessments[assessment_id]
+        schedules = [s for s in self.account.schedules if s.assessment_id == assessment_id]
+        fields = schedules[0].registration_fields if schedules else DEFAULT_REGISTRATION_FIELDS
+        sections = stored.get("sections")
+        if sections is None and schedules:
+            sections = [
+                {"name": name, "skills": [{"name": skill} for skill in skills]}
+                for name, skills in schedules[0].sections
+            ]
+        data: dict[str, Any] = {
+            "id": assessment_id,
+            "name": stored.get("name", f"Assessment {assessment_id}"),
+            "duration": stored.get("duration", 30 + 15 * (assessment_id % 3)),
+            "instructions": stored.get("instructions", ""),
+            # ids grow with time: createdAt order is id order
+            "createdAt": format_timestamp(
+                _ASSESSMENTS_EPOCH + dt.timedelta(hours=assessment_id - 1_000_000)
+            ),
+            "testTaken": sum(s.candidate_count for s in schedules),
+            "maxMarks": float(10 + assessment_id % 40),
+            "registrationFields": list(fields),
+            "sections": sections or [],
+        }
+        data.update(self.assessment_settings.get(assessment_id, {}))
+        return data
+
+    def new_assessment_id(self) -> int:
+        self.last_assessment_id += 1
+        return self.last_assessment_id
+
+    def schedule_or_404(self, access_key: str) -> FakeSchedule:
+        schedule = self.account.schedule(access_key)
+        if schedule is None:
+            raise Reply("E404", f"no schedule with access key {access_key!r}")
+        return schedule
+
+    def schedule_json(self, schedule: FakeSchedule) -> dict[str, Any]:
+        created = self.created_schedules.get(schedule.access_key)
+        data = self.account.schedule_json(schedule)
+        if created is not None:
+            data.update(created)
+        return data
+
+
+class FakeParts(Protocol):
+    """The fake as a route handler sees it: its configuration, state and statistics."""
+
+    config: FakeConfig
+    state: FakeState
+    stats: FakeStats
