@@ -802,6 +802,27 @@ class MettlClient:
         envelope = await self._transport.call(Request("GET", self.url(path), params))
         return candidate_result_from_wire(member(envelope, "candidate", "GET", path))
 
+    async def get_candidate_result_raw(
+        self,
+        access_key: str,
+        email: str,
+        *,
+        include_recommendation: bool = False,
+        include_response_styles: bool = False,
+        include_essay_responses: bool = False,
+    ) -> dict[str, Any]:
+        """:meth:`get_candidate_result`'s ``candidate`` mapping as Mettl sent it (article 17)."""
+        check_access_key(access_key)
+        check_email(email)
+        params = result_params(
+            recommendation=include_recommendation,
+            response_styles=include_response_styles,
+            essay_responses=include_essay_responses,
+        )
+        path = f"/schedules/{path_segment(access_key)}/candidates/{path_segment(email)}"
+        envelope = await self._transport.call(Request("GET", self.url(path), params))
+        return member(envelope, "candidate", "GET", path)
+
     def iter_candidate_results_in_account(
         self,
         email: str,

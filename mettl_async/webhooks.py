@@ -39,6 +39,8 @@ What the receiver answers, in the order it checks:
   callback is not called again.
 - **500** when the callback raises (logged with its traceback): the event is
   *not* marked as seen, so Mettl's next delivery of it is handed over again.
+- **503** (with ``Retry-After``) when the callback raises :class:`RetryLater`
+  (it cannot handle the event now): not marked as seen either.
 - **503** (with ``Retry-After``) when the seen-keys store fails, or when it says
   another process is handling the same event right now.
 
@@ -91,6 +93,7 @@ __all__ = [
     "EventCallback",
     "InMemorySeenStore",
     "ReceiverStats",
+    "RetryLater",
     "SeenStore",
     "WebhookEvent",
     "WebhookPayloadError",
@@ -398,6 +401,20 @@ def _answer(status: int, state: str, reason: str | None = None, **headers: str) 
     )
 
 
+class RetryLater(Exception):
+    """Raised by a callback that cannot handle the event now (a service it needs is down).
+
+    The receiver answers 503 with ``Retry-After`` (``retry_after`` seconds, else
+    the receiver's) and does not mark the event seen, so the sender's retry is
+    handled afresh; it logs ``reason`` as a WARNING, without a traceback.
+    """
+
+    def __init__(self, reason: str, *, retry_after: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
 class WebhookReceiver:
     """An aiohttp handler for Mettl's webhooks, delivering each event to ``on_event`` once.
 
@@ -579,6 +596,12 @@ class WebhookReceiver:
             outcome = self.on_event(event)
             if inspect.isawaitable(outcome):
                 await outcome
+        except RetryLater as exc:
+            self.stats.unavailable += 1
+            logger.warning("webhook %s: %s; answered 503", label, exc.reason)
+            if key is not None:
+                await self._release(key)
+            return self._unavailable(exc.reason, exc.retry_after)
         except Exception:
             self.stats.failed += 1
             logger.exception("webhook %s: the application's callback raised; answered 500", label)
@@ -606,8 +629,9 @@ class WebhookReceiver:
         except Exception:
             logger.exception("webhook %s: the store failed to release its claim", key)
 
-    def _unavailable(self, reason: str) -> web.Response:
-        return _answer(503, "unavailable", reason, **{"Retry-After": str(self.retry_after)})
+    def _unavailable(self, reason: str, retry_after: int | None = None) -> web.Response:
+        seconds = self.retry_after if retry_after is None else retry_after
+        return _answer(503, "unavailable", reason, **{"Retry-After": str(seconds)})
 
 
 #: Where :func:`create_app` keeps its :class:`WebhookReceiver` (``app[RECEIVER_KEY]``).

@@ -40,6 +40,7 @@ from mettl_async.testing.runner import fake_from_arguments as fake_from_argument
 from mettl_async.testing.runner import free_port as free_port
 from mettl_async.testing.runner import main as main
 from mettl_async.testing.runner import serve_until_stopped as serve_until_stopped
+from mettl_async.testing.state import AccountMutations as AccountMutations
 from mettl_async.testing.state import LinkStyle as LinkStyle
 from mettl_async.testing.state import RecordedRequest
 

@@ -28,6 +28,7 @@ from mettl_async.testing import routes
 from mettl_async.testing.data import FakeAccount, FakeSchedule
 from mettl_async.testing.errors import MESSAGES, Reply
 from mettl_async.testing.state import (
+    AccountMutations,
     FakeConfig,
     FakeState,
     FakeStats,
@@ -180,7 +181,8 @@ class FakeMettl:
     :meth:`fail_registration` makes Register Candidates refuse chosen emails
     in their own items while the call succeeds; registered candidates join
     their schedule ("Yet to Start") and ``account.complete()`` finishes their
-    test. Article 19 deletes only completed or expired tests. Article 18 pages
+    test. Article 19 deletes only completed or expired tests. :attr:`mutate`
+    changes the account while it runs (regrades, gradings, deletions, arrivals). Article 18 pages
     on v3 only. Field names the reference does not give (articles 1, 4, 6, 7,
     18) are the fake's own choice, the ones the client's models read.
 
@@ -417,6 +419,11 @@ class FakeMettl:
         raise asyncio.CancelledError  # aiohttp treats this as the connection being gone
 
     # -- the account's state (see FakeState) -------------------------------------
+
+    @property
+    def mutate(self) -> AccountMutations:
+        """Change the account while the fake runs: regrade, grade, delete, add candidates."""
+        return AccountMutations(self.state)
 
     def fail_registration(
         self, *emails: str, code: str = "E028", message: str | None = None

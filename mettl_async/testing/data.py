@@ -79,6 +79,10 @@ class FakeSchedule:
     arrivals: list[int] = attrs.field(factory=list)
     deleted: set[int] = attrs.field(factory=set)
     registered: dict[int, dict[str, Any]] = attrs.field(factory=dict)
+    #: Candidate -> how many times their marks were changed (a regrade, see ``change_marks``).
+    revisions: dict[int, int] = attrs.field(factory=dict)
+    #: Candidates whose test was graded after the start (completed whatever they were).
+    graded: set[int] = attrs.field(factory=set)
 
     @property
     def candidate_count(self) -> int:
@@ -279,9 +283,42 @@ class FakeAccount:
         if registered is None:
             raise KeyError(f"candidate {j} of {schedule.access_key} was not registered")
         registered["completed"] = True
+        self.forget(schedule, j)
+
+    def forget(self, schedule: FakeSchedule, j: int) -> None:
+        """Drop a candidate's cached records (after their result changed)."""
         for ir in (False, True):
             for qr in (False, True):
                 self._cache.pop((schedule.index, j, ir, qr), None)
+
+    def change_marks(self, schedule: FakeSchedule, j: int) -> None:
+        """A completed candidate is regraded: new marks (a different total), same test."""
+        if self.candidate(schedule, j)["testStatus"]["status"] != "Completed":
+            raise ValueError(f"candidate {j} of {schedule.access_key} has no result to regrade")
+        before = self._total_marks(schedule, j)
+        for _ in range(50):  # a new draw of the marks until the total differs
+            schedule.revisions[j] = schedule.revisions.get(j, 0) + 1
+            self.forget(schedule, j)
+            if self._total_marks(schedule, j) != before:
+                return
+        raise ValueError(f"candidate {j} of {schedule.access_key}: no other total found")
+
+    def _total_marks(self, schedule: FakeSchedule, j: int) -> Any:
+        return self.candidate(schedule, j)["testStatus"]["result"]["totalMarks"]
+
+    def grade(self, schedule: FakeSchedule, j: int) -> None:
+        """A candidate not yet completed (in progress, in processing, to be taken) is graded."""
+        if self.candidate(schedule, j)["testStatus"]["status"] == "Completed":
+            raise ValueError(f"candidate {j} of {schedule.access_key} is graded already")
+        schedule.graded.add(j)
+        self.forget(schedule, j)
+
+    def delete(self, schedule: FakeSchedule, j: int) -> None:
+        """The candidate's result is deleted (whatever its state, as from Mettl's dashboard)."""
+        if j in schedule.deleted:
+            raise ValueError(f"candidate {j} of {schedule.access_key} is deleted already")
+        schedule.deleted.add(j)
+        self.forget(schedule, j)
 
     def test_link(self, schedule: FakeSchedule, j: int) -> str:
         """The candidate-specific test link article 15 returns (stable per candidate)."""
@@ -341,8 +378,10 @@ class FakeAccount:
         started = _EPOCH - dt.timedelta(seconds=97 * j + h % 60)
         shape = h % 20
         status: dict[str, Any]
-        if registered is not None and registered.get("completed"):
-            status = self._completed(schedule, j, h, started, ir=ir, qr=qr)
+        if (registered is not None and registered.get("completed")) or j in schedule.graded:
+            status = self._completed(
+                schedule, j, self._marks_seed(schedule, j, h), started, ir=ir, qr=qr
+            )
         elif registered is not None:
             status = {
                 "status": "ToBeTaken",
@@ -373,7 +412,9 @@ class FakeAccount:
                 "endTime": format_timestamp(started + dt.timedelta(minutes=25)),
             }
         else:
-            status = self._completed(schedule, j, h, started, ir=ir, qr=qr)
+            status = self._completed(
+                schedule, j, self._marks_seed(schedule, j, h), started, ir=ir, qr=qr
+            )
         record: dict[str, Any] = {
             "email": email,
             "registration": registration,
@@ -386,6 +427,12 @@ class FakeAccount:
                 "browsingToleranceCount": h % 3,
             }
         return record
+
+    @staticmethod
+    def _marks_seed(schedule: FakeSchedule, j: int, h: int) -> int:
+        """What a completed result's marks are drawn from: new ones after each regrade."""
+        revision = schedule.revisions.get(j, 0)
+        return h if not revision else _mix(h, revision, 4)
 
     def _completed(
         self, schedule: FakeSchedule, j: int, h: int, started: dt.datetime, *, ir: bool, qr: bool

@@ -21,6 +21,7 @@ from mettl_async.testing.errors import Reply
 
 __all__ = [
     "DEFAULT_REGISTRATION_FIELDS",
+    "AccountMutations",
     "FakeConfig",
     "FakeParts",
     "FakeState",
@@ -167,6 +168,85 @@ class FakeState:
         if created is not None:
             data.update(created)
         return data
+
+
+class AccountMutations:
+    """Change the fake account while it runs, as Mettl's own data changes: ``fake.mutate``.
+
+    Candidates are named by schedule access key and email, as the API names
+    them; an unknown one raises ``KeyError``, a change that makes no sense for
+    the candidate's state (regrading a test not taken) ``ValueError``. Every
+    change shows in the next answer of every endpoint (listings, article 17,
+    article 18)::
+
+        fake.mutate.change_marks(key, email)   # a completed result gets new marks
+        fake.mutate.grade(key, email)          # an in-progress test is graded: Completed
+        fake.mutate.delete(key, email)         # the result disappears from the listings
+        fake.mutate.add(key, 2)                # two new candidates start the test
+        fake.mutate.emails(key, status="Completed")  # whom to pick
+    """
+
+    def __init__(self, state: FakeState) -> None:
+        self._state = state
+
+    @property
+    def account(self) -> FakeAccount:
+        return self._state.account
+
+    def _find(self, access_key: str, email: str) -> tuple[FakeSchedule, int]:
+        schedule = self.account.schedule(access_key)
+        if schedule is None:
+            raise KeyError(f"no schedule with access key {access_key!r}")
+        j = self.account.index_of(schedule, email)
+        if j is None:
+            raise KeyError(f"no candidate {email!r} in schedule {access_key!r}")
+        return schedule, j
+
+    def emails(self, access_key: str, *, status: str | None = None) -> list[str]:
+        """The schedule's candidates in listing order (newest first), of one ``testStatus.status``
+        if given (``"Completed"``, ``"InProgress"``, ``"InProcessing"``, ``"ToBeTaken"``)."""
+        schedule = self.account.schedule(access_key)
+        if schedule is None:
+            raise KeyError(f"no schedule with access key {access_key!r}")
+        found = []
+        for j in schedule.order():
+            if status is None or self.account.candidate(schedule, j)["testStatus"]["status"] == (
+                status
+            ):
+                found.append(self.account.email(schedule, j))
+        return found
+
+    def status(self, access_key: str, email: str) -> str:
+        """A candidate's ``testStatus.status``."""
+        schedule, j = self._find(access_key, email)
+        return str(self.account.candidate(schedule, j)["testStatus"]["status"])
+
+    def change_marks(self, access_key: str, email: str) -> None:
+        """A completed candidate is regraded: new marks, a different total."""
+        self.account.change_marks(*self._find(access_key, email))
+
+    def grade(self, access_key: str, email: str) -> None:
+        """A test in progress (or in processing, or not taken) is graded and completed."""
+        schedule, j = self._find(access_key, email)
+        if j in schedule.registered:
+            self.account.complete(schedule, j)
+        else:
+            self.account.grade(schedule, j)
+
+    def delete(self, access_key: str, email: str) -> None:
+        """The candidate's result is deleted, whatever its state."""
+        self.account.delete(*self._find(access_key, email))
+
+    def add(self, access_key: str, count: int = 1, *, completed: bool = False) -> list[str]:
+        """``count`` new candidates start the test (and finish it, if ``completed``); their
+        emails. They are listed first, as the newest."""
+        if self.account.schedule(access_key) is None:
+            raise KeyError(f"no schedule with access key {access_key!r}")
+        emails = self.account.arrive(access_key, count)
+        if completed:
+            for email in emails:
+                self.account.grade(*self._find(access_key, email))
+        return emails
 
 
 class FakeParts(Protocol):

@@ -1,0 +1,49 @@
+"""Mirror every candidate result of a Mettl account into a database, and keep it current.
+
+::
+
+    from mettl_async import MettlClient
+    from mettl_async.sync import sync_results
+
+    async with MettlClient.from_env() as mettl:
+        summary = await sync_results(mettl, "sqlite:///mettl.db")
+
+SQLite (the standard library's ``sqlite3``) by default; PostgreSQL with
+``pip install 'mettl-async[postgres]'`` (asyncpg). The schema (``schedules``,
+``candidate_results``, ``section_marks``, ``sync_runs``) is documented in the
+README and created by numbered migrations (:mod:`~mettl_async.sync.migrations`).
+
+The package's parts:
+  engine.py     sync_results: the walk, a commit per schedule
+  base.py       the errors, a backend's interface, what a commit writes
+  rows.py       a record's columns, read from Mettl's JSON (pure)
+  database.py   database URLs, open_database
+  sqlite.py     the SQLite backend; postgres.py the PostgreSQL one
+  live.py       ResultUpdater: the webhook callback that keeps the database current
+"""
+
+from __future__ import annotations
+
+from mettl_async.sync.base import (
+    Counts,
+    Database,
+    SyncConfigurationError,
+    SyncError,
+    SyncLockedError,
+)
+from mettl_async.sync.database import DEFAULT_DATABASE_URL, open_database
+from mettl_async.sync.engine import SyncSummary, sync_results
+from mettl_async.sync.live import ResultUpdater
+
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "Counts",
+    "Database",
+    "ResultUpdater",
+    "SyncConfigurationError",
+    "SyncError",
+    "SyncLockedError",
+    "SyncSummary",
+    "open_database",
+    "sync_results",
+]

@@ -1,0 +1,256 @@
+"""What the sync's parts share: its errors, a database's interface, and the rules of a commit.
+
+A backend (:mod:`~mettl_async.sync.sqlite`, :mod:`~mettl_async.sync.postgres`)
+is a :class:`Database`: it applies the migrations, holds the lock that keeps a
+second sync out, and commits one schedule at a time in one transaction. Which
+rows a commit writes is decided here, the same way for every backend:
+
+- before a schedule's walk, its rows' hashes are read (``snapshot``); a listed
+  record whose hash is the same is not kept at all: unchanged rows cost nothing;
+- the records that differ wait in a :class:`Spool` until the walk is complete;
+- in the commit's transaction the rows are read again (``current``): a row some
+  other writer (a webhook) changed since the snapshot is left as that writer
+  left it, never overwritten by the older listing; every other differing row is
+  inserted or updated, its section marks replaced; a row the complete walk no
+  longer lists gets ``deleted_at`` (never removed).
+"""
+
+from __future__ import annotations
+
+import abc
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
+from datetime import datetime
+from typing import IO, Any, Final, Literal, TypeAlias
+
+import attrs
+import msgspec
+
+from mettl_async._errors import ConfigurationError, MettlError
+from mettl_async.sync.rows import Row
+
+__all__ = [
+    "Counts",
+    "Database",
+    "Plan",
+    "ScheduleCommit",
+    "Snapshot",
+    "Spool",
+    "StoreOutcome",
+    "SyncConfigurationError",
+    "SyncError",
+    "SyncLockedError",
+    "deletions",
+    "plan_rows",
+]
+
+
+class SyncError(MettlError):
+    """A sync could not be done as asked (the database refused, its schema is too new...)."""
+
+
+class SyncLockedError(SyncError):
+    """Another sync is writing into the same database right now."""
+
+
+class SyncConfigurationError(SyncError, ConfigurationError):
+    """A database URL that cannot be used (unknown scheme, a driver not installed)."""
+
+
+#: A schedule's rows as stored: email -> (content_hash, deleted).
+Snapshot: TypeAlias = dict[str, tuple[str, bool]]
+StoreOutcome: TypeAlias = Literal["inserted", "updated", "unchanged"]
+
+#: Rows of a schedule kept in memory before the spool moves to a temporary file.
+SPOOL_MEMORY: Final = 2 * 1024 * 1024
+
+
+@attrs.define
+class Counts:
+    """What a sync did to candidate rows."""
+
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+
+    def add(self, other: Counts) -> None:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.deleted += other.deleted
+
+
+class Spool:
+    """One schedule's changed rows, waiting for its walk to complete.
+
+    In memory up to ``max_memory`` bytes, then in a temporary file, so that a
+    schedule of any size is committed in one transaction with flat memory.
+    """
+
+    _encoder: Final = msgspec.msgpack.Encoder()
+    _decoder: Final = msgspec.msgpack.Decoder(list[list[Any]])
+
+    def __init__(self, max_memory: int = SPOOL_MEMORY) -> None:
+        self._file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=max_memory)  # noqa: SIM115
+        self.rows = 0
+
+    def add(self, rows: Sequence[Row]) -> None:
+        if not rows:
+            return
+        data = self._encoder.encode(rows)
+        self._file.write(len(data).to_bytes(4, "little"))
+        self._file.write(data)
+        self.rows += len(rows)
+
+    def chunks(self) -> Iterator[list[Row]]:
+        """The rows added, in order, a page at a time."""
+        self._file.flush()
+        self._file.seek(0)
+        while header := self._file.read(4):
+            data = self._file.read(int.from_bytes(header, "little"))
+            yield [tuple(row) for row in self._decoder.decode(data)]
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@attrs.define
+class Plan:
+    """What a commit writes of one chunk of rows."""
+
+    inserts: list[Row] = attrs.Factory(list)
+    updates: list[Row] = attrs.Factory(list)
+    kept: int = 0  # differing from the snapshot, but equal now, or changed by another writer
+
+
+def plan_rows(rows: Iterable[Row], before: Snapshot, current: Snapshot) -> Plan:
+    """Sort rows into inserts and updates, against the snapshot and the rows now stored."""
+    plan = Plan()
+    for row in rows:
+        email, digest = row[0], row[8]
+        now = current.get(email)
+        if now is None:
+            plan.inserts.append(row)
+        elif now == (digest, False):
+            plan.kept += 1  # someone stored this very content meanwhile
+        elif now == before.get(email):
+            plan.updates.append(row)  # untouched since the snapshot: ours is newer
+        else:
+            plan.kept += 1  # another writer changed it since the snapshot: theirs is newer
+    return plan
+
+
+def deletions(before: Snapshot, current: Snapshot, seen: Set[str]) -> list[tuple[str, str]]:
+    """(email, hash) of the rows a complete walk no longer lists, untouched since the snapshot."""
+    gone = []
+    for email, state in before.items():
+        if state[1] or email in seen:
+            continue
+        if current.get(email) == state:
+            gone.append((email, state[0]))
+    return gone
+
+
+@attrs.frozen
+class ScheduleCommit:
+    """Everything one schedule's commit needs."""
+
+    access_key: str
+    name: str | None
+    assessment_id: int | None
+    raw: str
+    before: Snapshot
+    spool: Spool
+    seen: Set[str]
+    listed: int  # records the walk listed (with an email)
+    run_id: int
+    now: datetime
+
+    def needs_current(self) -> bool:
+        """Whether anything may be written: rows spooled, or rows maybe gone."""
+        if self.spool.rows:
+            return True
+        return any(
+            not deleted and email not in self.seen for email, (_, deleted) in self.before.items()
+        )
+
+
+class Database(abc.ABC):
+    """A database the sync writes into (one backend per kind of database).
+
+    Opened by :func:`~mettl_async.sync.open_database`, which applies the
+    migrations. Use it as an async context manager, or call :meth:`close`.
+    """
+
+    #: The URL, password hidden: for messages.
+    url: str
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release the connection (and the sync lock, if held)."""
+
+    @abc.abstractmethod
+    async def lock(self) -> None:
+        """Take the sync lock of this database, or raise :class:`SyncLockedError`."""
+
+    @abc.abstractmethod
+    async def unlock(self) -> None:
+        """Release the sync lock."""
+
+    @abc.abstractmethod
+    async def schema_version(self) -> int:
+        """The last migration applied."""
+
+    @abc.abstractmethod
+    async def snapshot(self, access_key: str) -> Snapshot:
+        """The hashes of a schedule's stored rows."""
+
+    @abc.abstractmethod
+    async def begin_run(self, now: datetime, scope: Sequence[str] | None) -> int:
+        """A new ``sync_runs`` row; its id."""
+
+    @abc.abstractmethod
+    async def end_run(
+        self, run_id: int, now: datetime, *, complete: bool, schedules: int, error: str | None
+    ) -> None:
+        """Close a ``sync_runs`` row."""
+
+    @abc.abstractmethod
+    async def commit_schedule(self, commit: ScheduleCommit) -> Counts:
+        """Write one schedule in one transaction (with its counts added to the run's row)."""
+
+    @abc.abstractmethod
+    async def mark_schedules_deleted(self, listed: Set[str], now: datetime) -> int:
+        """Set ``deleted_at`` on stored schedules the account no longer lists; how many."""
+
+    @abc.abstractmethod
+    async def store_result(self, access_key: str, row: Row, now: datetime) -> StoreOutcome:
+        """Upsert one result in its own transaction (a webhook's update)."""
+
+    @abc.abstractmethod
+    async def fetch_all(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+        """Rows of a query, for tests and tools (``?`` placeholders in SQLite, ``$1`` in
+        PostgreSQL)."""
+
+
+def redact_url(url: str) -> str:
+    """A database URL with its password replaced by ``***``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+def rows_by_email(rows: Iterable[tuple[Any, ...]]) -> Mapping[str, tuple[str, bool]]:
+    return {email: (digest, deleted is not None) for email, digest, deleted in rows}

@@ -1,0 +1,218 @@
+"""The sync: every schedule's results walked on the raw path, committed a schedule at a time.
+
+:func:`sync_results` lists the schedules, walks their results concurrently
+(``AccountResults.raw()``: the bytes Mettl sent, never decoded into models),
+reads the few columns of each record, drops records whose hash is the one
+stored, and commits each schedule in one transaction when its walk is
+complete (see :mod:`mettl_async.sync.base` for what a commit writes). A
+schedule whose walk fails changes nothing; schedules committed before stay.
+Run it again after an interruption: committed schedules are read but not
+rewritten, and the database ends as an uninterrupted run leaves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncGenerator, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+
+from mettl_async._client import MettlClient
+from mettl_async._paging import RawRecord
+from mettl_async.export.engine import ExportProgress
+from mettl_async.sync.base import Counts, Database, ScheduleCommit, Snapshot, Spool
+from mettl_async.sync.database import DEFAULT_DATABASE_URL, open_database
+from mettl_async.sync.rows import record_row, schedule_columns
+
+__all__ = ["SyncSummary", "sync_results"]
+
+logger = logging.getLogger("mettl_async")
+
+
+@attrs.frozen
+class SyncSummary:
+    """What one sync did (its ``sync_runs`` row holds the same counts)."""
+
+    run_id: int
+    database: str  # the URL, password hidden
+    complete: bool
+    schedules: int
+    records: int  # listed results, with an email
+    inserted: int
+    updated: int
+    unchanged: int
+    deleted: int
+    schedules_deleted: int
+    skipped: int  # listed records without an email (not storable; logged)
+    requests: int
+    retries: int
+    seconds: float
+
+
+@attrs.define
+class _Walked:
+    """A schedule being walked: what was stored before, what differs, whom the walk listed."""
+
+    schedule: RawRecord
+    before: Snapshot
+    spool: Spool = attrs.Factory(Spool)
+    seen: set[str] = attrs.Factory(set)
+    listed: int = 0
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def sync_results(
+    client: MettlClient,
+    database: str | Database = DEFAULT_DATABASE_URL,
+    *,
+    access_keys: Sequence[str] | None = None,
+    concurrency: int | None = None,
+    progress: ExportProgress | None = None,
+    on_progress: Callable[[ExportProgress], None] | None = None,
+) -> SyncSummary:
+    """Bring the database up to date with every result of the account (or of ``access_keys``).
+
+    ``database`` is a URL (see :func:`~mettl_async.sync.open_database`; the
+    default is ``mettl.db`` in the current directory) or a database already
+    opened (left open). Raises :class:`~mettl_async.sync.SyncLockedError` when
+    another sync is writing into it, and the walk's errors as they are (the
+    run is then recorded as incomplete, with the error).
+    """
+    if access_keys is not None:
+        access_keys = list(dict.fromkeys(access_keys))
+        if not all(isinstance(key, str) and key.strip() for key in access_keys):
+            raise ValueError("access_keys must be non-empty strings")
+    owned = not isinstance(database, Database)
+    db = await open_database(database) if isinstance(database, str) else database
+    try:
+        await db.lock()
+        try:
+            return await _sync(client, db, access_keys, concurrency, progress, on_progress)
+        finally:
+            await db.unlock()
+    finally:
+        if owned:
+            await db.close()
+
+
+async def _sync(
+    client: MettlClient,
+    db: Database,
+    access_keys: list[str] | None,
+    concurrency: int | None,
+    progress: ExportProgress | None,
+    on_progress: Callable[[ExportProgress], None] | None,
+) -> SyncSummary:
+    progress = progress if progress is not None else ExportProgress()
+    requests0, retries0 = client.stats.requests, client.stats.retries
+    run_id = await db.begin_run(_now(), access_keys)
+    counts = Counts()
+    committed: set[str] = set()
+    walking: dict[str, _Walked] = {}
+    skipped = 0
+    schedules_deleted = 0
+
+    async def schedules() -> AsyncGenerator[Any, None]:
+        if access_keys is not None:
+            progress.schedules_total = len(access_keys)
+            for key in access_keys:
+                yield key
+            return
+        listed = 0
+        async for schedule in client.iter_schedules().raw():
+            listed += 1
+            yield schedule
+        progress.schedules_total = listed
+
+    walk = client.iter_all_results(schedules=schedules(), concurrency=concurrency)
+    last_report = time.monotonic()
+    try:
+        async with contextlib.aclosing(walk.raw().pages()) as pages:
+            async for item in pages:
+                schedule = item.schedule
+                key = str(schedule.key or schedule.get("accessKey"))
+                state = walking.get(key)
+                if state is None:
+                    state = walking[key] = _Walked(schedule, await db.snapshot(key))
+                changed = []
+                before, seen = state.before, state.seen
+                for record in item.page.items:
+                    row = record_row(record)
+                    if row is None:
+                        skipped += 1
+                        logger.warning(
+                            "sync: a result of schedule %s has no email; not stored", key
+                        )
+                        continue
+                    email = row[0]
+                    seen.add(email)
+                    state.listed += 1
+                    if before.get(email) != (row[8], False):
+                        changed.append(row)
+                state.spool.add(changed)
+                progress.records += len(item.page.items)
+                if item.page.is_last:
+                    del walking[key]
+                    try:
+                        counts.add(await db.commit_schedule(_commit(key, state, run_id)))
+                    finally:
+                        state.spool.close()
+                    committed.add(key)
+                    progress.schedules_done += 1
+                now = time.monotonic()
+                if on_progress is not None and now - last_report >= 0.2:
+                    on_progress(progress)
+                    last_report = now
+        if access_keys is None:
+            schedules_deleted = await db.mark_schedules_deleted(committed, _now())
+    except BaseException as exc:
+        for state in walking.values():
+            state.spool.close()
+        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        with contextlib.suppress(Exception):
+            # recorded even when cancelled (Ctrl+C): the run's row says it stopped, and why
+            await asyncio.shield(
+                db.end_run(run_id, _now(), complete=False, schedules=len(committed), error=error)
+            )
+        raise
+    await db.end_run(run_id, _now(), complete=True, schedules=len(committed), error=None)
+    return SyncSummary(
+        run_id=run_id,
+        database=db.url,
+        complete=True,
+        schedules=len(committed),
+        records=counts.inserted + counts.updated + counts.unchanged,
+        inserted=counts.inserted,
+        updated=counts.updated,
+        unchanged=counts.unchanged,
+        deleted=counts.deleted,
+        schedules_deleted=schedules_deleted,
+        skipped=skipped,
+        requests=client.stats.requests - requests0,
+        retries=client.stats.retries - retries0,
+        seconds=progress.elapsed,
+    )
+
+
+def _commit(key: str, state: _Walked, run_id: int) -> ScheduleCommit:
+    name, assessment_id, raw = schedule_columns(state.schedule)
+    return ScheduleCommit(
+        access_key=key,
+        name=name,
+        assessment_id=assessment_id,
+        raw=raw,
+        before=state.before,
+        spool=state.spool,
+        seen=state.seen,
+        listed=state.listed,
+        run_id=run_id,
+        now=_now(),
+    )

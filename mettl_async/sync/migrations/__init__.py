@@ -1,0 +1,58 @@
+"""The sync schema's numbered migrations: ``<dialect>/NNNN_name.sql``, applied in order.
+
+Each database records the versions applied in ``mettl_schema_migrations``; a
+migration is applied in one transaction with its row there, so a database is
+always at one version. A database whose version is newer than the newest file
+here was written by a newer mettl-async, and is refused.
+"""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from typing import Final
+
+import attrs
+
+__all__ = ["Migration", "migrations", "split_statements"]
+
+_NAME: Final = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+@attrs.frozen
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+def migrations(dialect: str) -> list[Migration]:
+    """The migrations of ``"sqlite"`` or ``"postgresql"``, by version."""
+    found = []
+    for entry in resources.files(__name__).joinpath(dialect).iterdir():
+        match = _NAME.match(entry.name)
+        if match is None:
+            continue
+        found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda migration: migration.version)
+    versions = [migration.version for migration in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise RuntimeError(f"{dialect} migrations are not numbered 1..n: {versions}")
+    return found
+
+
+def split_statements(sql: str) -> list[str]:
+    """The statements of a migration (``;`` ends one; ``--`` comments run to the line's end)."""
+    statements, current = [], []
+    for line in sql.splitlines():
+        code = line.split("--", 1)[0]
+        current.append(code)
+        if code.rstrip().endswith(";"):
+            statement = "\n".join(current).strip()
+            if statement.strip(";").strip():
+                statements.append(statement)
+            current = []
+    rest = "\n".join(current).strip()
+    if rest:
+        statements.append(rest)
+    return statements
