@@ -39,7 +39,7 @@ from mettl_async.export import (
     ExportError,
 )
 
-from . import api, export, fake_server, webhooks
+from . import api, export, fake_server, sync, webhooks
 from .common import (
     EXIT_API,
     EXIT_AUTH,
@@ -141,6 +141,7 @@ _COMMANDS: list[Callable[[Any], None]] = [
     fake_server.register,
     api.register,
     webhooks.register,
+    sync.register,
 ]
 
 

@@ -31,6 +31,7 @@ from aiohttp import web
 
 from mettl_async._errors import ConfigurationError
 from mettl_async._models import ScheduleSettings, wire_names
+from mettl_async.sync import ResultUpdater, open_database
 from mettl_async.webhooks import (
     _URL_FIELDS,
     WebhookEvent,
@@ -39,7 +40,7 @@ from mettl_async.webhooks import (
     webhook_urls,
 )
 
-from .common import EXIT_OK, UsageError
+from .common import EXIT_OK, UsageError, client_from_args
 
 __all__ = ["BASIC_AUTH_ENV", "register"]
 
@@ -61,7 +62,8 @@ def register(commands: Any) -> None:
         help="capture webhook calls to a JSONL file",
         description="Listen for Mettl's webhook calls, verify them, and append one JSON line "
         "per accepted event (the payload as received, plus the time it arrived) to OUTPUT, "
-        "until Ctrl+C or SIGTERM.",
+        "and/or store the result each event is about in a synced DATABASE, until Ctrl+C or "
+        "SIGTERM.",
     )
     listen.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
     listen.add_argument(
@@ -73,7 +75,22 @@ def register(commands: Any) -> None:
         help=f"require these credentials (default: {BASIC_AUTH_ENV}, else none); the schedule's "
         "testNotificationBasicAuthHeader must be base64(USER:PASS)",
     )
-    listen.add_argument("--output", "-o", type=Path, required=True, metavar="PATH")
+    listen.add_argument(
+        "--output", "-o", type=Path, metavar="PATH", help="append each event to this JSONL file"
+    )
+    listen.add_argument(
+        "--database",
+        metavar="URL",
+        help="keep this synced database current (see `mettl-async sync`): on finishTest, "
+        "gradedAssessment and candidateTestResumed, fetch the candidate's result and store it "
+        "before answering 200 (503 if the fetch fails)",
+    )
+    listen.add_argument(
+        "--base-url",
+        metavar="URL",
+        help="Mettl API host for --database's fetches (default: METTL_BASE_URL, else "
+        "https://api.mettl.com)",
+    )
     listen.add_argument("--path", default="/", help="URL path to answer on (default: /)")
     listen.add_argument(
         "--public-url",
@@ -155,16 +172,26 @@ class _JsonlSink:
 
 
 def _announce(
-    local_url: str, args: argparse.Namespace, *, authenticated: bool, output: Path
+    local_url: str,
+    args: argparse.Namespace,
+    *,
+    authenticated: bool,
+    output: Path | None,
+    database: str | None = None,
 ) -> None:
     names = wire_names(ScheduleSettings)
     path = args.path if args.path != "/" else ""
     base = args.public_url.rstrip("/") + path if args.public_url else local_url
     urls = webhook_urls(base, separate_paths=True)
     auth_note = "on" if authenticated else "off"
+    targets = []
+    if output is not None:
+        targets.append(f"appending events to {output}")
+    if database is not None:
+        targets.append(f"storing results in {database}")
     lines = [
         f"Listening for Mettl webhooks on {local_url} (Basic auth {auth_note}); "
-        f"appending events to {output}",
+        + " and ".join(targets),
         "Give the schedule's sc these URLs (with_webhooks(sc, URL, separate_paths=True) "
         "in mettl_async.webhooks sets them):",
     ]
@@ -182,18 +209,47 @@ def _announce(
     print("\n".join(lines), flush=True)
 
 
+class _Callbacks:
+    """Each event to the database first (a 503 writes no line), then to the file."""
+
+    def __init__(self, *callbacks: Any) -> None:
+        self.callbacks = [callback for callback in callbacks if callback is not None]
+
+    async def __call__(self, event: WebhookEvent) -> None:
+        for callback in self.callbacks:
+            await callback(event)
+
+
 async def _listen(args: argparse.Namespace) -> int:
+    if args.output is None and args.database is None:
+        raise UsageError("give --output PATH, --database URL, or both")
+    async with contextlib.AsyncExitStack() as stack:
+        updater = None
+        if args.database is not None:
+            database = await open_database(args.database)
+            stack.push_async_callback(database.close)
+            client = await stack.enter_async_context(client_from_args(args))
+            updater = ResultUpdater(client, database)
+        code = await _serve(args, updater)
+    return code
+
+
+async def _serve(args: argparse.Namespace, updater: ResultUpdater | None) -> int:
     credentials = _credentials(args)
     if args.public_url:
         webhook_urls(args.public_url)  # refuse a bad URL before listening
-    output: Path = args.output.resolve()
-    if not output.parent.is_dir():
+    output: Path | None = args.output.resolve() if args.output is not None else None
+    if output is not None and not output.parent.is_dir():
         raise UsageError(f"--output: no directory {output.parent}")
-    with output.open("ab") as file:
-        sink = _JsonlSink(file, echo=sys.stderr)
+    with contextlib.ExitStack() as files:
+        sink = (
+            _JsonlSink(files.enter_context(output.open("ab")), echo=sys.stderr)
+            if output is not None
+            else None
+        )
         try:
             receiver = WebhookReceiver(
-                sink,
+                _Callbacks(updater, sink),
                 username=credentials[0] if credentials else None,
                 password=credentials[1] if credentials else None,
                 deduplicate=not args.keep_duplicates,
@@ -209,14 +265,29 @@ async def _listen(args: argparse.Namespace) -> int:
         await runner.setup()
         try:
             await web.SockSite(runner, sock).start()
-            _announce(local_url, args, authenticated=credentials is not None, output=output)
+            _announce(
+                local_url,
+                args,
+                authenticated=credentials is not None,
+                output=output,
+                database=updater.database.url if updater is not None else None,
+            )
             await _until_stopped()
         finally:
             await runner.cleanup()
     stats = receiver.stats
     refused = stats.unauthorized + stats.malformed + stats.too_large
+    done = []
+    if sink is not None:
+        done.append(f"{sink.written:,} events written to {output}")
+    if updater is not None:
+        kept = updater.stats
+        done.append(
+            f"{kept.inserted + kept.updated:,} results stored in {updater.database.url} "
+            f"({kept.unchanged:,} unchanged, {kept.failed_fetches:,} failed fetches)"
+        )
     print(
-        f"webhooks listen: {sink.written:,} events written to {output} "
+        f"webhooks listen: {'; '.join(done)} "
         f"({stats.duplicates:,} duplicates, {refused:,} refused, {stats.failed:,} failed)",
         file=sys.stderr,
     )
