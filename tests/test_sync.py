@@ -425,6 +425,7 @@ def test_the_spool_gives_back_its_rows_from_memory_and_from_disk() -> None:
         got = [row for chunk in spool.chunks() for row in chunk]
         assert [list(r[:9]) for r in got] == [list(r[:9]) for page in pages for r in page]
         assert spool.rows == 12
+        assert spool.spilled == (size == 1)
         spool.close()
 
 

@@ -84,35 +84,63 @@ class Counts:
 class Spool:
     """One schedule's changed rows, waiting for its walk to complete.
 
-    In memory up to ``max_memory`` bytes, then in a temporary file, so that a
-    schedule of any size is committed in one transaction with flat memory.
+    In memory up to about ``max_memory`` bytes of JSON, then in a temporary
+    file, so that a schedule of any size is committed in one transaction with
+    flat memory.
     """
 
     _encoder: Final = msgspec.msgpack.Encoder()
     _decoder: Final = msgspec.msgpack.Decoder(list[list[Any]])
 
     def __init__(self, max_memory: int = SPOOL_MEMORY) -> None:
-        self._file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=max_memory)  # noqa: SIM115
+        self.max_memory = max_memory
+        self._pages: list[Sequence[Row]] = []
+        self._size = 0
+        self._file: IO[bytes] | None = None
         self.rows = 0
 
     def add(self, rows: Sequence[Row]) -> None:
         if not rows:
             return
+        self.rows += len(rows)
+        if self._file is None:
+            self._pages.append(rows)
+            self._size += sum(len(row[7]) for row in rows)
+            if self._size <= self.max_memory:
+                return
+            self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+            pages, self._pages = self._pages, []
+            for page in pages:
+                self._write(page)
+            return
+        self._write(rows)
+
+    def _write(self, rows: Sequence[Row]) -> None:
+        assert self._file is not None
         data = self._encoder.encode(rows)
         self._file.write(len(data).to_bytes(4, "little"))
         self._file.write(data)
-        self.rows += len(rows)
 
-    def chunks(self) -> Iterator[list[Row]]:
+    def chunks(self) -> Iterator[Sequence[Row]]:
         """The rows added, in order, a page at a time."""
+        if self._file is None:
+            yield from self._pages
+            return
         self._file.flush()
         self._file.seek(0)
         while header := self._file.read(4):
             data = self._file.read(int.from_bytes(header, "little"))
             yield [tuple(row) for row in self._decoder.decode(data)]
 
+    @property
+    def spilled(self) -> bool:
+        """Whether the rows went to a temporary file."""
+        return self._file is not None
+
     def close(self) -> None:
-        self._file.close()
+        self._pages = []
+        if self._file is not None:
+            self._file.close()
 
 
 @attrs.define
