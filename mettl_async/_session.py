@@ -73,8 +73,6 @@ logger = logging.getLogger("mettl_async")
 CLOCK_SKEW_THRESHOLD: Final = 60.0
 #: The largest answer read by default: 32 MiB (a page of 100 large results is under 2 MiB).
 DEFAULT_MAX_RESPONSE_BYTES: Final = 32 * 1024 * 1024
-#: Bytes of an answer's Content-Length read ahead; larger answers are read in chunks.
-_CHUNK: Final = 64 * 1024
 
 
 def user_agent() -> str:
@@ -365,11 +363,15 @@ class Transport:
         if declared is not None and declared > limit:
             response.close()
             raise self._too_large(prepared, response.status, f"it declares {declared:,} bytes")
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if declared is not None and encoding == "identity":
+            # aiohttp reads no more than the declared length: one read, the fast path.
+            return await response.read()
         chunks: list[bytes] = []
         size = 0
-        # Chunks as they arrive (decompressed, if the answer is): an endless or
-        # inflating answer stops at the cap instead of filling memory.
-        async for chunk in response.content.iter_chunked(_CHUNK):
+        # No declared length (chunked), or compressed: chunks as they arrive, decompressed;
+        # an endless or inflating answer stops at the cap instead of filling memory.
+        async for chunk in response.content.iter_any():
             size += len(chunk)
             if size > limit:
                 response.close()

@@ -93,6 +93,7 @@ class ExportProgress:
     schedules_skipped: int = 0  # complete in the checkpoint being resumed
     records: int = 0
     records_skipped: int = 0  # already in the file being resumed
+    records_kept: int = 0  # in the file being resumed, kept
     #: Whether the files of this export are on disk for ``mode="resume"`` to continue
     #: (false before anything was written, and once the export is complete).
     resumable: bool = False
@@ -257,7 +258,7 @@ async def export_results(
         _check_paths(options)
         with ExportLock.acquire(options.output):
             resume = _prepare(options, fmt)
-            kept = resume.kept
+            kept = progress.records_kept = resume.kept
             if not resume.complete:
                 await _export_to_partial(client, options, fmt, resume, progress, on_progress)
             _finish(options, fmt)
