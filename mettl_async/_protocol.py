@@ -182,6 +182,7 @@ def prepare(
             url=request.url,
             body=query.encode("ascii"),
             headers=out_headers,
+            signature=signed["asgn"],
         )
     url = f"{request.url}?{query}"
     return PreparedRequest(
