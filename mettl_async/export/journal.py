@@ -305,6 +305,12 @@ def _prepare(options: ExportOptions, fmt: ExportFormat) -> _Resume:
         for path in (partial, checkpoint):
             remove(path)  # a link planted there goes, its target stays untouched
         return _Resume()
+    for path in (partial, checkpoint):
+        if os.path.islink(path):
+            raise ExportError(
+                f"{path} is a symbolic link: the export never reads or writes through one "
+                "(remove it, or use --overwrite, which removes it)"
+            )
     if options.mode == "new":
         if lexists(output):
             raise ExportError(f"{output} exists: use --overwrite to replace it")
