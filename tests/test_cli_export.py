@@ -93,13 +93,14 @@ async def test_a_failed_run_leaves_nothing_and_the_same_command_works_once_fixed
     assert names(tmp_path) == ["r.jsonl"]
 
 
+@pytest.mark.parametrize("data", [b"", b'{"accessKey":"torn'], ids=["empty", "unvouched"])
 async def test_leftovers_of_a_run_that_wrote_nothing_do_not_block_the_next(
-    server: FakeMettlServer, tmp_path: Path
+    server: FakeMettlServer, tmp_path: Path, data: bytes
 ) -> None:
-    """An empty PATH.partial and a header-only checkpoint (a kill at the start) vouch for
-    nothing: a new run replaces them instead of asking for --resume."""
+    """A header-only checkpoint (a kill before the first commit) vouches for nothing, so
+    neither does PATH.partial: a new run replaces them instead of asking for --resume."""
     output = tmp_path / "r.jsonl"
-    (tmp_path / "r.jsonl.partial").write_bytes(b"")
+    (tmp_path / "r.jsonl.partial").write_bytes(data)
     options = ExportOptions(output=output)
     header = {"mettl-async-export": 2, **options.identity()}
     (tmp_path / "r.jsonl.checkpoint").write_bytes(orjson.dumps(header) + b"\n")

@@ -261,6 +261,8 @@ async def export_results(
             kept = progress.records_kept = resume.kept
             if not resume.complete:
                 await _export_to_partial(client, options, fmt, resume, progress, on_progress)
+            else:
+                progress.resumable = True  # only the last step is left, from the files on disk
             _finish(options, fmt)
             progress.resumable = False
     except OSError as exc:

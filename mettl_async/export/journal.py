@@ -287,15 +287,14 @@ def _holds_nothing(options: ExportOptions) -> bool:
     for path in (partial, checkpoint):
         if os.path.islink(path) or (lexists(path) and not os.path.isfile(path)):
             return False
-    if lexists(partial) and os.path.getsize(partial) > 0:
-        return False
-    if not lexists(checkpoint):
-        return True
+    if not lexists(checkpoint):  # without one, only an empty data file is nothing
+        return not lexists(partial) or os.path.getsize(partial) == 0
     try:
         state = _read_journal(checkpoint, options.identity())
     except (ExportError, OSError):
         return False
-    return state.commits == 0 or (state.size == 0 and not state.done and not state.complete)
+    # Bytes of the data file that no entry vouches for would be cut by a resume anyway.
+    return state.size == 0 and not state.done and not state.complete
 
 
 def _prepare(options: ExportOptions, fmt: ExportFormat) -> _Resume:
