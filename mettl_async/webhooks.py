@@ -58,10 +58,11 @@ if it failed. The default store, :class:`InMemorySeenStore`, keeps the last
 a shared store when several processes receive the same schedule's webhooks.
 
 Slow clients. aiohttp's server waits for a request's headers up to its
-``keepalive_timeout`` (an hour by default): give ``web.run_app(app,
-keepalive_timeout=15)`` (or the same to ``web.AppRunner``) so that a request
-sent half-way does not hold a connection open; ``mettl-async webhooks listen``
-does (``--header-timeout``). The body is bounded by the receiver's ``read_timeout``.
+``keepalive_timeout``, counted from the connection or the previous answer (75 s
+under ``web.run_app``, an hour under a bare ``web.AppRunner``): give
+``keepalive_timeout=15`` to either so that a request sent half-way does not
+hold a connection open for long; ``mettl-async webhooks listen`` does
+(``--header-timeout``). The body is bounded by the receiver's ``read_timeout``.
 """
 
 from __future__ import annotations

@@ -40,7 +40,10 @@ register it::
 command line is parsed. Spooling each record as a JSON object with its
 ``accessKey`` and ``email`` (as the CSV format does) keeps the default
 ``identify``, by which a resume recognises records already written; a format
-whose finished file is not one line per record also overrides ``count``.
+whose finished file is not one line per record also overrides ``count``. A
+format whose spooled lines are its finished file sets ``streamable = True``
+(it can then go to standard output), and one with options of its own reads
+them from :class:`ExportOptions` in ``for_options``.
 """
 
 from mettl_async.export.base import (
