@@ -179,7 +179,7 @@ class _DataFile:
                 os.ftruncate(self.fd, self.size)
             raise
         self.size += len(blob)
-        self.lines += len(lines)
+        self.lines += blob.count(b"\n")  # as a resume counts them
         self.crc = zlib.crc32(blob, self.crc)
 
     def sync(self) -> None:
