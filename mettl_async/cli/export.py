@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -216,8 +217,6 @@ async def _to_stdout(
     except BrokenPipeError:
         # The reader stopped reading (``| head``): not an error of the export's. Further
         # writes to the closed pipe (at exit) would fail too: point stdout elsewhere.
-        import os
-
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
@@ -327,6 +326,8 @@ async def _demo(args: argparse.Namespace) -> int:
         fmt = _format_for(args.output, args.format)
         output = args.output
         mode = "overwrite" if args.overwrite else "new"  # as export: never replaced unasked
+        if mode == "new" and os.path.lexists(output):
+            raise UsageError(f"{output} exists: use --overwrite to replace it")
     account = FakeAccount(args.schedules, args.candidates, seed=2022)
     fake = FakeMettl(account=account, latency=args.latency_ms / 1000.0, record=0)
     fake.set_fault_rates(E509=0.01, http429=0.005, drop=0.005)  # a bad day, survived
