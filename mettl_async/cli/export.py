@@ -312,6 +312,11 @@ def _register_demo(commands: Any) -> None:
     parser.set_defaults(handler=_demo)
 
 
+def _refuse_existing(output: Path) -> None:
+    if os.path.lexists(output):
+        raise UsageError(f"{output} exists: use --overwrite to replace it")
+
+
 async def _demo(args: argparse.Namespace) -> int:
     from mettl_async.testing import FakeMettl, FakeMettlServer
 
@@ -326,8 +331,8 @@ async def _demo(args: argparse.Namespace) -> int:
         fmt = _format_for(args.output, args.format)
         output = args.output
         mode = "overwrite" if args.overwrite else "new"  # as export: never replaced unasked
-        if mode == "new" and os.path.lexists(output):
-            raise UsageError(f"{output} exists: use --overwrite to replace it")
+        if mode == "new":
+            _refuse_existing(output)
     account = FakeAccount(args.schedules, args.candidates, seed=2022)
     fake = FakeMettl(account=account, latency=args.latency_ms / 1000.0, record=0)
     fake.set_fault_rates(E509=0.01, http429=0.005, drop=0.005)  # a bad day, survived
