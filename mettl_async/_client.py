@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import time
 from collections.abc import (
@@ -72,7 +73,7 @@ from ._registration import (
     registration_outcomes,
 )
 from ._retry import RetryPolicy
-from ._session import ClientStats, Transport
+from ._session import DEFAULT_MAX_RESPONSE_BYTES, ClientStats, Transport
 from ._signing import SigningKey, algorithm_for_version
 from ._streaming import AccountResults, Listing, ListingSpec, as_raw, iterate
 from ._unpaged import UnpagedListing
@@ -111,6 +112,25 @@ def _check_base_url(base_url: str) -> str:
     return base_url.rstrip("/")
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _positive_finite(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+def _check_seconds(name: str, value: object) -> None:
+    """A duration option: a finite number of seconds > 0 (``nan`` would mean no limit)."""
+    if not _positive_finite(value):
+        raise ConfigurationError(f"{name} must be a finite number of seconds > 0, got {value!r}")
+
+
 class MettlClient:
     """An async client for the Mettl Examine REST API.
 
@@ -124,7 +144,9 @@ class MettlClient:
     afresh (fresh ``ts``) on every attempt; at most ``max_in_flight`` requests
     are in flight at once across everything this client does, optionally spaced
     to ``requests_per_second``. ``timeout`` is the total seconds one attempt may
-    take; ``retry`` decides what is retried and how long to wait.
+    take; ``retry`` decides what is retried and how long to wait. An answer
+    larger than ``max_response_bytes`` (32 MiB by default) is not read further:
+    the call raises :class:`~mettl_async.ResponseTooLargeError`, not retried.
     """
 
     def __init__(
@@ -141,6 +163,7 @@ class MettlClient:
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
         correct_clock_skew: bool = True,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         if not public_key:
             raise ConfigurationError("the Mettl public key is empty")
@@ -150,13 +173,17 @@ class MettlClient:
             algorithm = algorithm_for_version(api_version)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
-        if max_in_flight < 1:
+        if not _is_int(max_in_flight) or max_in_flight < 1:
             raise ConfigurationError(f"max_in_flight must be >= 1, got {max_in_flight!r}")
-        if timeout <= 0:
-            raise ConfigurationError(f"timeout must be > 0 seconds, got {timeout!r}")
-        if requests_per_second is not None and requests_per_second <= 0:
+        _check_seconds("timeout", timeout)
+        if requests_per_second is not None and not _positive_finite(requests_per_second):
             raise ConfigurationError(
-                f"requests_per_second must be > 0 or None, got {requests_per_second!r}"
+                "requests_per_second must be a finite number > 0 or None, "
+                f"got {requests_per_second!r}"
+            )
+        if not _is_int(max_response_bytes) or max_response_bytes < 1:
+            raise ConfigurationError(
+                f"max_response_bytes must be a whole number >= 1, got {max_response_bytes!r}"
             )
         self._public_key = public_key
         self._base_url = _check_base_url(base_url)
@@ -173,6 +200,7 @@ class MettlClient:
             retry=retry if retry is not None else RetryPolicy(),
             clock=clock,
             correct_clock_skew=correct_clock_skew,
+            max_response_bytes=max_response_bytes,
         )
 
     @classmethod
@@ -269,6 +297,8 @@ class MettlClient:
         method = method.upper()
         if method not in ("GET", "POST", "DELETE"):
             raise ConfigurationError(f"Mettl uses GET, POST and DELETE, not {method!r}")
+        if timeout is not None:
+            _check_seconds("timeout", timeout)
         request = Request(
             method=method,
             url=self.url(path),
@@ -445,7 +475,7 @@ class MettlClient:
         check_choice("sort", sort, RESULT_SORTS, params)
         check_choice("sort_order", sort_order, SORT_ORDERS, params)
         return self._paged(
-            f"/schedules/{path_segment(access_key)}/candidates",
+            f"/schedules/{path_segment(access_key, 'access_key')}/candidates",
             params,
             convert,
             label=label,
@@ -521,7 +551,7 @@ class MettlClient:
         """One schedule's wire mapping (article 12, ``GET /schedules/{access-key}``)."""
         check_access_key(access_key)
         envelope = await self._transport.call(
-            Request("GET", self.url(f"/schedules/{path_segment(access_key)}"))
+            Request("GET", self.url(f"/schedules/{path_segment(access_key, 'access_key')}"))
         )
         return member(envelope, "schedule", "GET", f"/schedules/{access_key}")
 
@@ -699,7 +729,7 @@ class MettlClient:
         """
         check_access_key(access_key)
         check_schedule_edit(settings)
-        path = f"/schedules/{path_segment(access_key)}/edit"
+        path = f"/schedules/{path_segment(access_key, 'access_key')}/edit"
         envelope = await self._transport.call(
             Request("POST", self.url(path), {"sc": to_json(settings)}, placement="query")
         )
@@ -748,7 +778,7 @@ class MettlClient:
             show_custom_instructions=show_custom_instructions,
             time_limit_seconds=time_limit_seconds,
         )
-        url = self.url(f"/schedules/{path_segment(access_key)}/candidates")
+        url = self.url(f"/schedules/{path_segment(access_key, 'access_key')}/candidates")
         chunks = chunked(registrations)
         try:
             async with asyncio.TaskGroup() as group:
@@ -798,7 +828,8 @@ class MettlClient:
             response_styles=include_response_styles,
             essay_responses=include_essay_responses,
         )
-        path = f"/schedules/{path_segment(access_key)}/candidates/{path_segment(email)}"
+        key, address = path_segment(access_key, "access_key"), path_segment(email, "email")
+        path = f"/schedules/{key}/candidates/{address}"
         envelope = await self._transport.call(Request("GET", self.url(path), params))
         return candidate_result_from_wire(member(envelope, "candidate", "GET", path))
 
@@ -843,7 +874,7 @@ class MettlClient:
         check_email(email)
         check_page_size(page_size)
         params = result_params(essay_responses=include_essay_responses)
-        path = f"/candidates/{path_segment(email)}"
+        path = f"/candidates/{path_segment(email, 'email')}"
         label = f"the results of {email}"
         if self._api_version == "v3":
             params["limit"] = str(page_size)
@@ -877,5 +908,6 @@ class MettlClient:
         """
         check_access_key(access_key)
         check_email(email)
-        path = f"/schedules/{path_segment(access_key)}/candidates/{path_segment(email)}"
+        key, address = path_segment(access_key, "access_key"), path_segment(email, "email")
+        path = f"/schedules/{key}/candidates/{address}"
         await self._transport.call(Request("DELETE", self.url(path)))

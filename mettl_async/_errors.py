@@ -13,7 +13,9 @@
     │   ├── TransportError          no usable HTTP answer
     │   │   ├── MettlConnectionError    could not connect, or the connection dropped
     │   │   └── MettlTimeoutError       no complete answer within the timeout
-    │   ├── DecodeError             an answer that is not the JSON Mettl sends (or cut short)
+    │   ├── DecodeError             an answer that is not the JSON Mettl sends (or cut short,
+    │   │                           nested too deep, not UTF-8)
+    │   ├── ResponseTooLargeError   an answer larger than ``max_response_bytes`` (not retried)
     │   └── APIError                Mettl answered with an ERROR envelope or an HTTP error
     │       ├── AuthenticationError     E401: signature mismatch (wrong private key)
     │       ├── TimestampError          E504, E422: ts missing, malformed or outside 24 h
@@ -52,6 +54,7 @@ __all__ = [
     "RateLimitError",
     "RepeatedPageLinkError",
     "RequestError",
+    "ResponseTooLargeError",
     "ServerError",
     "TimestampError",
     "TransportError",
@@ -260,6 +263,37 @@ class DecodeError(RequestError):
     def __str__(self) -> str:
         text = super().__str__()
         return f"{text}; body starts {self.excerpt!r}" if self.excerpt else text
+
+
+class ResponseTooLargeError(RequestError):
+    """The answer was larger than the client's ``max_response_bytes``; it was not read further.
+
+    Never retried: the same request would bring the same answer. ``limit`` is the
+    cap in bytes (raise it with ``MettlClient(max_response_bytes=...)`` if the
+    answer is genuine).
+    """
+
+    def __init__(self, message: str, *, limit: int = 0, **kwargs: object) -> None:
+        self.limit = limit
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+    def __reduce__(self) -> tuple[object, ...]:
+        kwargs = {
+            "method": self.method,
+            "url": self.url,
+            "path": self.path,
+            "status": self.status,
+            "code": self.code,
+            "attempts": self.attempts,
+            "hint": self.hint,
+        }
+        return (_rebuild_too_large, (self.message, self.limit, kwargs))
+
+
+def _rebuild_too_large(
+    message: str, limit: int, kwargs: dict[str, object]
+) -> ResponseTooLargeError:
+    return ResponseTooLargeError(message, limit=limit, **kwargs)
 
 
 class APIError(RequestError):

@@ -18,8 +18,8 @@ import attrs
 import msgspec
 import orjson
 
-from ._errors import PaginationError, ValidationError, ValidationProblem
-from ._protocol import decode_response
+from ._errors import DecodeError, PaginationError, ValidationError, ValidationProblem
+from ._protocol import EXCERPT_BYTES, decode_response, redact_url
 from ._signing import SIGNATURE_PARAMS
 
 __all__ = [
@@ -210,10 +210,20 @@ class RawRecord(Mapping[str, Any]):
         return self._json
 
     def to_dict(self) -> dict[str, Any]:
-        """The parsed record (parsed on first use, then kept)."""
+        """The parsed record (parsed on first use, then kept).
+
+        Raises :class:`~mettl_async.DecodeError` when the record cannot be read
+        (a number out of range, say: the scan of a page does not parse numbers).
+        """
         data = self._data
         if data is None:
-            loaded = orjson.loads(self.json)
+            try:
+                loaded = orjson.loads(self.json)
+            except orjson.JSONDecodeError as exc:
+                raise DecodeError(
+                    f"a record Mettl sent cannot be read ({exc.msg})",
+                    excerpt=self.json[:EXCERPT_BYTES].decode("utf-8", "replace"),
+                ) from None
             data = loaded if isinstance(loaded, dict) else {}
             self._data = data
         return data
@@ -295,12 +305,14 @@ def decode_listing(
     sent, and only its key field is read (a second scan, cheaper than parsing).
     Anything but a well-formed SUCCESS page goes through :func:`decode_response`,
     which raises the typed error (or returns the envelope for
-    :func:`page_from_envelope` to judge).
+    :func:`page_from_envelope` to judge). A record that is not UTF-8, or nested
+    deeper than the scan goes, is a :class:`~mettl_async.DecodeError`, so the
+    records handed on are always UTF-8 JSON.
     """
     try:
         page = _page_decoder(items_key).decode(body)
-    except msgspec.DecodeError:
-        page = None
+    except (msgspec.DecodeError, RecursionError):
+        page = None  # not JSON, or nested too deep: decode_response says which
     envelope_status = getattr(page, "status", None)
     items = getattr(page, items_key, msgspec.UNSET)
     if (
@@ -315,13 +327,40 @@ def decode_listing(
         )
     records: list[RawRecord] = []
     if items:
+
+        def unreadable(what: str) -> DecodeError:
+            return DecodeError(
+                f"Mettl sent a page {what}",
+                excerpt=redact_url(body[:EXCERPT_BYTES].decode("utf-8", "replace")),
+                method=method,
+                url=redact_url(url),
+                path=urlsplit(url).path,
+                status=status,
+                attempts=attempts,
+            )
+
+        # The scan skips over strings without reading them: check that each record
+        # is UTF-8 (record by record: a page-wide decode costs 4x as much, as one
+        # wide character anywhere makes the whole page a wide string).
+        texts = [bytes(raw) for raw in items]
+        for number, text in enumerate(texts):
+            if not text.isascii():
+                try:
+                    text.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise unreadable(
+                        f"whose record {number} is not UTF-8 (byte {exc.start}: {exc.reason})"
+                    ) from None
         if key_field is None:
-            records = [RawRecord(bytes(raw)) for raw in items]
+            records = [RawRecord(text) for text in texts]
         else:
-            holders = getattr(_keys_decoder(items_key, key_field).decode(body), items_key)
-            for raw, holder in zip(items, holders, strict=True):
+            try:
+                holders = getattr(_keys_decoder(items_key, key_field).decode(body), items_key)
+            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+                raise unreadable(f"whose {key_field!r} fields cannot be read ({exc})") from None
+            for text, holder in zip(texts, holders, strict=True):
                 key = getattr(holder, key_field, None)
-                records.append(RawRecord(bytes(raw), key if type(key) in _KEY_TYPES else None))
+                records.append(RawRecord(text, key if type(key) in _KEY_TYPES else None))
     envelope: dict[str, Any] = {"status": envelope_status, items_key: records}
     if page.paging is not None:
         envelope["paging"] = page.paging

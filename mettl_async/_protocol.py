@@ -26,8 +26,11 @@ from ._errors import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    RequestError,
     ServerError,
     TimestampError,
+    ValidationError,
+    ValidationProblem,
 )
 from ._signing import SigningKey, sign_params
 
@@ -42,6 +45,7 @@ __all__ = [
     "parse_retry_after",
     "path_segment",
     "prepare",
+    "redact_secret",
     "redact_url",
 ]
 
@@ -115,6 +119,8 @@ class PreparedRequest:
     headers: Mapping[str, str]
     files: Sequence[FilePart] = ()
     form_fields: Mapping[str, str] = attrs.field(factory=dict)
+    #: The request's ``asgn``, so that any text shown about it can be cleaned of it.
+    signature: str = attrs.field(default="", repr=False)
 
     @property
     def display_url(self) -> str:
@@ -126,12 +132,22 @@ def endpoint_url(base_url: str, api_version: str, path: str) -> str:
     return f"{base_url.rstrip('/')}/{api_version}{path}"
 
 
-def path_segment(value: str) -> str:
+def path_segment(value: str, what: str = "path segment") -> str:
     """Percent-encode one path segment (an email, an access key).
 
     Everything but unreserved characters and ``@`` is encoded, so ``+`` becomes
     ``%2B`` and ``?`` becomes ``%3F``; the encoded form is what is signed (NM).
+    ``""``, ``"."`` and ``".."`` are refused (:class:`~mettl_async.ValidationError`
+    naming ``what``): a proxy or server normalizing the path would send the
+    request to another endpoint (``/schedules/../candidates`` is ``/candidates``).
     """
+    if value in ("", ".", ".."):
+        problem = (
+            f"{value!r} cannot be a path segment: the URL would name another endpoint"
+            if value
+            else "an empty string cannot be a path segment"
+        )
+        raise ValidationError([ValidationProblem(what, problem)], subject=what)
     return quote(value, safe="@")
 
 
@@ -166,6 +182,7 @@ def prepare(
             url=request.url,
             body=query.encode("ascii"),
             headers=out_headers,
+            signature=signed["asgn"],
         )
     url = f"{request.url}?{query}"
     return PreparedRequest(
@@ -174,15 +191,74 @@ def prepare(
         body=None,
         headers=out_headers,
         files=tuple(request.files) if where == "multipart" else (),
+        signature=signed["asgn"],
     )
 
 
-_ASGN: Final = re.compile(r"(?<![\w%])(asgn=)[^&\s'\"<>#]*")
+# ``asgn`` named, then its value: ``asgn=v`` (a URL, a form body), ``"asgn": "v"`` (JSON),
+# ``'asgn': 'v'`` (a repr), ``asgn: v``, and URL-encoded inside another URL
+# (``%26asgn%3Dv``, ``%22asgn%22%3A%22v``). The value runs to the next delimiter.
+_ASGN: Final = re.compile(
+    r"(?:(?<![\w%])|(?<=%26)|(?<=%3[fF])|(?<=%22))"
+    r"((?i:asgn)(?:\\?[\"']|%22)?\s*(?:=|:|%3[dDaA])\s*(?:\\?[\"']|%22)?)"
+    r"(?:\\.|%(?!26|22)|[^&\s'\"<>#,;}\]\\%])*"
+)
+# A signature is about 44 characters; a shorter text is never treated as one.
+_MIN_SECRET: Final = 8
+_PERCENT: Final = re.compile(r"%[0-9A-F]{2}")
 
 
 def redact_url(text: str) -> str:
-    """Replace every ``asgn`` value in a URL, form body or any text with ``REDACTED``."""
-    return _ASGN.sub(r"\1REDACTED", text) if "asgn=" in text else text
+    """Replace every ``asgn`` value in a URL, form body or any text with ``REDACTED``.
+
+    The parameter is found in every form a server might echo it: ``asgn=…``,
+    ``"asgn": "…"`` and ``'asgn': '…'``, ``asgn: …``, and URL-encoded.
+    """
+    return _ASGN.sub(r"\1REDACTED", text) if "asgn" in text.lower() else text
+
+
+def _spellings(secret: str) -> list[str]:
+    """How a signature may appear in an echo: as is, URL-encoded (either case of hex),
+    JSON-escaped, or with ``+`` read as a space."""
+    encoded = quote(secret, safe="")
+    spellings = {
+        secret,
+        encoded,
+        _PERCENT.sub(lambda m: m.group().lower(), encoded),
+        secret.replace("/", "\\/"),
+        secret.replace("+", " "),
+    }
+    return sorted(spellings, key=len, reverse=True)
+
+
+def redact_secret(text: str, secret: str) -> str:
+    """``text`` with ``asgn`` values (:func:`redact_url`) and every spelling of ``secret``
+    hidden, including one cut short at the very end of ``text`` (an excerpt)."""
+    text = redact_url(text)
+    if len(secret) < _MIN_SECRET or not text:
+        return text
+    for spelling in _spellings(secret):
+        if spelling in text:
+            text = text.replace(spelling, "REDACTED")
+        # An excerpt that ends inside the secret: its start is still a piece of it.
+        for cut in range(min(len(spelling) - 1, len(text)), _MIN_SECRET - 1, -1):
+            if text.endswith(spelling[:cut]):
+                text = text[:-cut] + "REDACTED"
+                break
+    return text
+
+
+def redact_error(error: RequestError, secret: str) -> None:
+    """Remove ``secret`` (a request's ``asgn``) from every text ``error`` shows."""
+    if len(secret) < _MIN_SECRET:
+        return
+    error.message = redact_secret(error.message, secret)
+    error.url = redact_secret(error.url, secret)
+    if error.hint:
+        error.hint = redact_secret(error.hint, secret)
+    if isinstance(error, DecodeError):
+        error.excerpt = redact_secret(error.excerpt, secret)
+    error.args = (error.message,)
 
 
 def _excerpt(body: bytes) -> str:
@@ -240,13 +316,17 @@ def decode_response(
     }
     try:
         data = orjson.loads(body)
-    except orjson.JSONDecodeError:
+    except orjson.JSONDecodeError as exc:
         if status >= 400:
             cls = _class_for_status(status)
             raise _with_retry_after(
                 cls(f"HTTP {status} with a body that is not JSON", **context), retry_after
             ) from None
-        what = "an empty body" if not body else "a body that is not JSON (or was cut short)"
+        what = (
+            "an empty body"
+            if not body
+            else f"a body that is not JSON (or was cut short): {_reason(exc)}"
+        )
         raise DecodeError(f"Mettl sent {what}", excerpt=_excerpt(body), **context) from None
     if not isinstance(data, dict):
         raise DecodeError(
@@ -273,6 +353,11 @@ def decode_response(
     if not message:
         message = f"Mettl answered status {envelope_status!r}" if status < 400 else f"HTTP {status}"
     raise _with_retry_after(cls(message, code=code, hint=_hint_for(cls), **context), retry_after)
+
+
+def _reason(exc: orjson.JSONDecodeError) -> str:
+    """What the parser found wrong (nesting too deep, not UTF-8, a number out of range)."""
+    return str(exc.msg) if getattr(exc, "msg", None) else str(exc)
 
 
 def _with_retry_after(error: APIError, retry_after: float | None) -> APIError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 
@@ -20,8 +21,15 @@ __all__ = ["RetryPolicy"]
 
 
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if value < 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
+    # ``nan`` compares false with everything: it would pass ``value < 0`` and then
+    # make every wait ``nan`` (``inf``: wait forever). Only finite seconds are taken.
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"{attribute.name} must be >= 0 (a finite number), got {value!r}")
 
 
 @attrs.frozen
@@ -48,8 +56,8 @@ class RetryPolicy:
 
     @attempts.validator
     def _check_attempts(self, attribute: attrs.Attribute[int], value: int) -> None:
-        if value < 1:
-            raise ValueError(f"attempts must be >= 1, got {value!r}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"attempts must be >= 1 (a whole number), got {value!r}")
 
     @classmethod
     def never(cls) -> RetryPolicy:

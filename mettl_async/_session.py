@@ -28,6 +28,7 @@ from ._errors import (
     MettlTimeoutError,
     RateLimitError,
     RequestError,
+    ResponseTooLargeError,
     TimestampError,
     TransportError,
 )
@@ -37,14 +38,15 @@ from ._protocol import (
     decode_response,
     parse_retry_after,
     prepare,
-    redact_url,
+    redact_error,
+    redact_secret,
     server_clock_skew,
 )
 from ._retry import RetryPolicy
 from ._signing import SigningKey
 from ._version import __version__
 
-__all__ = ["ClientStats", "Decoder", "Transport", "user_agent"]
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "ClientStats", "Decoder", "Transport", "user_agent"]
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
@@ -69,6 +71,8 @@ logger = logging.getLogger("mettl_async")
 
 #: A clock correction is applied only past this many seconds of disagreement.
 CLOCK_SKEW_THRESHOLD: Final = 60.0
+#: The largest answer read by default: 32 MiB (a page of 100 large results is under 2 MiB).
+DEFAULT_MAX_RESPONSE_BYTES: Final = 32 * 1024 * 1024
 
 
 def user_agent() -> str:
@@ -122,8 +126,10 @@ class Transport:
         retry: RetryPolicy,
         clock: Callable[[], float],
         correct_clock_skew: bool = True,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._public_key = public_key
+        self._max_response_bytes = max_response_bytes
         self._key = key
         self._session = session
         self._owns_session = session is None
@@ -260,6 +266,8 @@ class Transport:
             try:
                 status, retry_after, date, body = await self._send(session, prepared, timeout)
             except MettlError as error:
+                if isinstance(error, RequestError):
+                    redact_error(error, prepared.signature)
                 if debug:
                     self._log(prepared, attempt, started, None, type(error).__name__)
                 raise
@@ -281,10 +289,13 @@ class Transport:
             )
         except TimestampError as error:
             error.server_skew = server_clock_skew(date, now=self._clock())
+            redact_error(error, prepared.signature)
             if debug:
                 self._log(prepared, attempt, started, status, error.code)
             raise
         except RequestError as error:
+            # A server may echo the signature anywhere in its answer: never show it.
+            redact_error(error, prepared.signature)
             if debug:
                 self._log(prepared, attempt, started, status, error.code or type(error).__name__)
             raise
@@ -335,7 +346,7 @@ class Transport:
                 timeout=timeout,
                 allow_redirects=False,
             ) as response:
-                body = await response.read()
+                body = await self._read_body(response, prepared)
                 headers = response.headers
                 return response.status, headers.get("Retry-After"), headers.get("Date"), body
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -343,16 +354,54 @@ class Transport:
             # some aiohttp messages embed the request URL, asgn included.
             raise self._translate(exc, prepared, timeout) from None
 
+    async def _read_body(
+        self, response: aiohttp.ClientResponse, prepared: PreparedRequest
+    ) -> bytes:
+        """The whole body, read in chunks up to ``max_response_bytes`` (then refused)."""
+        limit = self._max_response_bytes
+        declared = response.content_length
+        if declared is not None and declared > limit:
+            response.close()
+            raise self._too_large(prepared, response.status, f"it declares {declared:,} bytes")
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if declared is not None and encoding == "identity":
+            # aiohttp reads no more than the declared length: one read, the fast path.
+            return await response.read()
+        chunks: list[bytes] = []
+        size = 0
+        # No declared length (chunked), or compressed: chunks as they arrive, decompressed;
+        # an endless or inflating answer stops at the cap instead of filling memory.
+        async for chunk in response.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                response.close()
+                raise self._too_large(prepared, response.status, f"over {limit:,} bytes came")
+            chunks.append(chunk)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _too_large(self, prepared: PreparedRequest, status: int, what: str) -> MettlError:
+        limit = self._max_response_bytes
+        return ResponseTooLargeError(
+            f"the answer is larger than max_response_bytes ({limit:,} bytes: {what}); "
+            "it was not read further",
+            limit=limit,
+            method=prepared.method,
+            url=redact_secret(prepared.url, prepared.signature),
+            path=URL(prepared.url, encoded=True).path,
+            status=status,
+            hint="if the answer is genuine, raise MettlClient(max_response_bytes=...)",
+        )
+
     @staticmethod
     def _translate(
         exc: BaseException, prepared: PreparedRequest, timeout: aiohttp.ClientTimeout
     ) -> MettlError:
         context: dict[str, Any] = {
             "method": prepared.method,
-            "url": redact_url(prepared.url),
+            "url": redact_secret(prepared.url, prepared.signature),
             "path": URL(prepared.url, encoded=True).path,
         }
-        detail = redact_url(f"{type(exc).__name__}: {exc}")
+        detail = redact_secret(f"{type(exc).__name__}: {exc}", prepared.signature)
         if isinstance(exc, aiohttp.ClientSSLError):
             return TransportError(f"TLS failure talking to Mettl ({detail})", **context)
         if isinstance(exc, aiohttp.ClientConnectorError):

@@ -24,6 +24,7 @@ import asyncio
 import collections
 import contextlib
 import functools
+import hashlib
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
@@ -150,12 +151,15 @@ class _Walk:
     # -- de-duplication ------------------------------------------------------------
 
     def keys_of(self, page: Page[Raw]) -> list[Hashable]:
+        """Each record's identity: its key, or for a record without one, a digest of its
+        bytes (so that a record without an email, pushed to the next page by an
+        arrival, is recognised there too)."""
         if self.spec.key_field is None:
             return []
-        return [item.key for item in page.items]
+        return [_content_key(item) if item.key is None else item.key for item in page.items]
 
     def fresh(self, page: Page[Raw], keys: list[Hashable]) -> Page[Raw]:
-        """The page with only records not yielded before (keyless records always pass)."""
+        """The page with only records not yielded before (by key, else by content)."""
         self.frontier = max(self.frontier, page.offset + page.received)
         if page.total_records is not None:
             self.max_total = max(self.max_total or 0, page.total_records)
@@ -482,6 +486,12 @@ class Listing(Generic[T]):
                 window = min(window * 2, window_max)
             yield page, walk.keys_of(page)
             walk.give_slot()
+
+
+def _content_key(record: Raw) -> bytes:
+    """The identity of a record without a key: a digest of its JSON (never equal to a key,
+    which is a string or a number)."""
+    return hashlib.blake2b(record.json, digest_size=16).digest()
 
 
 def _overlaps(previous: list[Hashable], current: list[Hashable]) -> bool:

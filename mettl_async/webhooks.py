@@ -29,8 +29,11 @@ What the receiver answers, in the order it checks:
   ``php-auth-pw`` pair; either one matching is enough. Comparisons are in
   constant time, and the body is not read.
 - **413** when the body is larger than ``max_body_size`` (1 MiB by default).
-- **400** with the reason when the body is not JSON, not an object, or its
-  ``EVENT_TYPE`` is missing or unknown; the start of the body is logged (WARNING,
+- **408** when the body does not arrive within ``read_timeout`` seconds (30 by default).
+- **400** with the reason when the body is not JSON, not an object, its
+  ``EVENT_TYPE`` is missing or unknown, or an id has the wrong type
+  (``candidate_instance_id`` and ``assessment_id`` are whole numbers, ``invitation_key``
+  and ``timestamp_GMT`` strings); the start of the body is logged (WARNING,
   logger ``mettl_async``). Unknown extra fields are accepted (kept in ``raw``).
 - **200** ``{"status": "delivered"}`` once the callback has returned: the
   callback is **awaited before the answer**, so a 200 means the application has
@@ -44,8 +47,10 @@ What the receiver answers, in the order it checks:
 - **503** (with ``Retry-After``) when the seen-keys store fails, or when it says
   another process is handling the same event right now.
 
-Deduplication. Each event has a key (:func:`event_key`: event type, then
-``candidate_instance_id``, then ``invitation_key``). A :class:`SeenStore`
+Deduplication. Each event has a key (:func:`event_key`: event type,
+``candidate_instance_id``, ``invitation_key`` and ``timestamp_GMT``): a retried
+delivery of one event is byte-identical, while a new event has a new timestamp
+(a second ``finishTest`` after ``candidateTestResumed`` is a new event). A :class:`SeenStore`
 records keys in two states: *in progress* (claimed by a delivery whose
 callback is running) and *done* (the callback returned). A delivery that
 arrives while the same event is in progress in this process waits for that one
@@ -53,6 +58,13 @@ to end, then answers ``duplicate`` if it succeeded or handles the event itself
 if it failed. The default store, :class:`InMemorySeenStore`, keeps the last
 100,000 done keys (least recently seen forgotten first) in this process; give
 a shared store when several processes receive the same schedule's webhooks.
+
+Slow clients. aiohttp's server waits for a request's headers up to its
+``keepalive_timeout``, counted from the connection or the previous answer (75 s
+under ``web.run_app``, an hour under a bare ``web.AppRunner``): give
+``keepalive_timeout=15`` to either so that a request sent half-way does not
+hold a connection open for long; ``mettl-async webhooks listen`` does
+(``--header-timeout``). The body is bounded by the receiver's ``read_timeout``.
 """
 
 from __future__ import annotations
@@ -64,6 +76,7 @@ import hashlib
 import hmac
 import inspect
 import logging
+import math
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Final, Literal, Protocol, TypeAlias, runtime_checkable
@@ -84,9 +97,11 @@ from ._models import (
     StartAssessmentEvent,
     WebhookEvent,
 )
+from ._timefmt import format_timestamp
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_READ_TIMEOUT",
     "EVENT_PATHS",
     "RECEIVER_KEY",
     "Claim",
@@ -110,6 +125,8 @@ logger = logging.getLogger("mettl_async")
 
 #: Largest body the receiver reads by default; Mettl's largest payload (graded) is a few KiB.
 DEFAULT_MAX_BODY_SIZE: Final = 1024 * 1024
+#: Seconds the receiver waits for a whole body by default.
+DEFAULT_READ_TIMEOUT: Final = 30.0
 
 #: The path segment of each event when the four URLs are separate (``separate_paths=True``).
 EVENT_PATHS: Final[Mapping[WebhookEventType, str]] = {
@@ -192,28 +209,93 @@ def parse_event(data: bytes | bytearray | memoryview | str | Mapping[str, Any]) 
     return _event_from_mapping(decoded, excerpt=excerpt)
 
 
+# Fields that identify an event (its deduplication key): their wire names and types.
+_WHOLE_NUMBER_IDS: Final = ("candidate_instance_id", "assessment_id")
+_TEXT_IDS: Final = ("invitation_key", "timestamp_GMT")
+
+
+def _id_problems(data: Mapping[str, Any]) -> list[ValidationProblem]:
+    problems = []
+    for name in _WHOLE_NUMBER_IDS:
+        value = data.get(name)
+        if value is None or _whole_number(value) is not None:
+            continue
+        problems.append(
+            ValidationProblem(
+                name, f"must be a whole number, got {type(value).__name__} {_short(value)}"
+            )
+        )
+    for name in _TEXT_IDS:
+        value = data.get(name)
+        if value is not None and not isinstance(value, str):
+            problems.append(
+                ValidationProblem(
+                    name, f"must be a string, got {type(value).__name__} {_short(value)}"
+                )
+            )
+    return problems
+
+
+def _whole_number(value: object) -> int | None:
+    """An id as Mettl sends it (a JSON number), or a string of digits; else ``None``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 30:
+        return int(value)
+    return None
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
 def _event_from_mapping(data: Mapping[str, Any], *, excerpt: str) -> WebhookEvent:
+    problems = _id_problems(data) if isinstance(data, Mapping) else []
+    if problems:
+        raise WebhookPayloadError(problems, excerpt=excerpt)
     try:
-        return parse_webhook_event(data)
+        event = parse_webhook_event(data)
     except WebhookPayloadError:
         raise
     except ValidationError as exc:
         raise WebhookPayloadError(exc.problems, excerpt=excerpt) from None
+    # Ids sent as strings of digits are the same ids: the event holds them as numbers.
+    for name in _WHOLE_NUMBER_IDS:
+        value = getattr(event, name)
+        if isinstance(value, str):
+            setattr(event, name, _whole_number(value))
+    return event
 
 
 def event_key(event: WebhookEvent) -> str:
-    """The deduplication key: ``"<EVENT_TYPE>:<candidate_instance_id>:<invitation_key>"``.
+    """The deduplication key:
+    ``"<EVENT_TYPE>:<candidate_instance_id>:<invitation_key>:<timestamp_GMT>"``.
 
-    Two deliveries with the same key are the same event. When the payload has
-    neither id, the key is the event type and a SHA-256 of the payload instead
-    (``"<EVENT_TYPE>:sha256:<hex>"``), so only identical payloads collapse.
+    Two deliveries with the same key are the same event: Mettl's retry of a
+    delivery is byte-identical, while a new event of the same candidate (a
+    second ``finishTest`` after ``candidateTestResumed``) has a new
+    ``timestamp_GMT``, kept as sent. In each part ``%`` and ``:`` are written
+    ``%25`` and ``%3A``, so that no two events share a key
+    (``"finishTest:12:34%3Ak:…"`` is not ``"finishTest:12%3A34:k:…"``). When the
+    payload has neither id, the key is the event type and a SHA-256 of the
+    payload instead (``"<EVENT_TYPE>:sha256:<hex>"``), so only identical
+    payloads collapse.
     """
     kind = _EVENT_TYPES[type(event)].value
     cid, invitation = event.candidate_instance_id, event.invitation_key
     if cid is None and invitation is None:
         digest = hashlib.sha256(orjson.dumps(event.raw, option=orjson.OPT_SORT_KEYS)).hexdigest()
         return f"{kind}:sha256:{digest}"
-    return f"{kind}:{'' if cid is None else cid}:{'' if invitation is None else invitation}"
+    stamp = event.raw.get("timestamp_GMT")
+    if not isinstance(stamp, str):
+        stamp = format_timestamp(event.timestamp_gmt) if event.timestamp_gmt is not None else ""
+    parts = ("" if cid is None else str(cid), invitation or "", stamp)
+    return ":".join((kind, *(_key_part(part) for part in parts)))
+
+
+def _key_part(text: str) -> str:
+    return text.replace("%", "%25").replace(":", "%3A")
 
 
 # --------------------------------------------------------------------------
@@ -387,6 +469,11 @@ class ReceiverStats:
     malformed: int = 0  # 400
     failed: int = 0  # 500, the callback raised
     unavailable: int = 0  # 503
+    timed_out: int = 0  # 408, the body was too slow to arrive
+
+
+def _is_whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _answer(status: int, state: str, reason: str | None = None, **headers: str) -> web.Response:
@@ -427,7 +514,8 @@ class WebhookReceiver:
     neither). ``store`` records seen keys (default: a new
     :class:`InMemorySeenStore`); ``deduplicate=False`` hands over every
     delivery. ``key`` computes an event's key (default :func:`event_key`); a
-    key of ``None`` turns deduplication off for that event.
+    key of ``None`` turns deduplication off for that event. A body that has not
+    arrived whole within ``read_timeout`` seconds is answered 408.
     """
 
     def __init__(
@@ -441,11 +529,23 @@ class WebhookReceiver:
         key: Callable[[WebhookEvent], str | None] = event_key,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         retry_after: int = 5,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
     ) -> None:
         if (username is None) != (password is None):
             raise ConfigurationError("give both username and password, or neither")
-        if max_body_size < 1:
-            raise ConfigurationError(f"max_body_size must be >= 1, got {max_body_size}")
+        if not _is_whole(max_body_size) or max_body_size < 1:
+            raise ConfigurationError(f"max_body_size must be >= 1, got {max_body_size!r}")
+        if not _is_whole(retry_after) or retry_after < 0:
+            raise ConfigurationError(f"retry_after must be whole seconds >= 0, got {retry_after!r}")
+        if (
+            not isinstance(read_timeout, int | float)
+            or isinstance(read_timeout, bool)
+            or not math.isfinite(read_timeout)
+            or read_timeout <= 0
+        ):
+            raise ConfigurationError(
+                f"read_timeout must be a finite number of seconds > 0, got {read_timeout!r}"
+            )
         self.on_event = on_event
         self._auth = (
             _BasicAuth(username, password)
@@ -457,6 +557,7 @@ class WebhookReceiver:
         self.key = key
         self.max_body_size = max_body_size
         self.retry_after = retry_after
+        self.read_timeout = float(read_timeout)
         self.stats = ReceiverStats()
         self._waiters: dict[str, asyncio.Future[None]] = {}
 
@@ -512,7 +613,20 @@ class WebhookReceiver:
                 "missing or wrong credentials",
                 **{"WWW-Authenticate": 'Basic realm="mettl-webhooks", charset="UTF-8"'},
             )
-        body = await self._read_body(request)
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                body = await self._read_body(request)
+        except TimeoutError:
+            self.stats.timed_out += 1
+            logger.warning(
+                "webhook call from %s to %s refused: the body did not arrive within %g s",
+                request.remote,
+                request.path,
+                self.read_timeout,
+            )
+            return _answer(
+                408, "timeout", f"the body did not arrive within {self.read_timeout:g} s"
+            )
         if body is None:
             self.stats.too_large += 1
             logger.warning(
@@ -655,6 +769,7 @@ def create_app(
     deduplicate: bool = True,
     key: Callable[[WebhookEvent], str | None] = event_key,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
 ) -> web.Application:
     """An ``aiohttp.web.Application`` answering Mettl's webhooks on ``path``.
 
@@ -671,6 +786,7 @@ def create_app(
         deduplicate=deduplicate,
         key=key,
         max_body_size=max_body_size,
+        read_timeout=read_timeout,
     )
     app = web.Application()
     app[RECEIVER_KEY] = receiver

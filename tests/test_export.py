@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import zlib
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 
 from mettl_async import MettlClient
 from mettl_async._paging import RawRecord
+from mettl_async._timefmt import parse_timestamp
 from mettl_async.export import (
     CSV_FIXED_COLUMNS,
     ExportError,
@@ -18,7 +21,9 @@ from mettl_async.export import (
     csv_columns,
     export_results,
     jsonl_line,
+    neutralize,
 )
+from mettl_async.export.journal import CHECKPOINT_VERSION
 from mettl_async.testing import FakeMettl, FakeMettlServer
 from mettl_async.testing.data import FakeAccount
 
@@ -111,16 +116,25 @@ async def test_csv_export_reads_back_with_every_value(
         columns = list(reader.fieldnames or [])
         rows = list(reader)
     assert len(rows) == sum(SIZES)
-    assert columns[:3] == ["accessKey", "scheduleName", "email"]
-    assert columns[3:6] == ["Email Address", "First Name", "Last Name"]
+    # (assessmentId joined the fixed columns, as in JSONL; issue 14)
+    assert columns[:4] == ["accessKey", "scheduleName", "assessmentId", "email"]
+    assert columns[4:7] == ["Email Address", "First Name", "Last Name"]
     by_key = {(row["accessKey"], row["email"]): row for row in rows}
     for schedule in account_server.fake.account.schedules:
+        assessment_id = account_server.fake.schedule_json(schedule)["assessmentDetails"]["id"]
         for record in account_server.fake.account.candidates(schedule):
             row = by_key[(schedule.access_key, record["email"])]
+            assert row["assessmentId"] == str(assessment_id)
             for label, value in record["registration"].items():
-                assert row[label] == value
+                assert row[label] == neutralize(value)
             status = record["testStatus"]
             assert row["status"] == status["status"]
+            for name in ("startTime", "endTime"):
+                assert row[name] == (status.get(name) or "")
+                when = parse_timestamp(status.get(name))
+                assert row[f"{name}Utc"] == (
+                    when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if when else ""
+                )
             result = status.get("result")
             if result:
                 assert float(row["totalMarks"]) == result["totalMarks"]
@@ -132,9 +146,9 @@ async def test_csv_export_reads_back_with_every_value(
 
 def test_csv_columns_are_stable_and_documented() -> None:
     columns = csv_columns({"SAP ID", "First Name", "Email Address", "Zeta", "status"}, {"B", "A"})
-    fixed_after_email = list(CSV_FIXED_COLUMNS[3:])
+    fixed_after_email = list(CSV_FIXED_COLUMNS[4:])
     assert columns == [
-        "accessKey", "scheduleName", "email",
+        "accessKey", "scheduleName", "assessmentId", "email",
         "Email Address", "First Name", "SAP ID", "Zeta", "registration: status",
         *fixed_after_email,
         "A (marks)", "A (max marks)", "B (marks)", "B (max marks)",
@@ -215,10 +229,7 @@ async def test_resume_of_a_torn_tail_drops_it_and_keeps_the_rest(
     partial = tmp_path / "r.jsonl.partial"
     partial.write_bytes(half + b'{"accessKey":"torn')
     options = ExportOptions(output=output, mode="resume")
-    header = {"mettl-async-export": 1, **options.identity()}
-    (tmp_path / "r.jsonl.checkpoint").write_bytes(
-        orjson.dumps(header) + b"\n" + orjson.dumps({"size": len(half), "done": []}) + b'\n{"size":'
-    )
+    (tmp_path / "r.jsonl.checkpoint").write_bytes(_header(options) + _entry(half) + b'{"size":')
     async with account_server.client() as client:
         await export_results(client, options)
     lines = read_lines(output)
@@ -231,8 +242,9 @@ async def test_resume_refuses_a_checkpoint_of_other_options(
 ) -> None:
     output = tmp_path / "r.jsonl"
     (tmp_path / "r.jsonl.partial").write_bytes(b"")
-    header = {"mettl-async-export": 1, **ExportOptions(output=output, format="csv").identity()}
-    (tmp_path / "r.jsonl.checkpoint").write_bytes(orjson.dumps(header) + b"\n")
+    (tmp_path / "r.jsonl.checkpoint").write_bytes(
+        _header(ExportOptions(output=output, format="csv"))
+    )
     async with account_server.client() as client:
         with pytest.raises(ExportError, match="format"):
             await export_results(client, ExportOptions(output=output, mode="resume"))
@@ -249,7 +261,20 @@ async def test_resume_of_a_complete_export_is_refused(
 
 
 def _header(options: ExportOptions) -> bytes:
-    return orjson.dumps({"mettl-async-export": 1, **options.identity()}) + b"\n"
+    return orjson.dumps({"mettl-async-export": CHECKPOINT_VERSION, **options.identity()}) + b"\n"
+
+
+def _entry(data: bytes, done: tuple[str, ...] = (), *, complete: bool = False) -> bytes:
+    """A checkpoint line vouching for ``data``, the start of the data file."""
+    entry: dict[str, Any] = {
+        "size": len(data),
+        "lines": data.count(b"\n"),
+        "crc32": zlib.crc32(data),
+        "done": list(done),
+    }
+    if complete:
+        entry["complete"] = True
+    return orjson.dumps(entry) + b"\n"
 
 
 async def test_resume_after_the_final_rename_finishes_cleanly(
@@ -261,11 +286,8 @@ async def test_resume_after_the_final_rename_finishes_cleanly(
         await export_results(client, ExportOptions(output=output))
     lines = read_lines(output)
     options = ExportOptions(output=output, mode="resume")
-    size = output.stat().st_size
     checkpoint = tmp_path / "r.jsonl.checkpoint"
-    checkpoint.write_bytes(
-        _header(options) + orjson.dumps({"size": size, "done": [], "complete": True}) + b"\n"
-    )
+    checkpoint.write_bytes(_header(options) + _entry(output.read_bytes(), complete=True))
     requests = account_server.fake.requests
     async with account_server.client() as client:
         summary = await export_results(client, options)
@@ -359,9 +381,7 @@ async def test_records_without_email_are_not_written_twice_on_resume(tmp_path: P
         kept = b"".join(data[:70])
         (tmp_path / "r.jsonl.partial").write_bytes(kept)
         options = ExportOptions(output=output, mode="resume")
-        (tmp_path / "r.jsonl.checkpoint").write_bytes(
-            _header(options) + orjson.dumps({"size": len(kept), "done": []}) + b"\n"
-        )
+        (tmp_path / "r.jsonl.checkpoint").write_bytes(_header(options) + _entry(kept))
         await export_results(client, options)
     lines = read_lines(output)
     assert len(lines) == 120
@@ -378,9 +398,10 @@ async def test_a_torn_checkpoint_line_does_not_hide_later_ones(
     path = tmp_path / "c"
     path.write_bytes(
         _header(options)
-        + b'{"size":10,"done":["a"]}\n{"size":2'
+        + _entry(b"x" * 9 + b"\n", ("a",))
+        + b'{"size":2'
         + b"\n"
-        + b'{"size":30,"done":["b"]}\n'
+        + _entry(b"x" * 29 + b"\n", ("b",))
     )
     state = _read_journal(path, options.identity())
     assert state.size == 30

@@ -4,8 +4,10 @@ Credentials come from ``METTL_PUBLIC_KEY`` and ``METTL_PRIVATE_KEY`` only (a
 flag would sit in shell history); the base URL from ``--base-url`` or
 ``METTL_BASE_URL``. Exit codes: 0 success, 1 other API errors, 2 usage errors,
 3 authentication or timestamp errors, 4 network failure after retries, 130
-interrupted. A failure prints one line on stderr; ``--debug`` adds the
-traceback and a DEBUG log of every request.
+interrupted (Ctrl+C), 143 terminated (SIGTERM). A failure prints one line on
+stderr; ``--debug`` adds the traceback and a DEBUG log of every request.
+SIGINT and SIGTERM stop a command cleanly: the running task is cancelled, so an
+export commits what it wrote and says how to resume; a second signal stops at once.
 
 Commands register themselves with :func:`build_parser` through a
 ``register(subcommands)`` function; each sets ``handler``, an async function
@@ -16,8 +18,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Coroutine, Sequence
@@ -27,6 +33,7 @@ from mettl_async import __version__
 from mettl_async._errors import (
     AuthenticationError,
     ConfigurationError,
+    DecodeError,
     IncompleteListingError,
     MettlError,
     PermissionDeniedError,
@@ -101,6 +108,8 @@ def _hint(error: BaseException) -> str:
         )
     if isinstance(cause, TransportError):
         return "hint: check the network and METTL_BASE_URL / --base-url"
+    if isinstance(cause, DecodeError):
+        return "hint: that answer was not Mettl's: check METTL_BASE_URL / --base-url"
     return ""
 
 
@@ -112,6 +121,8 @@ def describe(error: BaseException) -> str:
     hint = _hint(error)
     if hint and not already:
         text = f"{text}\n{hint}"
+    for note in getattr(error, "__notes__", ()):
+        text = f"{text}\n{note}"  # what a command adds, such as how to resume an export
     return text
 
 
@@ -157,17 +168,65 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler = args.handler
     started = time.monotonic()
     try:
-        return asyncio.run(handler(args))
-    except KeyboardInterrupt:
+        return asyncio.run(_stoppable(handler, args))
+    except (KeyboardInterrupt, _Stopped) as error:
+        signum = error.signum if isinstance(error, _Stopped) else signal.SIGINT
+        name = "terminated" if signum == signal.SIGTERM else "interrupted"
+        notes = "".join(f"\n{note}" for note in getattr(error, "__notes__", ()))
         print(
-            f"\nmettl-async: interrupted after {time.monotonic() - started:.1f} s", file=sys.stderr
+            f"\nmettl-async: {name} after {time.monotonic() - started:.1f} s{notes}",
+            file=sys.stderr,
         )
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED if signum == signal.SIGINT else 128 + signum
     except Exception as error:
         if args.debug:
             traceback.print_exc()
         print(f"mettl-async: error: {describe(error)}", file=sys.stderr)
         return exit_code_for(error)
+
+
+class _Stopped(Exception):
+    """A command cancelled by SIGINT or SIGTERM (the notes of its cancellation kept)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+async def _stoppable(handler: Handler, args: argparse.Namespace) -> int:
+    """Run ``handler``; SIGINT or SIGTERM cancels it (once: a second signal ends the process)."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    stopped: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        if stopped:  # asked twice: stop now, the default way
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
+        stopped.append(signum)
+        if task is not None:
+            task.cancel()
+
+    installed = []
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(signum, on_signal, signum)
+                installed.append(signum)
+    try:
+        return await handler(args)
+    except asyncio.CancelledError as error:
+        if not stopped or task is None:
+            raise
+        task.uncancel()
+        stop = _Stopped(stopped[0])
+        for note in getattr(error, "__notes__", ()):
+            stop.add_note(note)
+        raise stop from None
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
 
 
 def main_entry() -> None:

@@ -5,7 +5,8 @@ four URLs at it, take a test, and read what Mettl really sent. Each accepted
 event is one line, flushed as soon as it is written::
 
     {"received_at": "2024-05-01T09:27:01.123456+00:00", "event_type": "finishTest",
-     "key": "finishTest:99999999:0x0x0x0x0x", "payload": {... the JSON as Mettl sent it ...}}
+     "key": "finishTest:99999999:0x0x0x0x0x:Fri, 29 Oct 2021 09%3A27%3A01 GMT",
+     "payload": {... the JSON as Mettl sent it ...}}
 
 The listener is :class:`mettl_async.webhooks.WebhookReceiver`, with its
 answers (401, 400, 413, duplicates); the file is appended to, never replaced.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import socket
@@ -99,6 +101,14 @@ def register(commands: Any) -> None:
         "to print the URLs to configure",
     )
     listen.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=15.0,
+        metavar="SECONDS",
+        help="close a connection whose request headers are not complete within SECONDS "
+        "of connecting or of the previous answer (default: 15)",
+    )
+    listen.add_argument(
         "--keep-duplicates",
         action="store_true",
         help="write every delivery, even of an event already written",
@@ -113,6 +123,16 @@ def _port(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text!r}")
     return value
 
 
@@ -261,7 +281,16 @@ async def _serve(args: argparse.Namespace, updater: ResultUpdater | None) -> int
         sock = _bind(args.host, args.port)
         port = int(sock.getsockname()[1])
         local_url = f"http://{_url_host(args.host)}:{port}{args.path}"
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        # aiohttp closes a connection idle for keepalive_timeout, counted from the connection
+        # or the last answer, and a request whose headers are not complete is idle: this is
+        # the time a client has to send its headers.
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=2.0,
+            keepalive_timeout=args.header_timeout,
+        )
         await runner.setup()
         try:
             await web.SockSite(runner, sock).start()

@@ -11,12 +11,15 @@ From Python::
 API to ``PATH.partial``, renamed or converted to ``PATH`` only when the export is
 complete; ``PATH.checkpoint`` journals what ``PATH.partial`` holds, so that
 ``mode="resume"`` continues an interrupted export and the final file holds each
-candidate once.
+candidate once. ``PATH.lock`` keeps a second export to the same path from
+starting while one runs; no side file is ever written through a symbolic link.
+:func:`stream_results` writes JSONL to a stream instead (standard output).
 
 JSONL lines are the record exactly as Mettl sent it, with ``accessKey``,
 ``scheduleName`` and ``assessmentId`` of its schedule put first. CSV rows are
 flattened records spooled as JSON lines, turned into CSV at the end, when the
-union of columns over all schedules is known.
+union of columns over all schedules is known; cells that a spreadsheet would
+run as a formula get a leading ``'`` unless ``csv_raw`` is set.
 
 The package: :mod:`~mettl_async.export.engine` walks the schedules and writes
 through the :class:`ExportFormat` of ``ExportOptions.format``;
@@ -37,7 +40,10 @@ register it::
 command line is parsed. Spooling each record as a JSON object with its
 ``accessKey`` and ``email`` (as the CSV format does) keeps the default
 ``identify``, by which a resume recognises records already written; a format
-whose finished file is not one line per record also overrides ``count``.
+whose finished file is not one line per record also overrides ``count``. A
+format whose spooled lines are its finished file sets ``streamable = True``
+(it can then go to standard output), and one with options of its own reads
+them from :class:`ExportOptions` in ``for_options``.
 """
 
 from mettl_async.export.base import (
@@ -50,10 +56,16 @@ from mettl_async.export.base import (
     register_format,
     unregister_format,
 )
-from mettl_async.export.csv import CSV_FIXED_COLUMNS, CsvFormat, csv_row
+from mettl_async.export.csv import CSV_FIXED_COLUMNS, CsvFormat, csv_row, neutralize
 from mettl_async.export.csv import csv_columns as csv_columns
 from mettl_async.export.engine import CHECKPOINT_EVERY as CHECKPOINT_EVERY
-from mettl_async.export.engine import ExportOptions, ExportProgress, ExportSummary, export_results
+from mettl_async.export.engine import (
+    ExportOptions,
+    ExportProgress,
+    ExportSummary,
+    export_results,
+    stream_results,
+)
 from mettl_async.export.engine import Mode as Mode
 from mettl_async.export.journal import CHECKPOINT_VERSION as CHECKPOINT_VERSION
 from mettl_async.export.journal import _read_journal as _read_journal
@@ -77,7 +89,9 @@ __all__ = [
     "export_results",
     "get_format",
     "jsonl_line",
+    "neutralize",
     "register_format",
+    "stream_results",
     "unregister_format",
 ]
 

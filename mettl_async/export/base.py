@@ -4,15 +4,19 @@ and the registry of formats by name."""
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeAlias
 
-import orjson
+import msgspec
 
 from mettl_async._errors import MettlError
 from mettl_async._paging import RawRecord
+
+if TYPE_CHECKING:
+    from mettl_async.export.engine import ExportOptions
 
 __all__ = [
     "FORMATS",
@@ -47,7 +51,16 @@ class ExportFormat(abc.ABC):
     defaults of :meth:`identify` and :meth:`count` suit a format whose lines
     are JSON objects with the record's ``accessKey`` and ``email``, and whose
     finished file has one line per record: both built-in formats spool so.
+    A format whose spooled lines are its finished file sets ``streamable``, and
+    can then also be written to standard output as it comes (``--output -``).
     """
+
+    #: Whether the lines of :meth:`encode_page` are the finished file (no ``finish`` work).
+    streamable: ClassVar[bool] = False
+
+    def for_options(self, options: ExportOptions) -> ExportFormat:
+        """This format as an export's options ask for it (default: unchanged)."""
+        return self
 
     @abc.abstractmethod
     def encode_page(self, schedule: Mapping[str, Any], records: Sequence[RawRecord]) -> list[bytes]:
@@ -61,12 +74,10 @@ class ExportFormat(abc.ABC):
         which stays in the file and matches no record.
         """
         try:
-            row = orjson.loads(line)
-        except orjson.JSONDecodeError:
+            row = _IDENTITY.decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
             return None
-        if not isinstance(row, dict):
-            return None
-        key, email = row.get("accessKey"), row.get("email")
+        key, email = row.accessKey, row.email
         if not isinstance(key, str):
             return None
         return key, email if isinstance(email, str) else None
@@ -85,8 +96,20 @@ class ExportFormat(abc.ABC):
         """
 
 
+# Only the two fields a resume needs are read; the rest of a line is skipped unparsed
+# (so a number beyond a double, say, which Mettl may send, does not hide the line).
+class _Identity(msgspec.Struct):
+    accessKey: Any = None
+    email: Any = None
+
+
+_IDENTITY: Final = msgspec.json.Decoder(_Identity)
+
+
 def count_lines(path: Path) -> int:
-    with path.open("rb") as stream:
+    """Lines in the file at ``path`` (never through a symbolic link)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as stream:
         return sum(1 for _ in stream)
 
 

@@ -13,15 +13,26 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import time
+import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Final, Literal
+from typing import IO, Any, Final, Literal, Protocol
 
 import attrs
 
 from mettl_async._client import MettlClient
 from mettl_async.export.base import ExportError, ExportFormat, Format, get_format
+from mettl_async.export.files import (
+    ExportLock,
+    create_new,
+    fsync_directory,
+    lexists,
+    open_existing,
+    remove,
+    write_all,
+)
 from mettl_async.export.journal import _Journal, _prepare, _Resume
 
 __all__ = [
@@ -30,6 +41,7 @@ __all__ = [
     "ExportProgress",
     "ExportSummary",
     "export_results",
+    "stream_results",
 ]
 
 Mode = Literal["new", "resume", "overwrite"]
@@ -49,6 +61,9 @@ class ExportOptions:
     include_recommendation: bool = False
     include_essay_responses: bool = False
     mode: Mode = "new"
+    #: CSV only: write cells as they are, without neutralizing those that start like a
+    #: spreadsheet formula (``=``, ``+``, ``-``, ``@``, tab, carriage return).
+    csv_raw: bool = False
 
     @property
     def partial(self) -> Path:
@@ -78,6 +93,10 @@ class ExportProgress:
     schedules_skipped: int = 0  # complete in the checkpoint being resumed
     records: int = 0
     records_skipped: int = 0  # already in the file being resumed
+    records_kept: int = 0  # in the file being resumed, kept
+    #: Whether the files of this export are on disk for ``mode="resume"`` to continue
+    #: (false before anything was written, and once the export is complete).
+    resumable: bool = False
 
     @property
     def elapsed(self) -> float:
@@ -106,11 +125,116 @@ class ExportSummary:
 # -- the export ----------------------------------------------------------------------
 
 
+def _check_paths(options: ExportOptions) -> None:
+    """Refuse an output that cannot be written, before any file is touched or request sent."""
+    output = options.output
+    if output.name in ("", ".", "..") or str(output) == "-":
+        raise ExportError(f"cannot write the export to {output}: not a file name")
+    parent = output.parent
+    if not parent.is_dir():
+        what = "is not a directory" if lexists(parent) else "does not exist"
+        raise ExportError(
+            f"cannot write the export to {output}: the directory {parent} {what} (create it first)"
+        )
+    try:
+        info = os.lstat(output)
+    except FileNotFoundError:
+        info = None
+    if info is not None and stat.S_ISDIR(info.st_mode):
+        raise ExportError(
+            f"cannot write the export to {output}: it is a directory (name a file in it)"
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ExportError(
+            f"cannot write the export to {output}: no permission to create files in {parent}"
+        )
+
+
+class _DataFile:
+    """``PATH.partial`` open for appending: what it holds, whole records only."""
+
+    def __init__(self, fd: int, size: int, lines: int, crc: int) -> None:
+        self.fd = fd
+        self.size = size  # bytes of whole records written (what a checkpoint may vouch for)
+        self.lines = lines
+        self.crc = crc
+
+    @classmethod
+    def open(cls, path: Path, resume: _Resume) -> _DataFile:
+        # Appending: after a failed write, cutting the file back to ``size`` also puts
+        # the next write there.
+        if resume.started and lexists(path):
+            fd = open_existing(path, os.O_WRONLY | os.O_APPEND)
+        else:
+            fd = create_new(path, append=True)
+        return cls(fd, resume.size, resume.lines, resume.crc)
+
+    def append(self, lines: list[bytes]) -> None:
+        blob = b"".join(lines)
+        try:
+            write_all(self.fd, blob)
+        except OSError:
+            # A write cut short (a full disk): take back the part of a record it left.
+            with contextlib.suppress(OSError):
+                os.ftruncate(self.fd, self.size)
+            raise
+        self.size += len(blob)
+        self.lines += blob.count(b"\n")  # as a resume counts them
+        self.crc = zlib.crc32(blob, self.crc)
+
+    def sync(self) -> None:
+        os.fsync(self.fd)
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+class _Sink(Protocol):
+    def append(self, lines: list[bytes]) -> None: ...
+
+    def commit(self, finished: list[str]) -> None: ...
+
+
+class _FileSink:
+    """Lines to ``PATH.partial``; commits to ``PATH.checkpoint`` vouch for what is synced."""
+
+    def __init__(self, data: _DataFile, journal: _Journal) -> None:
+        self.data = data
+        self.journal = journal
+        self.committed = data.size
+
+    def append(self, lines: list[bytes]) -> None:
+        self.data.append(lines)
+
+    def commit(self, finished: list[str]) -> None:
+        data = self.data
+        if data.size == self.committed and not finished:
+            return  # nothing new to vouch for
+        data.sync()  # the data first: a checkpoint never vouches for bytes not on disk
+        self.journal.commit(data.size, data.lines, data.crc, finished)
+        self.committed = data.size
+
+
+class _StreamSink:
+    """Lines to a stream (standard output), flushed a page at a time; nothing to resume."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.stream = stream
+
+    def append(self, lines: list[bytes]) -> None:
+        self.stream.write(b"".join(lines))
+        self.stream.flush()
+
+    def commit(self, finished: list[str]) -> None:
+        return None
+
+
 def _finish(options: ExportOptions, fmt: ExportFormat) -> None:
     """Put the complete export at its path (the format makes it), then clean up."""
-    if options.partial.exists():
+    if lexists(options.partial):
         fmt.finish(options.partial, options.output)
-    options.checkpoint.unlink(missing_ok=True)
+        fsync_directory(options.output.parent)
+    remove(options.checkpoint)
 
 
 async def export_results(
@@ -120,28 +244,27 @@ async def export_results(
     progress: ExportProgress | None = None,
     on_progress: Callable[[ExportProgress], None] | None = None,
 ) -> ExportSummary:
-    """Export every candidate result of the chosen schedules (see the module docstring)."""
-    fmt = get_format(options.format)
+    """Export every candidate result of the chosen schedules (see the module docstring).
+
+    One export at a time per output: a second one to the same path raises
+    :class:`ExportError` at once, naming the running one, without touching its
+    files. Paths are checked before any request. A run that fails before
+    writing anything leaves no file behind.
+    """
+    fmt = get_format(options.format).for_options(options)
     progress = progress if progress is not None else ExportProgress()
     requests0, retries0 = client.stats.requests, client.stats.retries
     try:
-        resume = _prepare(options, fmt)
-        kept = resume.kept
-        if not resume.complete:
-            options.output.parent.mkdir(parents=True, exist_ok=True)
-            # The data file first: a checkpoint never vouches for a file that is not there.
-            with options.partial.open("ab" if resume.started else "wb") as data:
-                journal = (
-                    _Journal.reopen(options.checkpoint)
-                    if resume.started
-                    else _Journal.create(options.checkpoint, options.identity())
-                )
-                try:
-                    await _walk(client, options, fmt, data, journal, resume, progress, on_progress)
-                    journal.complete(data.tell())
-                finally:
-                    journal.close()
-        _finish(options, fmt)
+        _check_paths(options)
+        with ExportLock.acquire(options.output):
+            resume = _prepare(options, fmt)
+            kept = progress.records_kept = resume.kept
+            if not resume.complete:
+                await _export_to_partial(client, options, fmt, resume, progress, on_progress)
+            else:
+                progress.resumable = True  # only the last step is left, from the files on disk
+            _finish(options, fmt)
+            progress.resumable = False
     except OSError as exc:
         raise ExportError(
             f"cannot write the export to {options.output}: {exc.strerror or exc}"
@@ -157,12 +280,87 @@ async def export_results(
     )
 
 
+async def _export_to_partial(
+    client: MettlClient,
+    options: ExportOptions,
+    fmt: ExportFormat,
+    resume: _Resume,
+    progress: ExportProgress,
+    on_progress: Callable[[ExportProgress], None] | None,
+) -> None:
+    """Every record not yet written into ``PATH.partial``, journalled; marked complete."""
+    fresh = not resume.started
+    # The checkpoint first: a data file without one is an export that wrote nothing.
+    journal = (
+        _Journal.create(options.checkpoint, options.identity())
+        if fresh
+        else _Journal.reopen(options.checkpoint)
+    )
+    data: _DataFile | None = None
+    try:
+        data = _DataFile.open(options.partial, resume)
+        progress.resumable = True
+        sink = _FileSink(data, journal)
+        await _walk(client, options, fmt, sink, resume, progress, on_progress)
+        data.sync()
+        journal.complete(data.size, data.lines, data.crc)
+    except BaseException:
+        if fresh and (data is None or data.size == 0) and not journal.done_any:
+            # Nothing was written (a wrong key, a bad URL, Ctrl+C at once): leave nothing.
+            if data is not None:
+                data.close()
+                data = None
+            journal.close()
+            remove(options.partial)
+            remove(options.checkpoint)
+            progress.resumable = False
+        raise
+    finally:
+        if data is not None:
+            data.close()
+        journal.close()
+
+
+async def stream_results(
+    client: MettlClient,
+    options: ExportOptions,
+    stream: IO[bytes],
+    *,
+    progress: ExportProgress | None = None,
+    on_progress: Callable[[ExportProgress], None] | None = None,
+) -> ExportSummary:
+    """Write every candidate result to ``stream`` as it comes (``--output -``).
+
+    Only a format whose spooled lines are its final lines (JSONL) can stream;
+    ``options.output`` is not used, no file is written, and nothing can be
+    resumed: an interrupted stream is run again.
+    """
+    fmt = get_format(options.format).for_options(options)
+    if not fmt.streamable:
+        raise ExportError(
+            f"the {options.format} format cannot be streamed: it is made whole at the end "
+            "(write it to a file)"
+        )
+    if options.mode == "resume":
+        raise ExportError("a stream cannot be resumed: run the export again")
+    progress = progress if progress is not None else ExportProgress()
+    requests0, retries0 = client.stats.requests, client.stats.retries
+    await _walk(client, options, fmt, _StreamSink(stream), _Resume(), progress, on_progress)
+    return ExportSummary(
+        output=options.output,
+        schedules=progress.schedules_done,
+        records=progress.records,
+        requests=client.stats.requests - requests0,
+        retries=client.stats.retries - retries0,
+        seconds=progress.elapsed,
+    )
+
+
 async def _walk(
     client: MettlClient,
     options: ExportOptions,
     fmt: ExportFormat,
-    data: IO[bytes],
-    journal: _Journal,
+    sink: _Sink,
     resume: _Resume,
     progress: ExportProgress,
     on_progress: Callable[[ExportProgress], None] | None,
@@ -195,9 +393,7 @@ async def _walk(
     last_commit = last_report = time.monotonic()
 
     def commit() -> None:
-        data.flush()
-        os.fsync(data.fileno())
-        journal.commit(data.tell(), finished)
+        sink.commit(finished)
         finished.clear()
 
     try:
@@ -218,7 +414,7 @@ async def _walk(
                             fresh.append(line)
                     lines = fresh
                 if lines:
-                    data.write(b"".join(lines))  # whole lines only: a page at a time
+                    sink.append(lines)  # whole lines only: a page at a time
                     progress.records += len(lines)
                 if item.page.is_last:
                     finished.append(key)
@@ -230,7 +426,11 @@ async def _walk(
                 if on_progress is not None and now - last_report >= 0.2:
                     on_progress(progress)
                     last_report = now
-    finally:
-        # However the walk ends (done, an error, Ctrl+C), what was written is vouched for,
-        # so that --resume continues from there.
-        commit()
+    except BaseException:
+        # However the walk ends (an error, Ctrl+C, SIGTERM), what was written whole is
+        # vouched for, so that --resume continues from there. A commit that fails too
+        # (the disk is full) leaves the previous one standing.
+        with contextlib.suppress(OSError):
+            commit()
+        raise
+    commit()

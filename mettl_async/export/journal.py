@@ -1,131 +1,203 @@
 """The checkpoint journal of an export, and what a resume starts from.
 
-``PATH.checkpoint`` is a journal: a header naming the export, then lines
-recording how many bytes of ``PATH.partial`` are known good and which schedules
-are complete. Data is flushed and fsynced before the checkpoint line that
-vouches for it. A resume truncates ``PATH.partial`` to the last good size,
-skips the complete schedules, and skips the candidates of the incomplete ones
-that are already in the file, so the final file holds each candidate once.
+``PATH.checkpoint`` is a journal: a header naming the export, then one line per
+commit vouching for a prefix of ``PATH.partial``: its size in bytes, the
+number of records (lines) in it, a CRC-32 of those bytes, and the schedules
+completed since the previous commit. A commit is written only for whole
+records that were written and fsynced: a size always falls on a line boundary.
+
+A resume trusts nothing blindly. Each entry is checked (types, bounds, sizes
+that never shrink); the last one is checked against the data (the file is at
+least that long, its prefix ends a line, holds that many lines, and has that
+checksum). Only then is ``PATH.partial`` cut back to that size (dropping a
+torn tail), complete schedules skipped, and the candidates of the incomplete
+ones already in the file skipped, so that the final file holds each candidate
+once. A checkpoint that does not match its data refuses to resume, with a
+message saying so, rather than guessing.
 """
 
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 import orjson
 
-from mettl_async.export.base import ExportError, ExportFormat, count_lines
+from mettl_async.export.base import ExportError, ExportFormat
+from mettl_async.export.files import (
+    create_new,
+    fsync_directory,
+    lexists,
+    open_existing,
+    read_regular,
+    remove,
+    write_all,
+)
 
 if TYPE_CHECKING:
     from mettl_async.export.engine import ExportOptions
 
 __all__ = ["CHECKPOINT_VERSION"]
 
-CHECKPOINT_VERSION: Final = 1
+#: 2: entries carry ``lines`` and ``crc32`` (version 1 checkpoints cannot be resumed).
+CHECKPOINT_VERSION: Final = 2
+_ENTRY_FIELDS: Final = frozenset({"size", "lines", "crc32", "done", "complete"})
+_START_OVER: Final = "use --overwrite to start over"
 
 
-@attrs.define
 class _Journal:
-    """``PATH.checkpoint``: which bytes of ``PATH.partial`` are good, which schedules done."""
+    """``PATH.checkpoint`` open for appending: which bytes of ``PATH.partial`` are good."""
 
-    path: Path
-    stream: IO[bytes]
+    def __init__(self, path: Path, fd: int) -> None:
+        self.path = path
+        self.fd = fd
+        self.done_any = False  # whether a commit named a complete schedule
 
     @classmethod
     def create(cls, path: Path, identity: Mapping[str, Any]) -> _Journal:
-        stream = path.open("wb")
-        header = {"mettl-async-export": CHECKPOINT_VERSION, **identity}
-        stream.write(orjson.dumps(header) + b"\n")
-        stream.flush()
-        os.fsync(stream.fileno())
-        return cls(path, stream)
+        fd = create_new(path)
+        try:
+            header = {"mettl-async-export": CHECKPOINT_VERSION, **identity}
+            write_all(fd, orjson.dumps(header) + b"\n")
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            remove(path)  # a header cut short would block the next run
+            raise
+        fsync_directory(path.parent)
+        return cls(path, fd)
 
     @classmethod
     def reopen(cls, path: Path) -> _Journal:
-        stream = path.open("ab")
-        if stream.tell() and not path.read_bytes().endswith(b"\n"):
-            stream.write(b"\n")  # a line torn by the interruption stays a line of its own
-        return cls(path, stream)
+        fd = open_existing(path, os.O_RDWR | os.O_APPEND)
+        try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                write_all(fd, b"\n")  # a line torn by the interruption stays a line of its own
+        except BaseException:
+            os.close(fd)
+            raise
+        return cls(path, fd)
 
     def _append(self, entry: Mapping[str, Any]) -> None:
-        self.stream.write(orjson.dumps(entry) + b"\n")
-        self.stream.flush()
-        os.fsync(self.stream.fileno())
+        write_all(self.fd, orjson.dumps(entry) + b"\n")
+        os.fsync(self.fd)
 
-    def commit(self, size: int, done: Sequence[str]) -> None:
-        self._append({"size": size, "done": list(done)})
+    def commit(self, size: int, lines: int, crc: int, done: Sequence[str]) -> None:
+        """Vouch for the first ``size`` bytes (``lines`` records): written and fsynced."""
+        self._append({"size": size, "lines": lines, "crc32": crc, "done": list(done)})
+        if done:
+            self.done_any = True
 
-    def complete(self, size: int) -> None:
+    def complete(self, size: int, lines: int, crc: int) -> None:
         """Every record is in the data file: only the format's finish is left."""
-        self._append({"size": size, "done": [], "complete": True})
+        self._append({"size": size, "lines": lines, "crc32": crc, "done": [], "complete": True})
 
     def close(self) -> None:
-        self.stream.close()
+        """Close the file (once: a second call does nothing)."""
+        fd, self.fd = self.fd, -1
+        if fd >= 0:
+            os.close(fd)
 
 
 @attrs.frozen
 class _JournalState:
     size: int = 0
+    lines: int = 0
+    crc: int = 0
     done: frozenset[str] = frozenset()
     complete: bool = False
     commits: int = 0
 
 
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _entry_problem(entry: object, last: _JournalState) -> str | None:
+    """What is wrong with one journal entry, given the state before it; ``None`` if nothing."""
+    if not isinstance(entry, dict):
+        return f"an entry is JSON {type(entry).__name__}, not an object"
+    unknown = set(entry) - _ENTRY_FIELDS
+    if unknown:
+        return f"an entry has unknown fields ({', '.join(sorted(unknown))})"
+    size, lines, crc, done = (entry.get(k) for k in ("size", "lines", "crc32", "done"))
+    if (
+        not isinstance(size, int)
+        or not isinstance(lines, int)
+        or not _whole(size)
+        or not _whole(lines)
+    ):
+        return f"size and lines must be whole numbers >= 0, got {size!r} and {lines!r}"
+    if not isinstance(crc, int) or isinstance(crc, bool) or not 0 <= crc <= 0xFFFFFFFF:
+        return f"crc32 must be a 32-bit checksum, got {crc!r}"
+    if lines > size or (size > 0) != (lines > 0):
+        return f"{lines} lines cannot fill {size} bytes"
+    if not isinstance(done, list) or not all(isinstance(key, str) and key for key in done):
+        return "done must be a list of access keys"
+    if entry.get("complete", True) is not True:
+        return f"complete must be true when present, got {entry['complete']!r}"
+    if last.complete:
+        return "an entry follows the one marking the export complete"
+    if size < last.size or lines < last.lines:
+        return f"the size went back from {last.size} to {size} bytes"
+    if size == last.size and (lines, crc) != (last.lines, last.crc) and last.commits:
+        return f"two entries describe the same {size} bytes differently"
+    return None
+
+
 def _read_journal(path: Path, identity: Mapping[str, Any]) -> _JournalState:
-    """What a checkpoint vouches for; checks that it belongs to this export."""
-    size, done, complete, commits = 0, set[str](), False, 0
-    lines = path.read_bytes().split(b"\n")
+    """What a checkpoint vouches for; checks that it belongs to this export, entry by entry."""
+    lines = read_regular(path).split(b"\n")
     try:
         header = orjson.loads(lines[0])
     except orjson.JSONDecodeError:
         header = None
-    if not isinstance(header, dict) or header.get("mettl-async-export") != CHECKPOINT_VERSION:
-        raise ExportError(f"{path} is not a mettl-async checkpoint")
+    version = header.get("mettl-async-export") if isinstance(header, dict) else None
+    if version is None:
+        raise ExportError(f"{path} is not a mettl-async checkpoint; {_START_OVER}")
+    if version != CHECKPOINT_VERSION:
+        raise ExportError(
+            f"{path} was written by another version of mettl-async (checkpoint version "
+            f"{version!r}, this one reads {CHECKPOINT_VERSION}): it cannot be resumed; "
+            f"{_START_OVER}"
+        )
+    assert isinstance(header, dict)
     mismatched = sorted(k for k, v in identity.items() if header.get(k) != v)
     if mismatched:
         raise ExportError(
             f"{path} belongs to an export with other options ({', '.join(mismatched)}); "
             "resume with the same options, or use --overwrite to start over"
         )
-    for line in lines[1:]:
+    state = _JournalState()
+    done: set[str] = set()
+    for number, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
         try:
             entry = orjson.loads(line)
         except orjson.JSONDecodeError:
             continue  # a line torn by an interruption: the lines around it stand
-        if isinstance(entry, dict) and isinstance(entry.get("size"), int):
-            size = entry["size"]
-            done.update(str(key) for key in entry.get("done", ()))
-            complete = complete or entry.get("complete") is True
-            commits += 1
-    return _JournalState(size, frozenset(done), complete, commits)
-
-
-def _already_written(
-    partial: Path, done: frozenset[str], fmt: ExportFormat
-) -> tuple[int, frozenset[tuple[str, str]], frozenset[int]]:
-    """Lines kept; ``(accessKey, email)`` of those from schedules not yet complete, and
-    (for records without an email) the hashes of those lines."""
-    seen: set[tuple[str, str]] = set()
-    keyless: set[int] = set()
-    kept = 0
-    with partial.open("rb") as stream:
-        for line in stream:
-            kept += 1
-            identity = fmt.identify(line)
-            if identity is None:
-                continue
-            key, email = identity
-            if key in done:
-                continue
-            if email is not None:
-                seen.add((key, email))
-            else:
-                keyless.add(hash(line))
-    return kept, frozenset(seen), frozenset(keyless)
+        problem = _entry_problem(entry, state)
+        if problem is not None:
+            raise ExportError(
+                f"{path}, line {number}: {problem}; the checkpoint is damaged or was edited, "
+                f"so it cannot vouch for the data: {_START_OVER}"
+            )
+        done.update(entry["done"])
+        state = _JournalState(
+            entry["size"],
+            entry["lines"],
+            entry["crc32"],
+            frozenset(done),
+            entry.get("complete") is True,
+            state.commits + 1,
+        )
+    return state
 
 
 @attrs.frozen
@@ -133,6 +205,8 @@ class _Resume:
     """What an earlier, interrupted run left: bytes kept, schedules done, records written."""
 
     size: int = 0
+    lines: int = 0
+    crc: int = 0
     done: frozenset[str] = frozenset()
     kept: int = 0
     written: frozenset[tuple[str, str]] = frozenset()
@@ -141,53 +215,148 @@ class _Resume:
     started: bool = False  # the files of an earlier run are there to continue
 
 
+def _verify(
+    partial: Path, journal: _JournalState, fmt: ExportFormat, *, checkpoint: Path
+) -> _Resume:
+    """Check ``PATH.partial`` against the checkpoint's last entry, cut it back to the size
+    vouched for, and read which records it holds."""
+    mismatch = (
+        f"{partial} does not match its checkpoint {checkpoint.name}: {{}}; the files were "
+        f"changed, or do not belong together, so the export cannot continue from them: "
+        f"{_START_OVER}"
+    )
+    seen: set[tuple[str, str]] = set()
+    keyless: set[int] = set()
+    crc = count = consumed = 0
+    last = b"\n"
+    fd = open_existing(partial, os.O_RDWR)
+    with os.fdopen(fd, "r+b") as stream:
+        actual = os.fstat(fd).st_size
+        if actual < journal.size:
+            raise ExportError(
+                mismatch.format(
+                    f"it is shorter ({actual} bytes) than the {journal.size} bytes "
+                    "the checkpoint vouches for"
+                )
+            )
+        for line in stream:
+            if consumed + len(line) > journal.size:
+                break
+            consumed += len(line)
+            crc = zlib.crc32(line, crc)
+            count += 1
+            last = line[-1:]
+            identity = fmt.identify(line)
+            if identity is None:
+                continue
+            key, email = identity
+            if key in journal.done:
+                continue
+            if email is not None:
+                seen.add((key, email))
+            else:
+                keyless.add(hash(line))
+        if consumed != journal.size or last != b"\n":
+            raise ExportError(mismatch.format(f"byte {journal.size} is not the end of a record"))
+        if (count, crc) != (journal.lines, journal.crc):
+            raise ExportError(
+                mismatch.format(
+                    f"its first {journal.size} bytes hold {count} records with checksum "
+                    f"{crc:08x}, the checkpoint says {journal.lines} with {journal.crc:08x}"
+                )
+            )
+        if actual > journal.size:
+            stream.truncate(journal.size)  # drop what came after the last good checkpoint
+            os.fsync(fd)
+    return _Resume(
+        journal.size,
+        journal.lines,
+        journal.crc,
+        journal.done,
+        count,
+        frozenset(seen),
+        frozenset(keyless),
+        complete=journal.complete,
+        started=True,
+    )
+
+
+def _holds_nothing(options: ExportOptions) -> bool:
+    """Whether the side files of an earlier run vouch for nothing (no record, no schedule)."""
+    partial, checkpoint = options.partial, options.checkpoint
+    for path in (partial, checkpoint):
+        if os.path.islink(path) or (lexists(path) and not os.path.isfile(path)):
+            return False
+    if not lexists(checkpoint):  # without one, only an empty data file is nothing
+        return not lexists(partial) or os.path.getsize(partial) == 0
+    try:
+        state = _read_journal(checkpoint, options.identity())
+    except (ExportError, OSError):
+        return False
+    # Bytes of the data file that no entry vouches for would be cut by a resume anyway.
+    return state.size == 0 and not state.done and not state.complete
+
+
 def _prepare(options: ExportOptions, fmt: ExportFormat) -> _Resume:
     """Check what is on disk against the mode, and what a resume starts from."""
     output, partial, checkpoint = options.output, options.partial, options.checkpoint
     if options.mode == "overwrite":
         for path in (partial, checkpoint):
-            path.unlink(missing_ok=True)
+            remove(path)  # a link planted there goes, its target stays untouched
         return _Resume()
-    if options.mode == "new":
-        if output.exists():
-            raise ExportError(f"{output} exists: use --overwrite to replace it")
-        if partial.exists() or checkpoint.exists():
+    for path in (partial, checkpoint):
+        if os.path.islink(path):
             raise ExportError(
-                f"an interrupted export to {output} exists ({partial.name}): "
-                "use --resume to continue it or --overwrite to start over"
+                f"{path} is a symbolic link: the export never reads or writes through one "
+                "(remove it, or use --overwrite, which removes it)"
             )
+    if options.mode == "new":
+        if lexists(output):
+            raise ExportError(f"{output} exists: use --overwrite to replace it")
+        if lexists(partial) or lexists(checkpoint):
+            if not _holds_nothing(options):
+                raise ExportError(
+                    f"an interrupted export to {output} exists ({partial.name}): "
+                    "use --resume to continue it or --overwrite to start over"
+                )
+            for path in (partial, checkpoint):
+                remove(path)  # a run that wrote nothing: nothing to keep
         return _Resume()
     # --resume
-    journal = _read_journal(checkpoint, options.identity()) if checkpoint.exists() else None
-    if journal is not None and journal.complete and (partial.exists() or output.exists()):
-        # Stopped after the last record, before (or while) the file was put in place.
-        kept = count_lines(partial) if partial.exists() else fmt.count(output)
-        return _Resume(journal.size, journal.done, kept, complete=True, started=True)
-    if not partial.exists() and (journal is None or journal.commits == 0):
-        if output.exists():
+    journal = _read_journal(checkpoint, options.identity()) if lexists(checkpoint) else None
+    has_partial = lexists(partial)
+    if journal is not None and journal.complete:
+        if has_partial:
+            return _verify(partial, journal, fmt, checkpoint=checkpoint)
+        if lexists(output):
+            # Stopped after the file was put in place, before the checkpoint went.
+            found = fmt.count(output)
+            if found != journal.lines:
+                raise ExportError(
+                    f"{output} holds {found} records, but its checkpoint says the export "
+                    f"wrote {journal.lines}: it was changed since; {_START_OVER}"
+                )
+            return _Resume(
+                journal.size,
+                journal.lines,
+                journal.crc,
+                journal.done,
+                found,
+                complete=True,
+                started=True,
+            )
+    if not has_partial and (journal is None or journal.commits == 0):
+        if lexists(output):
             raise ExportError(
                 f"{output} is complete: nothing to resume (use --overwrite to redo it)"
             )
-        checkpoint.unlink(missing_ok=True)  # stopped before anything was written
+        remove(checkpoint)  # stopped before anything was written
         return _Resume()
     if journal is None:
-        if partial.stat().st_size == 0:
-            partial.unlink()
+        if _holds_nothing(options):
+            remove(partial)
             return _Resume()
-        raise ExportError(
-            f"the interrupted export to {output} lacks its checkpoint: "
-            "use --overwrite to start over"
-        )
-    if not partial.exists():
-        raise ExportError(
-            f"the interrupted export to {output} lacks its data file: use --overwrite to start over"
-        )
-    if partial.stat().st_size < journal.size:
-        raise ExportError(
-            f"{partial} is shorter than its checkpoint says ({partial.stat().st_size} < "
-            f"{journal.size} bytes): it was damaged; use --overwrite to start over"
-        )
-    with partial.open("r+b") as stream:
-        stream.truncate(journal.size)  # drop whatever came after the last good checkpoint
-    kept, written, written_lines = _already_written(partial, journal.done, fmt)
-    return _Resume(journal.size, journal.done, kept, written, written_lines, started=True)
+        raise ExportError(f"the interrupted export to {output} lacks its checkpoint: {_START_OVER}")
+    if not has_partial:
+        raise ExportError(f"the interrupted export to {output} lacks its data file: {_START_OVER}")
+    return _verify(partial, journal, fmt, checkpoint=checkpoint)

@@ -17,13 +17,19 @@ __all__ = ["JsonlFormat", "jsonl_line"]
 
 
 class JsonlFormat(ExportFormat):
-    """``PATH.partial`` holds the final lines: finishing renames it to ``PATH``."""
+    """``PATH.partial`` holds the final lines: finishing renames it to ``PATH``.
+
+    Every line is UTF-8 JSON (the listing's scan refuses a record that is not).
+    """
+
+    streamable = True
 
     def encode_page(self, schedule: Mapping[str, Any], records: Sequence[RawRecord]) -> list[bytes]:
         head = _jsonl_head(schedule)
         return [_jsonl_line(head, record) for record in records]
 
     def finish(self, partial: Path, output: Path) -> None:
+        # A rename never follows a link: one planted at PATH is replaced, not written through.
         os.replace(partial, output)
 
 
@@ -48,8 +54,8 @@ def _jsonl_head(schedule: Mapping[str, Any]) -> bytes:
 def _jsonl_line(head: bytes, record: RawRecord) -> bytes:
     body = record.json.strip()
     if b"\n" in body or b"\r" in body:
-        # Whitespace between tokens (JSON strings cannot hold raw line breaks): one line.
-        body = orjson.dumps(orjson.loads(body))
+        # JSON strings cannot hold raw line breaks: these are whitespace between tokens.
+        body = body.replace(b"\r", b" ").replace(b"\n", b" ")
     if body[:1] != b"{":  # not an object: keep it whole under "record"
         return head[:-1] + b',"record":' + body + b"}\n"
     if body[1:].lstrip()[:1] == b"}":  # an empty object
