@@ -125,6 +125,13 @@ class MettlClient:
     are in flight at once across everything this client does, optionally spaced
     to ``requests_per_second``. ``timeout`` is the total seconds one attempt may
     take; ``retry`` decides what is retried and how long to wait.
+
+    Throttling is not failure: when Mettl refuses requests for their rate (E509,
+    HTTP 429) the client slows down, learning the rate Mettl allows (shared by
+    everything it sends; ``requests_per_second`` stays a hard ceiling), and
+    tries the refused calls again, POSTs included, for up to
+    ``throttle_deadline`` seconds per call (``None``: as long as it takes),
+    then raises :class:`ThrottledError`. ``stats`` shows the learned rate.
     """
 
     def __init__(
@@ -141,6 +148,7 @@ class MettlClient:
         retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
         correct_clock_skew: bool = True,
+        throttle_deadline: float | None = 600.0,
     ) -> None:
         if not public_key:
             raise ConfigurationError("the Mettl public key is empty")
@@ -158,6 +166,10 @@ class MettlClient:
             raise ConfigurationError(
                 f"requests_per_second must be > 0 or None, got {requests_per_second!r}"
             )
+        if throttle_deadline is not None and not throttle_deadline >= 0:
+            raise ConfigurationError(
+                f"throttle_deadline must be >= 0 seconds or None, got {throttle_deadline!r}"
+            )
         self._public_key = public_key
         self._base_url = _check_base_url(base_url)
         self._api_version = api_version
@@ -173,6 +185,7 @@ class MettlClient:
             retry=retry if retry is not None else RetryPolicy(),
             clock=clock,
             correct_clock_skew=correct_clock_skew,
+            throttle_deadline=throttle_deadline,
         )
 
     @classmethod
