@@ -21,7 +21,7 @@
     │       ├── NotFoundError           E404: unknown assessment id, access key or email
     │       ├── InvalidRequestError     E400, E405: malformed request or parameter
     │       ├── RateLimitError          E509, HTTP 429
-    │       │   └── ThrottledError      still E509/429 when the call's throttle_deadline passed
+    │       │   └── ThrottledError      still E509/429 at the end of the call's throttle_deadline
     │       └── ServerError             E503, E408, E000, HTTP 5xx
     └── PaginationError             a listing could not be walked completely
         ├── IncompleteListingError      fewer records than the server reported, or a page failed

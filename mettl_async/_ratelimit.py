@@ -7,10 +7,17 @@ refusal the rate drops to ``beta`` times the rate that was refused, then
 grows back along a cubic curve, slowly near the rate that was refused and
 faster beyond it, until the next refusal. Unlike botocore's curve, this one
 is relative to the refused rate, so that a limit of 5 requests a second is
-probed as gently, in proportion, as one of 500. Two guards keep it from
-collapsing under a burst of refusals: it reacts once to the requests sent at
-one rate (a refusal of a request sent before the last cut is old news), and
-a cut never goes below ``beta`` times the rate Mettl has been accepting.
+probed as gently, in proportion, as one of 500.
+
+The rate refused is measured, not guessed: between two refusals far enough
+apart, what Mettl accepted is its limit (its bucket was empty at both), so
+the cut lands just under the limit whatever burst Mettl allows. Three guards
+keep it from collapsing under a run of refusals: it reacts once to the
+requests sent at one rate (a refusal of a request sent before the last cut
+is old news); a cut never goes below ``beta`` times the rate Mettl has been
+accepting; and a request refused right after a cut, with nothing accepted
+since, pauses all sending (half a second, doubling up to two): a fixed
+window refuses everything until it ends, whatever the rate.
 
 The rate paces request starts through a :class:`TokenBucket`; the number of
 requests in flight follows it (:meth:`AdaptiveRate.concurrency`: about twice
@@ -167,6 +174,10 @@ class AdaptiveRate:
     #: with no burst refuses the moment it is passed, and what it accepted
     #: before then, slower, would underestimate it).
     REFUSED_SHARE: Final = 0.9
+    #: Seconds of pause after a second refusal in a row, doubling with each one after ...
+    PAUSE_FIRST: Final = 0.5
+    #: ... up to this.
+    PAUSE_MAX: Final = 2.0
     #: The rate never probes above this many times the rate actually sent.
     PROBE_CAP: Final = 2.0
     #: In-flight requests allowed, as a multiple of rate x latency.
@@ -205,6 +216,8 @@ class AdaptiveRate:
         self._accepted_total = 0  # answers accepted, ever
         self._accepted_at_cut = 0  # ... at the last cut
         self._latency: float | None = None
+        self._streak = 0  # refusals in a row, each of a request sent after the last cut
+        self._paused_until = -math.inf
         self.cuts = 0  #: how many times the rate was cut
 
     # -- what it allows ----------------------------------------------------------------
@@ -235,10 +248,13 @@ class AdaptiveRate:
 
     def delay(self, now: float) -> float:
         """Seconds to wait before the next request may start (0: now)."""
-        return self._bucket.wait(now) if self._bucket is not None else 0.0
+        wait = self._bucket.wait(now) if self._bucket is not None else 0.0
+        return max(wait, self._paused_until - now)
 
     def take(self, now: float) -> bool:
         """Start a request now if the rate allows it (spending a token); whether it did."""
+        if now < self._paused_until:
+            return False
         if self._bucket is not None and not self._bucket.take(now):
             return False
         self._sent.add(now)
@@ -258,6 +274,8 @@ class AdaptiveRate:
         else:
             self._accepted.add(now)
             self._accepted_total += 1
+            if sent_at >= self._last_cut:
+                self._streak = 0
             if self._w_max is not None:
                 self._probe(now)
 
@@ -287,7 +305,16 @@ class AdaptiveRate:
         self._last_cut = now
         self._accepted_at_cut = self._accepted_total
         self.cuts += 1
-        self._set(now, max(self.min_rate, self.shape.beta * refused))
+        self._streak += 1
+        if self._streak > 1:
+            # Refused again at the rate just cut, with nothing accepted since: a
+            # window that refuses everything until it ends, or a rate still far
+            # too high. Pause everything, longer each time, rather than send into it.
+            pause = min(self.PAUSE_MAX, self.PAUSE_FIRST * 2.0 ** (self._streak - 2))
+            self._paused_until = max(self._paused_until, now + pause)
+        new = max(self.min_rate, self.shape.beta * refused)
+        current = self.rate
+        self._set(now, new if current is None else min(current, new))
 
     def _probe(self, now: float) -> None:
         assert self._w_max is not None

@@ -292,7 +292,6 @@ class Transport:
                 if isinstance(error, RateLimitError):
                     # Throttling is not failure: Mettl did not act (so a POST may be
                     # sent again) and the rate is slowing down; only the deadline ends it.
-                    self.stats.throttled += 1
                     throttled = error
                     elapsed = self._pacer.now() - started
                     wait = retry.throttle_delay(
@@ -340,9 +339,10 @@ class Transport:
 
     def _past_deadline(self, last: RateLimitError, attempts: int) -> ThrottledError:
         deadline = self._throttle_deadline
-        return ThrottledError(
-            f"Mettl still refused this call for its rate when its {deadline:g} s "
-            f"throttle_deadline passed ({attempts} attempts; last: {last.message})",
+        error = ThrottledError(
+            f"Mettl kept refusing this call for its rate, and its {deadline:g} s "
+            f"throttle_deadline leaves no time for another attempt "
+            f"({attempts} attempts; last: {last.message})",
             deadline=deadline,
             method=last.method,
             url=last.url,
@@ -352,6 +352,8 @@ class Transport:
             attempts=attempts,
             hint="raise throttle_deadline (None: no deadline), or lower requests_per_second",
         )
+        error.retry_after = last.retry_after
+        return error
 
     def _rate_learned(self) -> None:
         """Show the learned rate in the stats, and log it when it moved."""
@@ -428,7 +430,10 @@ class Transport:
                 else None,
             )
         except RequestError as error:
-            pacer.answered(sent_at, received_at, throttled=isinstance(error, RateLimitError))
+            refused = isinstance(error, RateLimitError)
+            if refused:
+                stats.throttled += 1
+            pacer.answered(sent_at, received_at, throttled=refused)
             if pacer.rate.learned:
                 self._rate_learned()
             if isinstance(error, TimestampError):

@@ -66,7 +66,7 @@ def test_errors_survive_pickling_with_their_fields() -> None:
 
 def test_throttled_error_is_a_rate_limit_error_that_keeps_its_deadline() -> None:
     error = ThrottledError(
-        "still refused when the 600 s throttle_deadline passed",
+        "kept refusing, and the 600 s throttle_deadline leaves no time",
         deadline=600.0,
         method="GET",
         path="/v2/x",
@@ -75,7 +75,7 @@ def test_throttled_error_is_a_rate_limit_error_that_keeps_its_deadline() -> None
         attempts=57,
     )
     assert isinstance(error, RateLimitError)
-    assert str(error).startswith("E509 still refused when the 600 s throttle_deadline passed")
+    assert str(error).startswith("E509 kept refusing, and the 600 s throttle_deadline")
     assert "57 attempts" in str(error)
     clone = pickle.loads(pickle.dumps(error))
     assert type(clone) is ThrottledError
