@@ -5,7 +5,8 @@
     python -m benchmarks --only decode memory
 
 Sections: (1) account export vs the latency bound, (2) one large schedule,
-(3) client overhead vs a bare aiohttp loop, (4) decode, (5) memory. The fake
+(3) client overhead vs a bare aiohttp loop, (4) decode, (5) memory, (6) an
+export against a server that throttles (rate-limited export). The fake
 Mettl runs in its own process; every comparison is measured in the same run,
 interleaved, with warm-up and repeats, and reported as medians and ratios.
 """
@@ -22,6 +23,7 @@ from ._harness import machine
 from .bench_decode import decode_section
 from .bench_memory import memory_section
 from .bench_overhead import overhead_section
+from .bench_ratelimit import ratelimit_section
 from .bench_stream import account_section, large_schedule_section
 
 SECTIONS: dict[str, Callable[..., str]] = {
@@ -30,6 +32,7 @@ SECTIONS: dict[str, Callable[..., str]] = {
     "overhead": overhead_section,
     "decode": decode_section,
     "memory": memory_section,
+    "ratelimit": ratelimit_section,
 }
 
 

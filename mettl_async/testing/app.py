@@ -4,7 +4,8 @@ Every request passes the same steps before its handler (one of
 :data:`~mettl_async.testing.routes.ROUTES`, or one added with
 :meth:`FakeMettl.route`) runs: its parameters are read from the query string
 and a form body, ``ak``, ``ts`` and ``asgn`` are verified as Mettl verifies
-them, and a scripted or random :class:`Fault` (see :class:`FaultPlan`) may
+them, its rate limit (:meth:`FakeMettl.set_rate_limit`), if any, may refuse
+it, and a scripted or random :class:`Fault` (see :class:`FaultPlan`) may
 answer instead. A middleware counts the requests in flight and holds each
 answer until ``latency`` has passed.
 """
