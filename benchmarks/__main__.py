@@ -5,7 +5,8 @@
     python -m benchmarks --only decode memory
 
 Sections: (1) account export vs the latency bound, (2) one large schedule,
-(3) client overhead vs a bare aiohttp loop, (4) decode, (5) memory, (6) sync into a
+(3) client overhead vs a bare aiohttp loop, (4) decode, (5) memory, (6) an
+export against a server that throttles (rate-limited export), (7) sync into a
 database vs the export. The fake
 Mettl runs in its own process; every comparison is measured in the same run,
 interleaved, with warm-up and repeats, and reported as medians and ratios.
@@ -23,6 +24,7 @@ from ._harness import machine
 from .bench_decode import decode_section
 from .bench_memory import memory_section
 from .bench_overhead import overhead_section
+from .bench_ratelimit import ratelimit_section
 from .bench_stream import account_section, large_schedule_section
 from .bench_sync import sync_section
 
@@ -32,6 +34,7 @@ SECTIONS: dict[str, Callable[..., str]] = {
     "overhead": overhead_section,
     "decode": decode_section,
     "memory": memory_section,
+    "ratelimit": ratelimit_section,
     "sync": sync_section,
 }
 

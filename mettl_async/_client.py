@@ -147,6 +147,13 @@ class MettlClient:
     take; ``retry`` decides what is retried and how long to wait. An answer
     larger than ``max_response_bytes`` (32 MiB by default) is not read further:
     the call raises :class:`~mettl_async.ResponseTooLargeError`, not retried.
+
+    Throttling is not failure: when Mettl refuses requests for their rate (E509,
+    HTTP 429) the client slows down, learning the rate Mettl allows (shared by
+    everything it sends; ``requests_per_second`` stays a hard ceiling), and
+    tries the refused calls again, POSTs included, for up to
+    ``throttle_deadline`` seconds per call (``None``: as long as it takes),
+    then raises :class:`ThrottledError`. ``stats`` shows the learned rate.
     """
 
     def __init__(
@@ -164,6 +171,7 @@ class MettlClient:
         clock: Callable[[], float] = time.time,
         correct_clock_skew: bool = True,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        throttle_deadline: float | None = 600.0,
     ) -> None:
         if not public_key:
             raise ConfigurationError("the Mettl public key is empty")
@@ -185,6 +193,10 @@ class MettlClient:
             raise ConfigurationError(
                 f"max_response_bytes must be a whole number >= 1, got {max_response_bytes!r}"
             )
+        if throttle_deadline is not None and not throttle_deadline >= 0:
+            raise ConfigurationError(
+                f"throttle_deadline must be >= 0 seconds or None, got {throttle_deadline!r}"
+            )
         self._public_key = public_key
         self._base_url = _check_base_url(base_url)
         self._api_version = api_version
@@ -201,6 +213,7 @@ class MettlClient:
             clock=clock,
             correct_clock_skew=correct_clock_skew,
             max_response_bytes=max_response_bytes,
+            throttle_deadline=throttle_deadline,
         )
 
     @classmethod

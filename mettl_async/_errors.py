@@ -23,6 +23,7 @@
     │       ├── NotFoundError           E404: unknown assessment id, access key or email
     │       ├── InvalidRequestError     E400, E405: malformed request or parameter
     │       ├── RateLimitError          E509, HTTP 429
+    │       │   └── ThrottledError      still E509/429 at the end of the call's throttle_deadline
     │       └── ServerError             E503, E408, E000, HTTP 5xx
     └── PaginationError             a listing could not be walked completely
         ├── IncompleteListingError      fewer records than the server reported, or a page failed
@@ -56,6 +57,7 @@ __all__ = [
     "RequestError",
     "ResponseTooLargeError",
     "ServerError",
+    "ThrottledError",
     "TimestampError",
     "TransportError",
     "ValidationError",
@@ -333,6 +335,32 @@ class InvalidRequestError(APIError):
 
 class RateLimitError(APIError):
     """E509 or HTTP 429: too many requests. ``retry_after`` holds the server's hint, if any."""
+
+
+class ThrottledError(RateLimitError):
+    """A call that Mettl kept refusing for its rate until its deadline passed.
+
+    Throttled calls are retried (slower and slower) for up to the client's
+    ``throttle_deadline`` seconds, held in ``deadline``; past it this is raised,
+    with the last refusal's code and status and every attempt counted.
+    """
+
+    def __init__(self, message: str, *, deadline: float | None = None, **kwargs: object) -> None:
+        self.deadline = deadline
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+
+    def __reduce__(self) -> tuple[object, ...]:
+        kwargs = {
+            "method": self.method,
+            "url": self.url,
+            "path": self.path,
+            "status": self.status,
+            "code": self.code,
+            "attempts": self.attempts,
+            "hint": self.hint,
+            "deadline": self.deadline,
+        }
+        return (_rebuild, (type(self), self.message, kwargs))
 
 
 class ServerError(APIError):

@@ -46,6 +46,13 @@ class RetryPolicy:
     limits, transient server errors (E503, E408, E000, HTTP 5xx) and unreadable
     bodies. For POST, only what proves the server did not act: a rate-limit
     answer, or a connection refused before anything was sent.
+
+    Throttling is not failure: a rate-limit answer (E509, HTTP 429) never uses
+    up ``attempts``. A throttled call is tried again after the server's
+    ``Retry-After`` (if any, up to ``retry_after_max``), at the client's learned
+    rate, for as long as its deadline allows (:meth:`throttle_delay`).
+    ``instant=True`` also keeps the client from slowing down to a learned rate
+    (a ``requests_per_second`` ceiling still holds).
     """
 
     attempts: int = attrs.field(default=4)
@@ -65,11 +72,15 @@ class RetryPolicy:
         return cls(attempts=1)
 
     def should_retry(self, error: MettlError, *, attempt: int, idempotent: bool) -> bool:
-        """Whether to try again after ``error`` ended attempt number ``attempt``."""
-        if attempt >= self.attempts:
-            return False
+        """Whether to try again after ``error`` ended attempt number ``attempt``.
+
+        ``attempt`` counts the attempts that failed for other reasons than the
+        rate: a rate-limit answer is always retried (see :meth:`throttle_delay`).
+        """
         if isinstance(error, RateLimitError):
             return True  # the server refused before acting, whatever the method
+        if attempt >= self.attempts:
+            return False
         if isinstance(error, MettlConnectionError):
             return idempotent or not error.request_sent
         if isinstance(error, MettlTimeoutError | ServerError | DecodeError):
@@ -90,3 +101,21 @@ class RetryPolicy:
             return min(retry_after, self.retry_after_max)
         cap = min(self.backoff_max, self.backoff_initial * 2.0 ** (attempt - 1))
         return float(cap * rand())
+
+    def throttle_delay(
+        self, *, elapsed: float, deadline: float | None, retry_after: float | None = None
+    ) -> float | None:
+        """Seconds to wait before a throttled call tries again, or ``None``: give up.
+
+        ``elapsed`` is how long the call has been going, ``deadline`` the most it
+        may take (``None``: no limit). A wait is the server's ``Retry-After``
+        (up to ``retry_after_max``), or none: the client's learned rate paces
+        the next attempt. The call gives up when the wait would end after the
+        deadline.
+        """
+        wait = (
+            0.0 if self.instant or retry_after is None else min(retry_after, self.retry_after_max)
+        )
+        if deadline is not None and elapsed + wait > deadline:
+            return None
+        return max(0.0, wait)

@@ -10,6 +10,8 @@ the translation of aiohttp's and asyncio's exceptions into mettl-async's own.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import logging
 import platform
 import time
@@ -29,6 +31,7 @@ from ._errors import (
     RateLimitError,
     RequestError,
     ResponseTooLargeError,
+    ThrottledError,
     TimestampError,
     TransportError,
 )
@@ -42,6 +45,7 @@ from ._protocol import (
     redact_secret,
     server_clock_skew,
 )
+from ._ratelimit import AdaptiveRate, RateChangeLog
 from ._retry import RetryPolicy
 from ._signing import SigningKey
 from ._version import __version__
@@ -96,19 +100,88 @@ class ClientStats:
     allowed_rate: float | None = None
 
 
-class _RateLimiter:
-    """Spaces request starts at least ``1 / rate`` seconds apart."""
+class _PastDeadline(Exception):
+    """The next turn of a throttled call would come after its deadline (internal)."""
 
-    def __init__(self, rate: float) -> None:
-        self._interval = 1.0 / rate
-        self._next = 0.0
 
-    async def wait(self) -> None:
-        now = time.monotonic()
-        slot = max(now, self._next)
-        self._next = slot + self._interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
+class _Pacer:
+    """The waiting side of :class:`~mettl_async._ratelimit.AdaptiveRate`.
+
+    A request first takes one of the in-flight slots (as many as the rate's
+    :attr:`~mettl_async._ratelimit.AdaptiveRate.concurrency`, at most
+    ``max_in_flight``), then waits its turn, in arrival order, for the rate to
+    let it start. Unlimited (never throttled, no ceiling), that is a semaphore.
+    """
+
+    #: Longest single sleep while waiting for a turn (a rate that went up is seen by then).
+    MAX_NAP: Final = 0.5
+
+    def __init__(self, rate: AdaptiveRate, now: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.now = now
+        self._active = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._turn = asyncio.Lock()
+
+    async def start(self, *, not_after: float | None = None) -> float:
+        """Wait for a slot and a turn; the time the request may start.
+
+        ``not_after``: raise :class:`_PastDeadline` rather than start after then.
+        """
+        await self._acquire_slot()
+        try:
+            rate = self.rate
+            if rate.rate is None:  # nothing to wait for
+                now = self.now()
+                rate.take(now)
+                return now
+            async with self._turn:
+                while True:
+                    now = self.now()
+                    wait = rate.delay(now)
+                    if wait <= 0 and rate.take(now):
+                        return now
+                    if not_after is not None and now + wait > not_after:
+                        raise _PastDeadline
+                    await asyncio.sleep(min(max(wait, 0.0), self.MAX_NAP))
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Give the slot back (the answer is in, or no request went)."""
+        self._active -= 1
+        self._wake()
+
+    def answered(self, sent_at: float, received_at: float, *, throttled: bool) -> None:
+        self.rate.answered(received_at, sent_at=sent_at, throttled=throttled)
+        if self._waiters:
+            self._wake()  # the rate, and with it the slots, may have grown
+
+    async def _acquire_slot(self) -> None:
+        if self._active < self.rate.concurrency and not self._waiters:
+            self._active += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # granted, then cancelled before it could use it
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+
+    def _wake(self) -> None:
+        limit = self.rate.concurrency
+        waiters = self._waiters
+        while waiters and self._active < limit:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                self._active += 1
+                waiter.set_result(None)
 
 
 class Transport:
@@ -127,6 +200,7 @@ class Transport:
         clock: Callable[[], float],
         correct_clock_skew: bool = True,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        throttle_deadline: float | None = 600.0,
     ) -> None:
         self._public_key = public_key
         self._max_response_bytes = max_response_bytes
@@ -135,8 +209,18 @@ class Transport:
         self._owns_session = session is None
         self._timeout = timeout
         self._max_in_flight = max_in_flight
-        self._semaphore = asyncio.Semaphore(max_in_flight)
-        self._rate = _RateLimiter(requests_per_second) if requests_per_second else None
+        self._throttle_deadline = throttle_deadline
+        # One rate for everything this client sends. RetryPolicy(instant=True), for
+        # tests, keeps the ceiling but never slows down to a learned rate.
+        self._pacer = _Pacer(
+            AdaptiveRate(
+                now=time.monotonic(),
+                ceiling=requests_per_second or None,
+                max_in_flight=max_in_flight,
+                learn=not retry.instant,
+            )
+        )
+        self._rate_log = RateChangeLog()
         self._retry = retry
         self._clock = clock
         self._clock_offset = 0.0
@@ -190,19 +274,46 @@ class Transport:
         retry = self._retry
         idempotent = request.idempotent
         skew_corrected = False
-        attempt = 0
+        started = self._pacer.now()
+        deadline = self._throttle_deadline
+        not_after: float | None = None  # set once throttled: no turn after the deadline
+        throttled: RateLimitError | None = None  # the last refusal for the rate
+        sent = 0  # attempts sent
+        failed = 0  # attempts that failed for a reason other than the rate
         while True:
-            attempt += 1
-            if attempt > 1:
+            if sent:
                 self.stats.retries += 1
-            if self._rate is not None:
-                await self._rate.wait()
             try:
-                return await self._attempt(session, request, timeout, attempt, decode)
+                return await self._attempt(
+                    session, request, timeout, sent + 1, decode, not_after=not_after
+                )
+            except _PastDeadline:
+                self.stats.retries -= 1  # this one never went
+                self.stats.failures += 1
+                assert throttled is not None
+                raise self._past_deadline(throttled, sent) from throttled
             except RequestError as error:
-                error.attempts = attempt
+                sent += 1
+                error.attempts = sent
                 if isinstance(error, RateLimitError):
-                    self.stats.throttled += 1
+                    # Throttling is not failure: Mettl did not act (so a POST may be
+                    # sent again) and the rate is slowing down; only the deadline ends it.
+                    throttled = error
+                    elapsed = self._pacer.now() - started
+                    wait = retry.throttle_delay(
+                        elapsed=elapsed, deadline=deadline, retry_after=error.retry_after
+                    )
+                    if wait is None:
+                        self.stats.failures += 1
+                        raise self._past_deadline(error, sent) from error
+                    if deadline is not None:
+                        not_after = started + deadline
+                    # No line per throttled attempt (the DEBUG line of each attempt
+                    # shows it): the rate's INFO lines tell the story without a flood.
+                    if wait > 0:
+                        await self._sleep(wait)
+                    continue
+                failed += 1
                 if (
                     isinstance(error, TimestampError)
                     and self._correct_skew
@@ -210,13 +321,13 @@ class Transport:
                     and self._learn_skew(error)
                 ):
                     skew_corrected = True
-                    attempt -= 1  # the corrected retry does not use up the policy
+                    failed -= 1  # the corrected retry does not use up the policy
                     continue
-                if not retry.should_retry(error, attempt=attempt, idempotent=idempotent):
+                if not retry.should_retry(error, attempt=failed, idempotent=idempotent):
                     self.stats.failures += 1
                     raise
                 wait = retry.delay(
-                    attempt,
+                    failed,
                     retry_after=error.retry_after if isinstance(error, APIError) else None,
                 )
                 if logger.isEnabledFor(logging.INFO):
@@ -226,11 +337,43 @@ class Transport:
                         error.path,
                         wait,
                         type(error).__name__,
-                        attempt,
+                        failed,
                         retry.attempts,
                     )
                 if wait > 0:
                     await self._sleep(wait)
+
+    def _past_deadline(self, last: RateLimitError, attempts: int) -> ThrottledError:
+        deadline = self._throttle_deadline
+        error = ThrottledError(
+            f"Mettl kept refusing this call for its rate, and its {deadline:g} s "
+            f"throttle_deadline leaves no time for another attempt "
+            f"({attempts} attempts; last: {last.message})",
+            deadline=deadline,
+            method=last.method,
+            url=last.url,
+            path=last.path,
+            status=last.status,
+            code=last.code,
+            attempts=attempts,
+            hint="raise throttle_deadline (None: no deadline), or lower requests_per_second",
+        )
+        error.retry_after = last.retry_after
+        return error
+
+    def _rate_learned(self) -> None:
+        """Show the learned rate in the stats, and log it when it moved."""
+        rate = self._pacer.rate
+        allowed = rate.rate
+        self.stats.allowed_rate = allowed
+        if self._rate_log.should_log(self._pacer.now(), allowed) and allowed is not None:
+            logger.info(
+                "Mettl limits the request rate: now allowing %.1f requests/s, %d in flight "
+                "(%d answers throttled so far)",
+                allowed,
+                rate.concurrency,
+                self.stats.throttled,
+            )
 
     def _learn_skew(self, error: TimestampError) -> bool:
         skew = error.server_skew
@@ -251,11 +394,15 @@ class Transport:
         timeout: aiohttp.ClientTimeout,
         attempt: int,
         decode: Decoder[T],
+        *,
+        not_after: float | None = None,
     ) -> T:
         stats = self.stats
         debug = logger.isEnabledFor(logging.DEBUG)
         status: int | None = None
-        async with self._semaphore:
+        pacer = self._pacer
+        sent_at = await pacer.start(not_after=not_after)  # a slot, then the rate's turn
+        try:
             # Signed once it may go: ts is fresh however long it waited for a slot.
             prepared = self.prepare(request)
             started = time.perf_counter()
@@ -273,6 +420,9 @@ class Transport:
                 raise
             finally:
                 stats.in_flight -= 1
+        finally:
+            pacer.release()
+        received_at = pacer.now()
         # Let the request that was waiting for this slot go out before parsing this
         # answer (milliseconds of CPU for a page): network time then overlaps CPU time.
         await asyncio.sleep(0)
@@ -287,18 +437,23 @@ class Transport:
                 if retry_after
                 else None,
             )
-        except TimestampError as error:
-            error.server_skew = server_clock_skew(date, now=self._clock())
-            redact_error(error, prepared.signature)
-            if debug:
-                self._log(prepared, attempt, started, status, error.code)
-            raise
         except RequestError as error:
             # A server may echo the signature anywhere in its answer: never show it.
             redact_error(error, prepared.signature)
+            refused = isinstance(error, RateLimitError)
+            if refused:
+                stats.throttled += 1
+            pacer.answered(sent_at, received_at, throttled=refused)
+            if pacer.rate.learned:
+                self._rate_learned()
+            if isinstance(error, TimestampError):
+                error.server_skew = server_clock_skew(date, now=self._clock())
             if debug:
                 self._log(prepared, attempt, started, status, error.code or type(error).__name__)
             raise
+        pacer.answered(sent_at, received_at, throttled=False)
+        if pacer.rate.learned:
+            self._rate_learned()
         if debug:
             self._log(prepared, attempt, started, status, "SUCCESS")
         return data

@@ -13,6 +13,7 @@ from mettl_async import (
     MettlError,
     RateLimitError,
     RequestError,
+    ThrottledError,
     ValidationError,
     ValidationProblem,
 )
@@ -61,6 +62,24 @@ def test_errors_survive_pickling_with_their_fields() -> None:
     clone = pickle.loads(pickle.dumps(error))
     assert type(clone) is RateLimitError
     assert (clone.code, clone.status, clone.attempts, clone.path) == ("E509", 429, 4, "/v2/x")
+
+
+def test_throttled_error_is_a_rate_limit_error_that_keeps_its_deadline() -> None:
+    error = ThrottledError(
+        "kept refusing, and the 600 s throttle_deadline leaves no time",
+        deadline=600.0,
+        method="GET",
+        path="/v2/x",
+        status=429,
+        code="E509",
+        attempts=57,
+    )
+    assert isinstance(error, RateLimitError)
+    assert str(error).startswith("E509 kept refusing, and the 600 s throttle_deadline")
+    assert "57 attempts" in str(error)
+    clone = pickle.loads(pickle.dumps(error))
+    assert type(clone) is ThrottledError
+    assert (clone.deadline, clone.attempts, clone.code) == (600.0, 57, "E509")
 
 
 def test_validation_error_lists_every_problem() -> None:

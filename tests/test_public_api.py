@@ -65,6 +65,7 @@ def test_pure_core_modules_do_no_io() -> None:
         "_signing.py",
         "_protocol.py",
         "_retry.py",
+        "_ratelimit.py",
         "_errors.py",
         "_paging.py",
         "_timefmt.py",

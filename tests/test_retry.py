@@ -46,10 +46,32 @@ def test_what_is_retried(error: Exception, get_retried: bool, post_retried: bool
 
 def test_attempts_bound_the_retries() -> None:
     policy = RetryPolicy(attempts=3)
-    error = RateLimitError("E509")
+    error = ServerError("E503")
     assert policy.should_retry(error, attempt=2, idempotent=True)
     assert not policy.should_retry(error, attempt=3, idempotent=True)
     assert not RetryPolicy.never().should_retry(error, attempt=1, idempotent=True)
+
+
+def test_throttling_never_uses_up_the_attempts() -> None:
+    """A rate-limit answer is retried whatever the count, and whatever the method."""
+    for policy in (RetryPolicy(attempts=3), RetryPolicy.never()):
+        for attempt in (1, 3, 1000):
+            assert policy.should_retry(RateLimitError("E509"), attempt=attempt, idempotent=False)
+
+
+def test_a_throttled_call_waits_for_retry_after_until_its_deadline() -> None:
+    policy = RetryPolicy(retry_after_max=10.0)
+    assert policy.throttle_delay(elapsed=0.0, deadline=600.0) == 0.0
+    assert policy.throttle_delay(elapsed=5.0, deadline=600.0, retry_after=1.0) == 1.0
+    assert policy.throttle_delay(elapsed=5.0, deadline=600.0, retry_after=300.0) == 10.0
+    assert policy.throttle_delay(elapsed=1e6, deadline=None, retry_after=1.0) == 1.0
+    # the wait would end past the deadline: give up now rather than sleep for nothing
+    assert policy.throttle_delay(elapsed=599.5, deadline=600.0, retry_after=1.0) is None
+    assert policy.throttle_delay(elapsed=600.5, deadline=600.0) is None
+    assert policy.throttle_delay(elapsed=0.0, deadline=0.0) == 0.0
+    assert (
+        RetryPolicy(instant=True).throttle_delay(elapsed=0.0, deadline=1.0, retry_after=30.0) == 0.0
+    )
 
 
 def test_backoff_is_capped_exponential_with_full_jitter() -> None:

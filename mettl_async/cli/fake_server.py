@@ -36,10 +36,19 @@ async def _fake_server(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     server = FakeMettlServer(fake, host=args.host, port=args.port)
 
+    limit = fake.rate_limit
+    limits = []
+    if limit.rate is not None:
+        burst = limit.burst if limit.burst is not None else max(1.0, limit.rate / 2)
+        limits.append(f"{limit.rate:g} requests/s, burst {burst:g}")
+    if limit.window_limit is not None:
+        limits.append(f"{limit.window_limit} requests per {limit.window:g} s window")
+    limited = f"; rate limit: {' and '.join(limits)}" if limits else ""
+
     def announce(base_url: str) -> None:
         print(
             f"Fake Mettl listening on {base_url} "
-            f"({args.schedules:,} schedules x {args.candidates:,} candidates)\n"
+            f"({args.schedules:,} schedules x {args.candidates:,} candidates{limited})\n"
             "Use it with these demo keys (they are not secrets):\n"
             f"  export METTL_BASE_URL={base_url}\n"
             f"  export METTL_PUBLIC_KEY={server.public_key}\n"

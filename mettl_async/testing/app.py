@@ -4,7 +4,8 @@ Every request passes the same steps before its handler (one of
 :data:`~mettl_async.testing.routes.ROUTES`, or one added with
 :meth:`FakeMettl.route`) runs: its parameters are read from the query string
 and a form body, ``ak``, ``ts`` and ``asgn`` are verified as Mettl verifies
-them, and a scripted or random :class:`Fault` (see :class:`FaultPlan`) may
+them, its rate limit (:meth:`FakeMettl.set_rate_limit`), if any, may refuse
+it, and a scripted or random :class:`Fault` (see :class:`FaultPlan`) may
 answer instead. A middleware counts the requests in flight and holds each
 answer until ``latency`` has passed.
 """
@@ -30,6 +31,7 @@ from mettl_async.testing.errors import MESSAGES, Reply
 from mettl_async.testing.state import (
     AccountMutations,
     FakeConfig,
+    FakeRateLimit,
     FakeState,
     FakeStats,
     LinkStyle,
@@ -178,6 +180,8 @@ class FakeMettl:
     checked like Mettl (``logo``: JPEG/PNG/GIF up to 100 KB; ``fav``: PNG/ICO
     up to 10 KB) and kept in :attr:`logo` and :attr:`white_label_files`;
     ``white_label_allowed = False`` makes Update White Label answer E403.
+    :meth:`set_rate_limit` makes it refuse requests beyond a rate (a token
+    bucket, a fixed window, or both), as E509 and HTTP 429 answers.
     :meth:`fail_registration` makes Register Candidates refuse chosen emails
     in their own items while the call succeeds; registered candidates join
     their schedule ("Yet to Start") and ``account.complete()`` finishes their
@@ -202,6 +206,7 @@ class FakeMettl:
     arrival_every = _Grouped[int]("config")
     clamp_limit = _Grouped[int | None]("config")
     white_label_allowed = _Grouped[bool]("config")
+    rate_limit = _Grouped[FakeRateLimit]("config")
 
     faults = _Grouped[list[Fault]]("fault_plan")
     fault_rates = _Grouped[dict[FaultKind, float]]("fault_plan")
@@ -214,6 +219,7 @@ class FakeMettl:
     peak_in_flight = _Grouped[int]("stats")
     bad_signatures = _Grouped[int]("stats")
     faults_injected = _Grouped[int]("stats")
+    throttled = _Grouped[int]("stats")
     registration_calls = _Grouped[int]("stats")
     page_requests = _Grouped[collections.Counter[str]]("stats")
 
@@ -272,6 +278,33 @@ class FakeMettl:
         merged.update(kw)  # type: ignore[arg-type]
         self.fault_plan.fault_rates = {kind: rate for kind, rate in merged.items() if rate > 0}
 
+    def set_rate_limit(
+        self,
+        rate: float | None = None,
+        burst: float | None = None,
+        *,
+        window_limit: int | None = None,
+        window: float = 1.0,
+        http429_share: float = 0.5,
+        retry_after: str | None = "1",
+    ) -> FakeRateLimit:
+        """Refuse requests beyond a rate, as Mettl does (see :class:`FakeRateLimit`).
+
+        ``rate``/``burst``: a token bucket; ``window_limit`` per ``window``
+        seconds: a fixed window. Refusals are counted in :attr:`throttled`.
+        Called with no limit, it lifts the limit.
+        """
+        limit = FakeRateLimit(
+            rate,
+            burst,
+            window_limit=window_limit,
+            window=window,
+            http429_share=http429_share,
+            retry_after=retry_after,
+        )
+        self.config.rate_limit = limit
+        return limit
+
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         """Serve ``method`` on ``/{version}`` + ``pattern`` (aiohttp route syntax)."""
         self._routes.append((method, pattern, handler))
@@ -318,6 +351,14 @@ class FakeMettl:
             try:
                 params = await self._read_params(request, raw_query)
                 self._authenticate(request, version, raw_path, params)
+                limit = self.config.rate_limit
+                if limit.active and not limit.admit(time.monotonic()):
+                    self.stats.throttled += 1
+                    refusal = Fault(limit.refusal(), retry_after=limit.retry_after)
+                    outcome = refusal.kind
+                    response = await self._inject(request, refusal)
+                    assert response is not None  # E509 is raised, http429 answered
+                    return response
                 fault = self.fault_plan.pick(request.method, api_path, params)
                 if fault is not None:
                     self.stats.faults_injected += 1

@@ -131,6 +131,36 @@ def add_fake_server_arguments(parser: argparse.ArgumentParser) -> None:
         "http500, drop, truncate); repeatable",
     )
     parser.add_argument("--warm", action="store_true", help="generate every record before serving")
+    limits = parser.add_argument_group(
+        "rate limits",
+        "refuse requests beyond a rate as Mettl does: E509 in an HTTP 200 body, or HTTP 429 "
+        "with Retry-After: 1 (half each by default)",
+    )
+    limits.add_argument(
+        "--rate", type=float, metavar="R", help="token bucket: R requests a second (default: none)"
+    )
+    limits.add_argument(
+        "--burst",
+        type=float,
+        metavar="B",
+        help="token bucket: up to B requests at once (default: half a second's worth)",
+    )
+    limits.add_argument(
+        "--window-limit",
+        type=int,
+        metavar="N",
+        help="fixed window: at most N requests per window (default: none)",
+    )
+    limits.add_argument(
+        "--window", type=float, default=1.0, metavar="S", help="fixed window length in seconds"
+    )
+    limits.add_argument(
+        "--http429-share",
+        type=float,
+        default=0.5,
+        metavar="X",
+        help="share of refusals answered HTTP 429 rather than E509 in a 200 (0..1)",
+    )
 
 
 def fake_from_arguments(args: argparse.Namespace) -> FakeMettl:
@@ -151,6 +181,16 @@ def fake_from_arguments(args: argparse.Namespace) -> FakeMettl:
             raise ValueError(f"--fault expects KIND=RATE with KIND one of {', '.join(FAULT_KINDS)}")
         rates[kind] = float(rate)
     fake.set_fault_rates(rates)  # type: ignore[arg-type]
+    if args.burst is not None and args.rate is None:
+        raise ValueError("--burst needs --rate")
+    if args.rate is not None or args.window_limit is not None:
+        fake.set_rate_limit(
+            args.rate,
+            args.burst,
+            window_limit=args.window_limit,
+            window=args.window,
+            http429_share=args.http429_share,
+        )
     if args.warm:
         for schedule in account.schedules:
             for j in schedule.order():

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Literal, Protocol
 
 import attrs
 
+from mettl_async._ratelimit import TokenBucket
 from mettl_async.testing.data import FakeAccount, FakeSchedule, format_timestamp
 from mettl_async.testing.errors import Reply
 
@@ -24,6 +26,7 @@ __all__ = [
     "AccountMutations",
     "FakeConfig",
     "FakeParts",
+    "FakeRateLimit",
     "FakeState",
     "FakeStats",
     "LinkStyle",
@@ -35,6 +38,71 @@ LinkStyle = Literal["absolute-stale", "relative-stale", "absolute", "relative", 
 #: The registration fields of the account, and of an assessment without a schedule.
 DEFAULT_REGISTRATION_FIELDS: Final = ("Email Address", "First Name", "Last Name")
 _ASSESSMENTS_EPOCH: Final = dt.datetime(2022, 2, 18, 12, 0, 0, tzinfo=dt.UTC)
+
+
+def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not value > 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+@attrs.define
+class FakeRateLimit:
+    """Mettl's rate limit as the fake enforces it (it publishes none; ``E509`` is its refusal).
+
+    ``rate`` and ``burst``: a token bucket of ``burst`` requests (default half a
+    second's worth, at least 1) refilled at ``rate`` a second. ``window_limit``
+    and ``window``: at most that many requests in each fixed window of
+    ``window`` seconds. Either, both or neither (no limit). A refused request
+    gets ``E509`` in an error envelope (with the fake's ``error_http_status``,
+    200 by default) or HTTP 429 with ``Retry-After: retry_after``: a share
+    ``http429_share`` of refusals are 429s, spread evenly.
+    """
+
+    rate: float | None = attrs.field(default=None, validator=_positive_or_none)
+    burst: float | None = attrs.field(default=None, validator=_positive_or_none)
+    window_limit: int | None = attrs.field(default=None, validator=_positive_or_none)
+    window: float = attrs.field(default=1.0, validator=_positive_or_none)
+    http429_share: float = 0.5
+    retry_after: str | None = "1"
+    _bucket: TokenBucket | None = attrs.field(default=None, init=False, repr=False)
+    _window_start: float = attrs.field(default=-math.inf, init=False, repr=False)
+    _window_count: int = attrs.field(default=0, init=False, repr=False)
+    _share_owed: float = attrs.field(default=0.0, init=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not 0.0 <= self.http429_share <= 1.0:
+            raise ValueError(f"http429_share must be within 0..1, got {self.http429_share!r}")
+        if self.burst is not None and self.burst < 1:
+            raise ValueError(f"burst must be >= 1, got {self.burst!r}")
+
+    @property
+    def active(self) -> bool:
+        return self.rate is not None or self.window_limit is not None
+
+    def admit(self, now: float) -> bool:
+        """Whether a request arriving at ``now`` (monotonic seconds) is within the limits."""
+        if self.window_limit is not None:
+            start = math.floor(now / self.window) * self.window
+            if start != self._window_start:
+                self._window_start, self._window_count = start, 0
+            if self._window_count >= self.window_limit:
+                return False
+        if self.rate is not None:
+            if self._bucket is None:
+                capacity = self.burst if self.burst is not None else max(1.0, self.rate / 2)
+                self._bucket = TokenBucket(self.rate, capacity, stamp=now)
+            if not self._bucket.take(now):
+                return False
+        self._window_count += 1
+        return True
+
+    def refusal(self) -> Literal["E509", "http429"]:
+        """How to refuse the next request: ``http429_share`` of them get a 429."""
+        self._share_owed += self.http429_share
+        if self._share_owed >= 1.0 - 1e-9:
+            self._share_owed -= 1.0
+            return "http429"
+        return "E509"
 
 
 @attrs.define
@@ -51,6 +119,8 @@ class FakeConfig:
     clamp_limit: int | None
     #: Whether the account may use Update White Label (article 3); E403 otherwise.
     white_label_allowed: bool = True
+    #: The rate limit it enforces (none by default).
+    rate_limit: FakeRateLimit = attrs.Factory(FakeRateLimit)
 
 
 @attrs.frozen
@@ -75,6 +145,8 @@ class FakeStats:
     peak_in_flight: int = 0
     bad_signatures: int = 0
     faults_injected: int = 0
+    #: Requests refused by the rate limit (:class:`FakeRateLimit`).
+    throttled: int = 0
     #: Calls of Register Candidates (article 15).
     registration_calls: int = 0
     #: Access key -> listing requests (article 16) on that schedule.

@@ -1,0 +1,198 @@
+"""Throttling against the fake Mettl over loopback: exports finish, POSTs go once, deadlines end.
+
+No test here asserts how long anything took: the fake's limit decides which
+requests are refused, the tests check what came out (every record once, every
+refusal counted, the typed error at the deadline).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from pathlib import Path
+
+import pytest
+
+from mettl_async import (
+    ConfigurationError,
+    MettlClient,
+    RateLimitError,
+    RetryPolicy,
+    ThrottledError,
+)
+from mettl_async.export import ExportOptions, export_results
+from mettl_async.testing import FakeMettl, FakeMettlServer
+from mettl_async.testing.data import FakeAccount
+from mettl_async.testing.runner import add_fake_server_arguments, fake_from_arguments
+
+from .test_export import expected_lines, read_lines
+
+#: 14 requests at page size 100: the schedule list and 13 pages.
+SIZES = [120, 30, 0, 101, 45, 7, 200, 64, 99, 100]
+
+#: Learning switched on (an instant policy keeps the client from slowing down).
+LEARNING = RetryPolicy(backoff_initial=0.01, backoff_max=0.05)
+
+
+@pytest.mark.slow
+async def test_an_export_completes_under_5_requests_a_second(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At 16 in flight against 5 requests/s: every record once, every refusal counted,
+    and POSTs sent meanwhile through the same client each act exactly once."""
+    caplog.set_level(logging.INFO, logger="mettl_async")
+    fake = FakeMettl(account=FakeAccount(SIZES, seed=7))
+    fake.set_rate_limit(rate=5.0, burst=2.0)
+    output = tmp_path / "results.jsonl"
+    before = set(fake.assessments)
+    async with FakeMettlServer(fake) as server, server.client(retry=LEARNING) as client:
+        posts = [
+            client.request("POST", "/assessments", {"assessments": f'{{"name":"under limit {k}"}}'})
+            for k in range(3)
+        ]
+        summary, *created = await asyncio.gather(
+            export_results(client, ExportOptions(output=output)), *posts
+        )
+        stats = client.stats
+    lines = read_lines(output)
+    assert len(lines) == sum(SIZES) == summary.records
+    assert set(lines) == expected_lines(fake)
+    # each POST created its assessment once, however often it was refused
+    new = {k: v for k, v in fake.assessments.items() if k not in before}
+    assert sorted(v["name"] for v in new.values()) == [f"under limit {k}" for k in range(3)]
+    assert {c["assessmentId"] for c in created} == set(new)
+    # the refused share is there to see, and agrees with the server's count
+    assert fake.throttled > 0
+    assert stats.throttled == fake.throttled
+    assert stats.requests == fake.requests
+    assert 0 < stats.throttled / stats.requests < 1
+    assert stats.failures == 0
+    assert stats.allowed_rate is not None
+    assert stats.allowed_rate > 0
+    outcomes = {r.outcome for r in fake.log}
+    assert {"E509", "http429"} <= outcomes  # refused both ways
+    learned = [r for r in caplog.records if "Mettl limits the request rate" in r.getMessage()]
+    assert learned
+    assert all(r.levelno == logging.INFO for r in learned)
+    assert len(learned) < stats.throttled  # a summary, not a line per refusal
+
+
+async def test_a_post_refused_more_often_than_the_attempts_is_sent_until_accepted(
+    server: FakeMettlServer,
+) -> None:
+    """Throttling proves Mettl did not act: a POST is repeated, and the retry budget
+    (2 attempts here) is not used up by it."""
+    fake = server.fake
+    fake.add_fault("E509", times=3, path="/assessments", method="POST")
+    fake.add_fault("http429", times=2, path="/assessments", method="POST", retry_after="0")
+    before = len(fake.assessments)
+    async with server.client(retry=RetryPolicy(attempts=2, instant=True)) as mettl:
+        created = await mettl.request("POST", "/assessments", {"assessments": '{"name":"once"}'})
+        assert mettl.stats.throttled == 5
+        assert mettl.stats.retries == 5
+    assert [r.outcome for r in fake.log] == ["E509"] * 3 + ["http429"] * 2 + ["SUCCESS"]
+    assert len(fake.assessments) == before + 1
+    assert fake.assessments[created["assessmentId"]] == {"name": "once"}
+
+
+async def test_a_call_throttled_forever_ends_at_its_deadline(server: FakeMettlServer) -> None:
+    server.fake.add_fault("E509", times=1_000_000)
+    async with server.client(throttle_deadline=0.3, retry=LEARNING) as mettl:
+        with pytest.raises(ThrottledError) as caught:
+            await mettl.request("GET", "/account")
+        stats = mettl.stats
+    error = caught.value
+    assert isinstance(error, RateLimitError)
+    assert error.deadline == 0.3
+    assert "0.3 s throttle_deadline" in str(error)
+    assert error.code == "E509"
+    assert error.status == 200
+    assert error.attempts == server.fake.requests == stats.requests >= 1
+    assert f"{error.attempts} attempt" in str(error)
+    assert stats.failures == 1
+    assert stats.throttled == error.attempts
+
+
+async def test_a_zero_deadline_gives_up_at_the_first_refusal(server: FakeMettlServer) -> None:
+    server.fake.add_fault("http429", retry_after="7")
+    async with server.client(throttle_deadline=0) as mettl:
+        with pytest.raises(ThrottledError) as caught:
+            await mettl.request("GET", "/account")
+    assert (caught.value.attempts, caught.value.status, caught.value.retry_after) == (1, 429, 7.0)
+    assert server.fake.requests == 1
+
+
+@pytest.mark.parametrize("deadline", [-1.0, math.nan])
+def test_a_bad_deadline_is_refused(deadline: float) -> None:
+    with pytest.raises(ConfigurationError, match="throttle_deadline"):
+        MettlClient("a", "b", throttle_deadline=deadline)
+
+
+async def test_the_allowed_rate_is_shown_once_there_is_one(server: FakeMettlServer) -> None:
+    async with server.client() as unlimited, server.client(requests_per_second=50) as capped:
+        await unlimited.request("GET", "/account")
+        await capped.request("GET", "/account")
+        assert unlimited.stats.allowed_rate is None
+        assert capped.stats.allowed_rate == 50.0
+    server.fake.add_fault("E509", times=1)
+    async with server.client(retry=LEARNING, requests_per_second=50) as learning:
+        await learning.request("GET", "/account")
+        assert learning.stats.throttled == 1
+        assert learning.stats.allowed_rate is not None
+        assert learning.stats.allowed_rate < 50.0
+
+
+async def test_an_instant_policy_retries_without_slowing_down(server: FakeMettlServer) -> None:
+    server.fake.add_fault("E509", times=3)
+    async with server.client() as mettl:  # RetryPolicy(instant=True)
+        await mettl.request("GET", "/account")
+        assert mettl.stats.throttled == 3
+        assert mettl.stats.allowed_rate is None
+
+
+async def test_the_fake_refuses_beyond_its_rate_half_e509_half_429(
+    server: FakeMettlServer,
+) -> None:
+    """A bucket of one that refills in 1000 s: the first request goes, the rest are refused."""
+    fake = server.fake
+    fake.set_rate_limit(rate=0.001, burst=1)
+    async with server.client(throttle_deadline=0) as mettl:
+        await mettl.request("GET", "/account")
+        statuses = []
+        for _ in range(4):
+            with pytest.raises(ThrottledError) as caught:
+                await mettl.request("GET", "/account")
+            statuses.append((caught.value.status, caught.value.retry_after))
+    assert statuses == [(200, None), (429, 1.0), (200, None), (429, 1.0)]
+    assert [r.outcome for r in fake.log] == ["SUCCESS", "E509", "http429", "E509", "http429"]
+    assert fake.throttled == 4
+    fake.set_rate_limit()  # lifted
+    async with server.client() as mettl:
+        await mettl.request("GET", "/account")
+
+
+def test_the_fake_servers_limit_options() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    add_fake_server_arguments(parser)
+    fake = fake_from_arguments(
+        parser.parse_args(
+            ["--schedules", "1", "--candidates", "1", "--rate", "20", "--burst", "10"]
+        )
+    )
+    assert (fake.rate_limit.rate, fake.rate_limit.burst) == (20.0, 10.0)
+    assert fake.rate_limit.window_limit is None
+    fake = fake_from_arguments(
+        parser.parse_args(
+            ["--schedules", "1", "--window-limit", "40", "--window", "5", "--http429-share", "0"]
+        )
+    )
+    assert (fake.rate_limit.window_limit, fake.rate_limit.window) == (40, 5.0)
+    assert fake.rate_limit.http429_share == 0.0
+    assert not fake_from_arguments(parser.parse_args(["--schedules", "1"])).rate_limit.active
+    with pytest.raises(ValueError, match="--burst needs --rate"):
+        fake_from_arguments(parser.parse_args(["--burst", "3"]))
+    with pytest.raises(ValueError, match="rate must be > 0"):
+        fake_from_arguments(parser.parse_args(["--rate", "0"]))
