@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import signal
@@ -24,8 +23,6 @@ from mettl_async.cli.entry import (
     exit_code_for,
     main,
 )
-from mettl_async.cli.export import ProgressLine
-from mettl_async.export import ExportProgress
 from mettl_async.testing import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, FakeMettlServer, free_port
 
 
@@ -226,32 +223,6 @@ def test_exit_codes_follow_the_cause_of_an_incomplete_listing() -> None:
     assert exit_code_for(incomplete) == EXIT_NETWORK
     assert exit_code_for(AuthenticationError("E401")) == EXIT_AUTH
     assert exit_code_for(IncompleteListingError("short")) == EXIT_API
-
-
-def test_progress_line_on_a_terminal() -> None:
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
-    class FakeClient:
-        class stats:
-            retries = 3
-
-    stream = Terminal()
-    line = ProgressLine(stream, FakeClient(), enabled=True)  # type: ignore[arg-type]
-    progress = ExportProgress(
-        started=time.monotonic() - 10, schedules_total=10, schedules_done=5, records=5000
-    )
-    line(progress)
-    line.close()
-    text = stream.getvalue()
-    assert text.startswith("\rschedules 5/10 | records 5,000 |")
-    assert "retries 3" in text
-    assert "ETA 0:00:1" in text
-    assert text.endswith("\n")
-    silent = io.StringIO()
-    ProgressLine(silent, FakeClient(), enabled=True)(progress)  # type: ignore[arg-type]
-    assert silent.getvalue() == ""  # not a terminal: no progress
 
 
 def test_demo_exports_a_fake_account(tmp_path: Path) -> None:

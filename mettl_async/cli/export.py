@@ -6,14 +6,20 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, Final, NoReturn
 
 from mettl_async._client import MettlClient
 from mettl_async._retry import RetryPolicy
 from mettl_async.export import FORMATS, ExportOptions, ExportProgress, ExportSummary, export_results
 from mettl_async.testing.data import FakeAccount
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 from .common import EXIT_API, EXIT_OK, UsageError, add_api_arguments, client_from_args, positive_int
 
@@ -28,35 +34,146 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-class ProgressLine:
-    """A one-line progress display on a terminal (nothing when not a terminal)."""
+#: Seconds of history behind the records-per-second figure (and so the ETA).
+RATE_WINDOW: Final = 10.0
+#: Seconds between two plain progress lines when stderr is not a terminal.
+PLAIN_INTERVAL: Final = 10.0
 
-    def __init__(self, stream: IO[str], client: MettlClient, *, enabled: bool) -> None:
+
+class ProgressLine:
+    """The export's progress on ``stream``: a bar on a terminal, plain lines elsewhere.
+
+    On a terminal, a tqdm bar redrawn at each report: the percentage of the
+    records Mettl's ``totalRecords`` announced (``~`` while some schedules
+    have not begun, their size estimated from the others), records per
+    second over the last :data:`RATE_WINDOW` seconds, the ETA at that rate,
+    schedules, requests, retries and, once Mettl has refused a request for
+    its rate, the rate the client allows itself. Elsewhere (a log, CI), the
+    same figures as one plain line every ``interval`` seconds. Nothing when
+    not ``enabled`` (``--quiet``).
+    """
+
+    def __init__(
+        self,
+        stream: IO[str],
+        client: MettlClient,
+        *,
+        enabled: bool,
+        interval: float = PLAIN_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.stream = stream
         self.client = client
-        self.enabled = enabled and stream.isatty()
+        self.enabled = enabled
+        self.terminal = enabled and stream.isatty()
+        self.interval = interval
         self.shown = False
+        self._clock = clock
+        self._samples: collections.deque[tuple[float, int]] = collections.deque()
+        self._lines = 0  # plain lines written
+        self._bar: tqdm[NoReturn] | None = None
+
+    def rate(self, progress: ExportProgress) -> float:
+        """Records per second over the last :data:`RATE_WINDOW` seconds (at first: so far)."""
+        now, seen = self._clock(), progress.records_seen
+        samples = self._samples
+        samples.append((now, seen))
+        while len(samples) > 2 and samples[1][0] <= now - RATE_WINDOW:
+            samples.popleft()
+        then, seen_then = samples[0]
+        if now - then >= 1.0:
+            return (seen - seen_then) / (now - then)
+        elapsed = progress.elapsed
+        return seen / elapsed if elapsed > 0 else 0.0
+
+    def describe(self, progress: ExportProgress, rate: float) -> str:
+        """The figures, most useful first: records, ETA, rate, schedules, requests, retries."""
+        stats = self.client.stats
+        expected = progress.records_expected()
+        seen = progress.records_seen
+        if expected is None:
+            records = f"{seen:,} records"
+        else:
+            exact = progress.schedules_total is not None and progress.schedules_begun >= (
+                progress.schedules_total - progress.schedules_skipped
+            )
+            records = f"{seen:,}/{'' if exact else '~'}{expected:,} records"
+        eta = progress.eta(rate)
+        schedules = progress.schedules_total or progress.schedules_reported
+        done = progress.schedules_done + progress.schedules_skipped
+        parts = [
+            records,
+            f"ETA {_duration(eta) if eta is not None else '?'}",
+            f"{rate:,.0f} records/s",
+            f"schedules {done:,}/{f'{schedules:,}' if schedules is not None else '?'}",
+            f"requests {stats.requests:,}",
+            f"retries {stats.retries:,}",
+        ]
+        if stats.throttled:
+            if stats.allowed_rate is not None:
+                parts.append(f"throttled: {stats.allowed_rate:,.1f} req/s")
+            else:
+                parts.append(f"throttled: {stats.throttled:,}x")
+        return " | ".join(parts)
 
     def __call__(self, progress: ExportProgress) -> None:
         if not self.enabled:
             return
-        elapsed = max(progress.elapsed, 1e-9)
-        total = "?" if progress.schedules_total is None else f"{progress.schedules_total:,}"
-        done = progress.schedules_done + progress.schedules_skipped
-        eta = progress.eta()
-        line = (
-            f"schedules {done:,}/{total} | records {progress.records:,} "
-            f"| {progress.records / elapsed:,.0f}/s | retries {self.client.stats.retries:,} "
-            f"| ETA {_duration(eta) if eta is not None else '?'}"
-        )
-        self.stream.write("\r" + line.ljust(79)[:120])
-        self.stream.flush()
+        rate = self.rate(progress)
+        if self.terminal:
+            self._draw(progress, rate)
+        elif progress.elapsed >= (self._lines + 1) * self.interval:
+            self._lines = int(progress.elapsed // self.interval)
+            expected = progress.records_expected()
+            percent = (
+                f"{min(100.0, 100.0 * progress.records_seen / expected):.0f}% | "
+                if expected
+                else ""
+            )
+            self.stream.write(f"progress: {percent}{self.describe(progress, rate)}\n")
+            self.stream.flush()
+            self.shown = True
+
+    def _draw(self, progress: ExportProgress, rate: float) -> None:
+        expected = progress.records_expected()
+        text = self.describe(progress, rate)
+        bar_format = _BAR_FORMAT if expected else "{desc}"
+        bar = self._bar
+        if bar is None:
+            # Imported here: a quiet or non-terminal export does not pay for it.
+            from tqdm import tqdm
+
+            class _Bar(tqdm):  # type: ignore[type-arg]
+                monitor_interval = 0  # redrawn by us at each report: no monitor thread
+
+            self._bar = _Bar(
+                desc=text,
+                total=expected,
+                initial=progress.records_seen,
+                file=self.stream,
+                dynamic_ncols=True,
+                mininterval=0,
+                leave=True,
+                bar_format=bar_format,
+            )  # drawn as it is made
+        else:
+            bar.total = expected
+            bar.bar_format = bar_format
+            bar.n = progress.records_seen
+            bar.set_description_str(text, refresh=False)
+            bar.refresh()
         self.shown = True
 
-    def close(self) -> None:
-        if self.shown:
-            self.stream.write("\n")
-            self.stream.flush()
+    def close(self, progress: ExportProgress | None = None) -> None:
+        """End the display; with ``progress``, draw the final figures first."""
+        if self._bar is not None:
+            if progress is not None:
+                self._draw(progress, self.rate(progress))
+            self._bar.close()
+            self._bar = None
+
+
+_BAR_FORMAT: Final = "{percentage:3.0f}%|{bar}| {desc}"
 
 
 def summary_line(summary: ExportSummary) -> str:
@@ -114,11 +231,14 @@ def _export_options(args: argparse.Namespace) -> ExportOptions:
 
 
 async def run_export(client: MettlClient, options: ExportOptions, *, quiet: bool) -> ExportSummary:
-    progress = ProgressLine(sys.stderr, client, enabled=not quiet)
+    display = ProgressLine(sys.stderr, client, enabled=not quiet)
+    progress = ExportProgress()
     try:
-        summary = await export_results(client, options, on_progress=progress)
-    finally:
-        progress.close()
+        summary = await export_results(client, options, progress=progress, on_progress=display)
+    except BaseException:
+        display.close()
+        raise
+    display.close(progress)
     if not quiet:
         print(summary_line(summary), file=sys.stderr)
     return summary
