@@ -48,11 +48,15 @@ def run_cli(
 
 @pytest.fixture
 def fake_server_process() -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    """`mettl-async fake-server` in its own process: slow enough to be interrupted."""
+    """`mettl-async fake-server` in its own process: slow enough to be interrupted.
+
+    At 100 ms a page, the export killed below takes seconds whatever the machine's
+    load, leaving the test ample time to see its first checkpoint and kill it.
+    """
     process = subprocess.Popen(
         [
             sys.executable, "-m", "mettl_async", "fake-server",
-            "--schedules", "24", "--candidates", "300", "--latency-ms", "40", "--seed", "9",
+            "--schedules", "24", "--candidates", "300", "--latency-ms", "100", "--seed", "9",
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -82,6 +86,7 @@ def lines_of(path: Path) -> list[bytes]:
     return path.read_bytes().splitlines()
 
 
+@pytest.mark.slow
 def test_a_killed_export_resumes_to_the_same_lines(
     fake_server_process: tuple[str, subprocess.Popen[str]], tmp_path: Path
 ) -> None:
