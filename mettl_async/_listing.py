@@ -5,28 +5,33 @@
 :class:`~mettl_async.AccountResults` (every result of many schedules) are
 lazy, and each has a raw view and a page view. Code that only iterates, or
 only needs those views, can accept any of them as a :class:`MettlListing`.
+Each is closable: ``aclose()`` closes every iteration of it still open,
+cancelling their requests at once, so ``contextlib.aclosing(listing)`` works.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Protocol, TypeVar, runtime_checkable
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
-__all__ = ["MettlListing"]
+__all__ = ["MettlListing", "OpenIterations"]
 
 T_co = TypeVar("T_co", covariant=True)
+G = TypeVar("G", bound=AsyncGenerator[Any, None])
 
 
 @runtime_checkable
 class MettlListing(Protocol[T_co]):
-    """A lazy async iterable of ``T_co`` with a raw view and a page view.
+    """A lazy async iterable of ``T_co`` with a raw view and a page view, closable.
 
     ``async for item in listing`` yields typed records (``(schedule, result)``
     pairs for :class:`~mettl_async.AccountResults`); :meth:`raw` is the same
     listing yielding what Mettl sent, without typed decoding; :meth:`pages`
     yields the listing page by page (a :class:`~mettl_async.Page`, or a
-    :class:`~mettl_async.SchedulePage` for ``AccountResults``). ``isinstance``
-    checks only that these methods exist.
+    :class:`~mettl_async.SchedulePage` for ``AccountResults``); :meth:`aclose`
+    closes the iterations in progress. ``isinstance`` checks only that these
+    methods exist.
     """
 
     def __aiter__(self) -> AsyncIterator[T_co]: ...
@@ -38,3 +43,41 @@ class MettlListing(Protocol[T_co]):
     def pages(self) -> AsyncIterator[object]:
         """The listing page by page, in order."""
         ...
+
+    async def aclose(self) -> None:
+        """Close every iteration of this listing still open, cancelling its requests."""
+        ...
+
+
+class OpenIterations:
+    """The iterations of one listing not yet finished, for the listing's ``aclose()``.
+
+    A listing is an iterable, not an iterator: each ``async for`` (and each
+    ``pages()``) is a generator of its own. Breaking out of a loop leaves that
+    generator open until Python finalizes it; ``aclose()`` closes it now, and
+    with it every request it has in flight. The listing stays usable: a new
+    ``async for`` starts a new walk. Generators are held weakly, so one that is
+    dropped unfinished is not kept alive here.
+    """
+
+    __slots__ = ("_open",)
+
+    def __init__(self) -> None:
+        self._open: weakref.WeakSet[AsyncGenerator[Any, None]] = weakref.WeakSet()
+
+    def track(self, iteration: G) -> G:
+        """Remember ``iteration`` until :meth:`aclose`; returns it."""
+        self._open.add(iteration)
+        return iteration
+
+    async def aclose(self) -> None:
+        """Close every iteration still open; the first error, if any, is raised at the end."""
+        first: BaseException | None = None
+        while self._open:
+            iteration = self._open.pop()
+            try:
+                await iteration.aclose()
+            except BaseException as exc:  # close the others first
+                first = first or exc
+        if first is not None:
+            raise first

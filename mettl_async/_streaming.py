@@ -45,6 +45,7 @@ from ._errors import (
     RepeatedPageLinkError,
     RequestError,
 )
+from ._listing import OpenIterations
 from ._paging import (
     Page,
     RawRecord,
@@ -249,6 +250,7 @@ class Listing(Generic[T]):
         self._spec = spec
         self._convert = convert
         self._slots = slots
+        self._iterations = OpenIterations()
 
     @property
     def spec(self) -> ListingSpec:
@@ -259,7 +261,14 @@ class Listing(Generic[T]):
         return Listing(self._fetch, self._spec, as_raw, slots=self._slots)
 
     def __aiter__(self) -> AsyncIterator[T]:
-        return self._items()
+        return self._iterations.track(self._items())
+
+    async def aclose(self) -> None:
+        """Close every iteration of this listing still open, cancelling its requests now.
+
+        For ``contextlib.aclosing(listing)``; the listing can be iterated again.
+        """
+        await self._iterations.aclose()
 
     async def _items(self) -> AsyncGenerator[T, None]:
         convert = self._convert
@@ -268,8 +277,11 @@ class Listing(Generic[T]):
                 for item in page.items:
                     yield convert(item)
 
-    async def pages(self) -> AsyncGenerator[Page[T], None]:
+    def pages(self) -> AsyncGenerator[Page[T], None]:
         """Every page of the listing, in order, with records converted."""
+        return self._iterations.track(self._pages())
+
+    async def _pages(self) -> AsyncGenerator[Page[T], None]:
         convert = self._convert
         async with contextlib.aclosing(self._raw_pages()) as pages:
             async for page in pages:
@@ -544,6 +556,7 @@ class AccountResults(Generic[T, U]):
         self._convert_result = convert_result
         self._concurrency = concurrency
         self._page_budget = page_budget
+        self._iterations = OpenIterations()
 
     def raw(self) -> AccountResults[Raw, Raw]:
         """The same walk, yielding Mettl's JSON as :class:`RawRecord` mappings (no decoding)."""
@@ -557,7 +570,14 @@ class AccountResults(Generic[T, U]):
         )
 
     def __aiter__(self) -> AsyncIterator[tuple[T, U]]:
-        return self._pairs()
+        return self._iterations.track(self._pairs())
+
+    async def aclose(self) -> None:
+        """Close every iteration of this walk still open, cancelling its requests now.
+
+        For ``contextlib.aclosing(mettl.iter_all_results())``; it can be iterated again.
+        """
+        await self._iterations.aclose()
 
     async def _pairs(self) -> AsyncGenerator[tuple[T, U], None]:
         convert = self._convert_result
@@ -567,8 +587,11 @@ class AccountResults(Generic[T, U]):
                 for result in item.page.items:
                     yield schedule, convert(result)
 
-    async def pages(self) -> AsyncGenerator[SchedulePage[T, Raw], None]:
+    def pages(self) -> AsyncGenerator[SchedulePage[T, Raw], None]:
         """Pages as they arrive, each with its schedule; ``page.is_last`` ends a schedule."""
+        return self._iterations.track(self._pages())
+
+    async def _pages(self) -> AsyncGenerator[SchedulePage[T, Raw], None]:
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=max(2, self._concurrency))
         slots = asyncio.Semaphore(self._page_budget)
         running: set[asyncio.Task[None]] = set()

@@ -204,13 +204,35 @@ def _register_export(commands: Any) -> None:
         dest="access_keys",
         help="a schedule's access key (repeatable)",
     )
-    parser.add_argument("--format", choices=list(FORMATS), default="jsonl")
-    parser.add_argument("--output", "-o", type=Path, required=True, metavar="PATH")
+    parser.add_argument(
+        "--format",
+        choices=list(FORMATS),
+        default="jsonl",
+        help="jsonl: one line per result, as Mettl sent it; csv: one row per result, "
+        "a column per field",
+    )
+    parser.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="the file to write (PATH.partial and PATH.checkpoint until it is complete)",
+    )
     again = parser.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue an interrupted export")
     again.add_argument("--overwrite", action="store_true", help="replace PATH / start over")
-    parser.add_argument("--include-recommendation", action="store_true", help="ask for ir")
-    parser.add_argument("--include-essay-responses", action="store_true", help="ask for qr")
+    parser.add_argument(
+        "--include-recommendation",
+        action="store_true",
+        help="ask Mettl for each result's recommendation too (the parameter "
+        'ir={"recommendation":true}); it comes in the result\'s JSON',
+    )
+    parser.add_argument(
+        "--include-essay-responses",
+        action="store_true",
+        help="ask Mettl for the candidates' answers to essay questions too (qr=true)",
+    )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress, no summary")
     add_api_arguments(parser)
     parser.set_defaults(handler=_export)
@@ -261,16 +283,25 @@ def _register_demo(commands: Any) -> None:
         description="Start a fake Mettl in-process with a realistic account (latency and a "
         "few faults included), export every result with progress, and print the summary.",
     )
-    parser.add_argument("--schedules", type=_positive_int, default=40)
-    parser.add_argument("--candidates", type=_positive_int, default=500, help="per schedule")
-    parser.add_argument("--latency-ms", type=float, default=30.0)
-    parser.add_argument("--format", choices=list(FORMATS), default="jsonl")
+    parser.add_argument(
+        "--schedules", type=_positive_int, default=40, help="schedules in the fake account"
+    )
+    parser.add_argument(
+        "--candidates", type=_positive_int, default=500, help="candidates per schedule"
+    )
+    parser.add_argument(
+        "--latency-ms", type=float, default=30.0, help="the fake's delay before each answer"
+    )
+    parser.add_argument("--format", choices=list(FORMATS), default="jsonl", help="output format")
     parser.add_argument(
         "--output", "-o", type=Path, default=None, metavar="PATH",
         help="default: mettl-demo-results.jsonl (or .csv) here, replaced if present",
     )  # fmt: skip
-    parser.add_argument("--concurrency", type=_positive_int, default=16, metavar="N")
-    parser.add_argument("--quiet", "-q", action="store_true")
+    parser.add_argument(
+        "--concurrency", type=_positive_int, default=16, metavar="N",
+        help="requests in flight at once",
+    )  # fmt: skip
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress, no summary")
     parser.set_defaults(handler=_demo)
 
 

@@ -73,7 +73,14 @@ def register(commands: Any) -> None:
         help=f"require these credentials (default: {BASIC_AUTH_ENV}, else none); the schedule's "
         "testNotificationBasicAuthHeader must be base64(USER:PASS)",
     )
-    listen.add_argument("--output", "-o", type=Path, required=True, metavar="PATH")
+    listen.add_argument(
+        "--output",
+        "-o",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="append one JSON line per accepted event to this file",
+    )
     listen.add_argument("--path", default="/", help="URL path to answer on (default: /)")
     listen.add_argument(
         "--public-url",
