@@ -11,9 +11,11 @@ cancelling their requests at once, so ``contextlib.aclosing(listing)`` works.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Final, Protocol, TypeVar, runtime_checkable
 
 __all__ = ["MettlListing", "OpenIterations"]
 
@@ -53,25 +55,47 @@ class OpenIterations:
     """The iterations of one listing not yet finished, for the listing's ``aclose()``.
 
     A listing is an iterable, not an iterator: each ``async for`` (and each
-    ``pages()``) is a generator of its own. Breaking out of a loop leaves that
-    generator open until Python finalizes it; ``aclose()`` closes it now, and
-    with it every request it has in flight. The listing stays usable: a new
-    ``async for`` starts a new walk. Generators are held weakly, so one that is
-    dropped unfinished is not kept alive here.
+    ``pages()``) is a generator of its own, and a walk (with its requests in
+    flight) runs inside it. :meth:`track` remembers such a generator, weakly,
+    so that one dropped unfinished is not kept alive; :meth:`begin` and
+    :meth:`end` bracket a walk. :meth:`aclose` closes every generator still open, then
+    waits for the walks of generators Python is already finalizing (a loop
+    left with ``break`` drops its generator, and the event loop closes it a
+    moment later): when it returns, no request of this listing is in flight.
+    The listing stays usable: a new ``async for`` starts a new walk.
     """
 
-    __slots__ = ("_open",)
+    __slots__ = ("_ended", "_open", "_walks")
+
+    #: Seconds ``aclose`` waits for walks that Python is finalizing.
+    FINALIZING_WAIT: Final = 30.0
 
     def __init__(self) -> None:
         self._open: weakref.WeakSet[AsyncGenerator[Any, None]] = weakref.WeakSet()
+        self._walks = 0
+        self._ended: asyncio.Event | None = None
 
     def track(self, iteration: G) -> G:
         """Remember ``iteration`` until :meth:`aclose`; returns it."""
         self._open.add(iteration)
         return iteration
 
+    def begin(self) -> None:
+        """A walk starts (its requests may be in flight until :meth:`end`)."""
+        self._walks += 1
+
+    def end(self) -> None:
+        """A walk has ended: nothing of it is in flight any more."""
+        self._walks -= 1
+        if not self._walks and self._ended is not None:
+            self._ended.set()
+
     async def aclose(self) -> None:
-        """Close every iteration still open; the first error, if any, is raised at the end."""
+        """Close every iteration still open, then wait for the walks being finalized.
+
+        The first error of a generator's closing, if any, is raised once the
+        others are closed.
+        """
         first: BaseException | None = None
         while self._open:
             iteration = self._open.pop()
@@ -81,3 +105,8 @@ class OpenIterations:
                 first = first or exc
         if first is not None:
             raise first
+        if self._walks:
+            self._ended = ended = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), self.FINALIZING_WAIT)
+            self._ended = None

@@ -304,6 +304,7 @@ class Listing(Generic[T]):
         yielded as they come.
         """
         walk = _Walk(self._fetch, self._spec, self._slots)
+        self._iterations.begin()
         try:
             held: Page[Raw] | None = None
             async with contextlib.aclosing(self._walk_pages(walk)) as pages:
@@ -320,7 +321,10 @@ class Listing(Generic[T]):
                 held = Page[Raw]([], walk.frontier, self._spec.limit)
             yield attrs.evolve(held, is_last=True)
         finally:
-            await walk.close()
+            try:
+                await walk.close()
+            finally:
+                self._iterations.end()
 
     async def _walk_pages(self, walk: _Walk) -> AsyncGenerator[Page[Raw], None]:
         spec = self._spec
@@ -581,7 +585,7 @@ class AccountResults(Generic[T, U]):
 
     async def _pairs(self) -> AsyncGenerator[tuple[T, U], None]:
         convert = self._convert_result
-        async with contextlib.aclosing(self.pages()) as pages:
+        async with contextlib.aclosing(self._pages()) as pages:
             async for item in pages:
                 schedule = item.schedule
                 for result in item.page.items:
@@ -643,6 +647,7 @@ class AccountResults(Generic[T, U]):
                 return
             await queue.put(_DONE)
 
+        self._iterations.begin()
         lister = asyncio.ensure_future(list_schedules())
         feeder = asyncio.ensure_future(feed())
         try:
@@ -657,7 +662,10 @@ class AccountResults(Generic[T, U]):
             tasks = [lister, feeder, *running]
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            finally:
+                self._iterations.end()
 
 
 @attrs.frozen

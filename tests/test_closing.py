@@ -116,3 +116,30 @@ async def test_aclose_closes_every_open_iteration_even_if_one_fails(
             with pytest.raises(StopAsyncIteration):
                 await anext(closed)
         assert client_tasks() == set()
+
+
+async def test_a_loop_left_with_break_is_waited_for_not_raced(big: FakeMettlServer) -> None:
+    """``break`` drops the loop's generator, which Python starts closing on its own;
+    aclose() then waits for that walk to end instead of racing it."""
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    try:
+        async with big.client(max_in_flight=8) as mettl:
+            for _ in range(5):
+                walk = mettl.iter_all_results(page_size=10)
+                async with contextlib.aclosing(walk.raw()) as results:
+                    async for _pair in results:
+                        break
+                assert client_tasks() == set()
+                async with (
+                    contextlib.aclosing(walk) as pairs,
+                    contextlib.aclosing(walk.pages()) as pages,
+                ):
+                    await anext(aiter(pairs))
+                    await anext(pages)
+                assert client_tasks() == set()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(None)
+    assert errors == []
