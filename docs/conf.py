@@ -10,7 +10,7 @@ from importlib.metadata import version as _version
 
 project = "mettl-async"
 author = "mettl-async maintainers"
-copyright = "mettl-async maintainers, MIT licence"  # noqa: A001 - Sphinx's name
+copyright = "mettl-async maintainers, MIT licence"
 release = _version("mettl-async")
 version = release
 
