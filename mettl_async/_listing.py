@@ -11,16 +11,12 @@ cancelling their requests at once, so ``contextlib.aclosing(listing)`` works.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import weakref
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any, Final, Protocol, TypeVar, runtime_checkable
+from collections.abc import AsyncIterator
+from typing import Protocol, TypeVar, runtime_checkable
 
-__all__ = ["MettlListing", "OpenIterations"]
+__all__ = ["MettlListing"]
 
 T_co = TypeVar("T_co", covariant=True)
-G = TypeVar("G", bound=AsyncGenerator[Any, None])
 
 
 @runtime_checkable
@@ -49,64 +45,3 @@ class MettlListing(Protocol[T_co]):
     async def aclose(self) -> None:
         """Close every iteration of this listing still open, cancelling its requests."""
         ...
-
-
-class OpenIterations:
-    """The iterations of one listing not yet finished, for the listing's ``aclose()``.
-
-    A listing is an iterable, not an iterator: each ``async for`` (and each
-    ``pages()``) is a generator of its own, and a walk (with its requests in
-    flight) runs inside it. :meth:`track` remembers such a generator, weakly,
-    so that one dropped unfinished is not kept alive; :meth:`begin` and
-    :meth:`end` bracket a walk. :meth:`aclose` closes every generator still open, then
-    waits for the walks of generators Python is already finalizing (a loop
-    left with ``break`` drops its generator, and the event loop closes it a
-    moment later): when it returns, no request of this listing is in flight.
-    The listing stays usable: a new ``async for`` starts a new walk.
-    """
-
-    __slots__ = ("_ended", "_open", "_walks")
-
-    #: Seconds ``aclose`` waits for walks that Python is finalizing.
-    FINALIZING_WAIT: Final = 30.0
-
-    def __init__(self) -> None:
-        self._open: weakref.WeakSet[AsyncGenerator[Any, None]] = weakref.WeakSet()
-        self._walks = 0
-        self._ended: asyncio.Event | None = None
-
-    def track(self, iteration: G) -> G:
-        """Remember ``iteration`` until :meth:`aclose`; returns it."""
-        self._open.add(iteration)
-        return iteration
-
-    def begin(self) -> None:
-        """A walk starts (its requests may be in flight until :meth:`end`)."""
-        self._walks += 1
-
-    def end(self) -> None:
-        """A walk has ended: nothing of it is in flight any more."""
-        self._walks -= 1
-        if not self._walks and self._ended is not None:
-            self._ended.set()
-
-    async def aclose(self) -> None:
-        """Close every iteration still open, then wait for the walks being finalized.
-
-        The first error of a generator's closing, if any, is raised once the
-        others are closed.
-        """
-        first: BaseException | None = None
-        while self._open:
-            iteration = self._open.pop()
-            try:
-                await iteration.aclose()
-            except BaseException as exc:  # close the others first
-                first = first or exc
-        if first is not None:
-            raise first
-        if self._walks:
-            self._ended = ended = asyncio.Event()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ended.wait(), self.FINALIZING_WAIT)
-            self._ended = None

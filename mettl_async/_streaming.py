@@ -38,6 +38,7 @@ from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
+from ._closing import OpenIterations
 from ._errors import (
     DecodeError,
     IncompleteListingError,
@@ -45,7 +46,6 @@ from ._errors import (
     RepeatedPageLinkError,
     RequestError,
 )
-from ._listing import OpenIterations
 from ._paging import (
     Page,
     RawRecord,

@@ -23,8 +23,8 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
+from ._closing import OpenIterations
 from ._errors import DecodeError
-from ._listing import OpenIterations
 from ._paging import Page, RawRecord, decode_listing, page_from_envelope, record_of
 from ._protocol import Request
 from ._streaming import Fetch, as_raw
