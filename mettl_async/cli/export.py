@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import collections
+import io
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -146,12 +148,17 @@ class ProgressLine:
             class _Bar(tqdm):  # type: ignore[type-arg]
                 monitor_interval = 0  # redrawn by us at each report: no monitor thread
 
+            sized = _terminal_sized(self.stream)
             self._bar = _Bar(
                 desc=text,
                 total=expected,
                 initial=progress.records_seen,
                 file=self.stream,
-                dynamic_ncols=True,
+                # Follow the terminal's size; one that reports none (some pseudo-terminals
+                # say 0 x 0, where tqdm would draw nothing) gets a fixed 100 columns.
+                dynamic_ncols=sized,
+                ncols=None if sized else 100,
+                nrows=None if sized else 20,
                 mininterval=0,
                 leave=True,
                 bar_format=bar_format,
@@ -174,6 +181,15 @@ class ProgressLine:
 
 
 _BAR_FORMAT: Final = "{percentage:3.0f}%|{bar}| {desc}"
+
+
+def _terminal_sized(stream: IO[str]) -> bool:
+    """Whether the terminal behind ``stream`` tells its columns and lines."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+    return size.columns > 0 and size.lines > 0
 
 
 def summary_line(summary: ExportSummary) -> str:
