@@ -155,9 +155,9 @@ class ProgressLine:
                 initial=progress.records_seen,
                 file=self.stream,
                 # Follow the terminal's size; one that reports none (some pseudo-terminals
-                # say 0 x 0, where tqdm would draw nothing) gets a fixed 100 columns.
+                # say 0 x 0, where tqdm would draw nothing) gets a fixed 160 columns.
                 dynamic_ncols=sized,
-                ncols=None if sized else 100,
+                ncols=None if sized else 160,
                 nrows=None if sized else 20,
                 mininterval=0,
                 leave=True,
