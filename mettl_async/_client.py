@@ -16,7 +16,7 @@ from collections.abc import (
 )
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
@@ -26,6 +26,10 @@ from ._endpoints import (
     RESULT_SORTS,
     SCHEDULE_SORTS,
     SORT_ORDERS,
+    AssessmentSort,
+    ResultSort,
+    ScheduleSort,
+    SortOrder,
     check_access_key,
     check_assessment_id,
     check_choice,
@@ -109,6 +113,14 @@ def _check_base_url(base_url: str) -> str:
         )
     if parts.query or parts.fragment:
         raise ConfigurationError(f"base_url must not carry a query or fragment: {base_url!r}")
+    segments = [segment for segment in parts.path.split("/") if segment]
+    if segments and segments[-1].lower() in ("v1", "v2", "v3"):
+        host = urlunsplit(parts._replace(path="/".join(["", *segments[:-1]])))
+        raise ConfigurationError(
+            f"base_url must not end with the API version (the client adds "
+            f"/{segments[-1].lower()} itself): use {host!r}, not {base_url!r} "
+            "(api_version= chooses the version)"
+        )
     return base_url.rstrip("/")
 
 
@@ -131,13 +143,43 @@ def _check_seconds(name: str, value: object) -> None:
         raise ConfigurationError(f"{name} must be a finite number of seconds > 0, got {value!r}")
 
 
+def _keys_from(
+    env: Mapping[str, str], *, public_key: str | None = None, private_key: str | None = None
+) -> tuple[str, str]:
+    """The keys not given, from ``env``; a missing variable is named in the error."""
+    public = public_key if public_key is not None else env.get(ENV_PUBLIC_KEY)
+    private = private_key if private_key is not None else env.get(ENV_PRIVATE_KEY)
+    missing = [
+        name
+        for name, given, value in (
+            (ENV_PUBLIC_KEY, public_key, public),
+            (ENV_PRIVATE_KEY, private_key, private),
+        )
+        if given is None and not value
+    ]
+    if missing:
+        names = " and ".join(missing)
+        raise ConfigurationError(
+            f"{names} {'is' if len(missing) == 1 else 'are'} not set: export your Mettl API "
+            f"keys as {ENV_PUBLIC_KEY} and {ENV_PRIVATE_KEY}, or pass public_key= and "
+            "private_key="
+        )
+    return public or "", private or ""
+
+
 class MettlClient:
     """An async client for the Mettl Examine REST API.
 
     Use it as an async context manager::
 
-        async with MettlClient.from_env() as mettl:
-            account = await mettl.request("GET", "/account")
+        async with MettlClient() as mettl:
+            account = await mettl.get_account()
+
+    Keys not given are read from ``METTL_PUBLIC_KEY`` and ``METTL_PRIVATE_KEY``
+    (a missing variable is a :class:`~mettl_async.ConfigurationError` naming
+    it), and a ``base_url`` not given from ``METTL_BASE_URL``, else
+    ``https://api.mettl.com`` (the EU host is ``https://api.mercermettl.eu``).
+    ``api_version`` is ``v1`` (HMAC-SHA1), ``v2`` or ``v3`` (HMAC-SHA256).
 
     It owns an ``aiohttp.ClientSession`` (created on first use) unless you pass
     ``session``, which it then borrows and leaves open. Every request is signed
@@ -158,10 +200,10 @@ class MettlClient:
 
     def __init__(
         self,
-        public_key: str,
-        private_key: str,
+        public_key: str | None = None,
+        private_key: str | None = None,
         *,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         api_version: str = "v2",
         session: aiohttp.ClientSession | None = None,
         timeout: float = 60.0,
@@ -173,10 +215,16 @@ class MettlClient:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         throttle_deadline: float | None = 600.0,
     ) -> None:
+        if public_key is None or private_key is None:
+            public_key, private_key = _keys_from(
+                os.environ, public_key=public_key, private_key=private_key
+            )
         if not public_key:
             raise ConfigurationError("the Mettl public key is empty")
         if not private_key:
             raise ConfigurationError("the Mettl private key is empty")
+        if base_url is None:
+            base_url = os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
         try:
             algorithm = algorithm_for_version(api_version)
         except ValueError as exc:
@@ -217,24 +265,47 @@ class MettlClient:
         )
 
     @classmethod
-    def from_env(cls, *, environ: Mapping[str, str] | None = None, **kwargs: Any) -> MettlClient:
-        """Build a client from ``METTL_PUBLIC_KEY``, ``METTL_PRIVATE_KEY`` and ``METTL_BASE_URL``.
+    def from_env(
+        cls,
+        *,
+        environ: Mapping[str, str] | None = None,
+        base_url: str | None = None,
+        api_version: str = "v2",
+        session: aiohttp.ClientSession | None = None,
+        timeout: float = 60.0,
+        max_in_flight: int = 16,
+        requests_per_second: float | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.time,
+        correct_clock_skew: bool = True,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        throttle_deadline: float | None = 600.0,
+    ) -> MettlClient:
+        """A client from ``METTL_PUBLIC_KEY``, ``METTL_PRIVATE_KEY`` and ``METTL_BASE_URL``.
 
-        ``METTL_BASE_URL`` is optional (default ``https://api.mettl.com``; the EU
-        host is ``https://api.mercermettl.eu``). Keyword arguments are passed on
-        to the constructor and win over the environment.
+        The same as ``MettlClient()`` with no keys, except that ``environ`` (default:
+        ``os.environ``) is where the variables are read. ``METTL_BASE_URL`` is
+        optional (default ``https://api.mettl.com``; the EU host is
+        ``https://api.mercermettl.eu``); ``base_url`` wins over it. The other
+        arguments are the constructor's.
         """
         env = os.environ if environ is None else environ
-        missing = [name for name in (ENV_PUBLIC_KEY, ENV_PRIVATE_KEY) if not env.get(name)]
-        if missing:
-            names = " and ".join(missing)
-            raise ConfigurationError(
-                f"{names} {'is' if len(missing) == 1 else 'are'} not set: export your Mettl API "
-                f"keys as {ENV_PUBLIC_KEY} and {ENV_PRIVATE_KEY}"
-            )
-        if env.get(ENV_BASE_URL):
-            kwargs.setdefault("base_url", env[ENV_BASE_URL])
-        return cls(env[ENV_PUBLIC_KEY], env[ENV_PRIVATE_KEY], **kwargs)
+        public_key, private_key = _keys_from(env)
+        return cls(
+            public_key,
+            private_key,
+            base_url=base_url or env.get(ENV_BASE_URL) or DEFAULT_BASE_URL,
+            api_version=api_version,
+            session=session,
+            timeout=timeout,
+            max_in_flight=max_in_flight,
+            requests_per_second=requests_per_second,
+            retry=retry,
+            clock=clock,
+            correct_clock_skew=correct_clock_skew,
+            max_response_bytes=max_response_bytes,
+            throttle_deadline=throttle_deadline,
+        )
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -405,8 +476,8 @@ class MettlClient:
     def iter_schedules(
         self,
         *,
-        sort: str | None = None,
-        sort_order: str | None = None,
+        sort: ScheduleSort | None = None,
+        sort_order: SortOrder | None = None,
         filter: ScheduleFilter | Mapping[str, Any] | str | None = None,
         page_size: int = 100,
         window: int | None = None,
@@ -441,8 +512,8 @@ class MettlClient:
         *,
         include_recommendation: bool = False,
         include_essay_responses: bool = False,
-        sort: str | None = None,
-        sort_order: str | None = None,
+        sort: ResultSort | None = None,
+        sort_order: SortOrder | None = None,
         page_size: int = 100,
         window: int | None = None,
     ) -> Listing[CandidateResult]:
@@ -474,8 +545,8 @@ class MettlClient:
         label: str,
         include_recommendation: bool,
         include_essay_responses: bool,
-        sort: str | None,
-        sort_order: str | None,
+        sort: ResultSort | None,
+        sort_order: SortOrder | None,
         page_size: int,
         window: int | None,
         slots: asyncio.Semaphore | None = None,
@@ -658,8 +729,8 @@ class MettlClient:
     def iter_assessments(
         self,
         *,
-        sort: str | None = None,
-        sort_order: str | None = None,
+        sort: AssessmentSort | None = None,
+        sort_order: SortOrder | None = None,
         page_size: int = 100,
         window: int | None = None,
     ) -> Listing[AssessmentInfo]:

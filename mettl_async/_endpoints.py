@@ -8,7 +8,7 @@ send. Nothing here sends a request or imports aiohttp.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Literal, get_args
 
 import orjson
 
@@ -49,6 +49,10 @@ __all__ = [
     "RESULT_SORTS",
     "SCHEDULE_SORTS",
     "SORT_ORDERS",
+    "AssessmentSort",
+    "ResultSort",
+    "ScheduleSort",
+    "SortOrder",
     "check_access_key",
     "check_assessment_id",
     "check_choice",
@@ -74,12 +78,18 @@ __all__ = [
 Raw = RawRecord
 
 #: Article 11's ``sort`` values (Mettl's default: ``createdAt``).
-SCHEDULE_SORTS: Final = ("createdAt", "testTaken", "name")
+ScheduleSort = Literal["createdAt", "testTaken", "name"]
 #: Article 6's ``sort`` values (Mettl's default: ``createdAt``).
-ASSESSMENT_SORTS: Final = ("createdAt", "testTaken", "name")
+AssessmentSort = Literal["createdAt", "testTaken", "name"]
 #: Article 16's ``sort`` values (Mettl's default: ``testStartTime``).
-RESULT_SORTS: Final = ("testStartTime", "name")
-SORT_ORDERS: Final = ("asc", "desc")
+ResultSort = Literal["testStartTime", "name"]
+#: ``sort_order`` of every sorted listing (Mettl's default: ``desc``, newest first).
+SortOrder = Literal["asc", "desc"]
+# The same values at run time, for callers without a type checker.
+SCHEDULE_SORTS: Final[tuple[str, ...]] = get_args(ScheduleSort)
+ASSESSMENT_SORTS: Final[tuple[str, ...]] = get_args(AssessmentSort)
+RESULT_SORTS: Final[tuple[str, ...]] = get_args(ResultSort)
+SORT_ORDERS: Final[tuple[str, ...]] = get_args(SortOrder)
 #: Articles 16 and 17's ``ir``: include the recommendation.
 IR_RECOMMENDATION: Final = '{"recommendation":true}'
 

@@ -39,6 +39,7 @@ from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
+from ._closing import OpenIterations
 from ._errors import (
     DecodeError,
     IncompleteListingError,
@@ -253,6 +254,7 @@ class Listing(Generic[T]):
         self._spec = spec
         self._convert = convert
         self._slots = slots
+        self._iterations = OpenIterations()
 
     @property
     def spec(self) -> ListingSpec:
@@ -263,7 +265,14 @@ class Listing(Generic[T]):
         return Listing(self._fetch, self._spec, as_raw, slots=self._slots)
 
     def __aiter__(self) -> AsyncIterator[T]:
-        return self._items()
+        return self._iterations.track(self._items())
+
+    async def aclose(self) -> None:
+        """Close every iteration of this listing still open, cancelling its requests now.
+
+        For ``contextlib.aclosing(listing)``; the listing can be iterated again.
+        """
+        await self._iterations.aclose()
 
     async def _items(self) -> AsyncGenerator[T, None]:
         convert = self._convert
@@ -272,8 +281,11 @@ class Listing(Generic[T]):
                 for item in page.items:
                     yield convert(item)
 
-    async def pages(self) -> AsyncGenerator[Page[T], None]:
+    def pages(self) -> AsyncGenerator[Page[T], None]:
         """Every page of the listing, in order, with records converted."""
+        return self._iterations.track(self._pages())
+
+    async def _pages(self) -> AsyncGenerator[Page[T], None]:
         convert = self._convert
         async with contextlib.aclosing(self._raw_pages()) as pages:
             async for page in pages:
@@ -296,6 +308,7 @@ class Listing(Generic[T]):
         yielded as they come.
         """
         walk = _Walk(self._fetch, self._spec, self._slots)
+        self._iterations.begin()
         try:
             held: Page[Raw] | None = None
             async with contextlib.aclosing(self._walk_pages(walk)) as pages:
@@ -312,7 +325,10 @@ class Listing(Generic[T]):
                 held = Page[Raw]([], walk.frontier, self._spec.limit)
             yield attrs.evolve(held, is_last=True)
         finally:
-            await walk.close()
+            try:
+                await walk.close()
+            finally:
+                self._iterations.end()
 
     async def _walk_pages(self, walk: _Walk) -> AsyncGenerator[Page[Raw], None]:
         spec = self._spec
@@ -554,6 +570,7 @@ class AccountResults(Generic[T, U]):
         self._convert_result = convert_result
         self._concurrency = concurrency
         self._page_budget = page_budget
+        self._iterations = OpenIterations()
 
     def raw(self) -> AccountResults[Raw, Raw]:
         """The same walk, yielding Mettl's JSON as :class:`RawRecord` mappings (no decoding)."""
@@ -567,18 +584,28 @@ class AccountResults(Generic[T, U]):
         )
 
     def __aiter__(self) -> AsyncIterator[tuple[T, U]]:
-        return self._pairs()
+        return self._iterations.track(self._pairs())
+
+    async def aclose(self) -> None:
+        """Close every iteration of this walk still open, cancelling its requests now.
+
+        For ``contextlib.aclosing(mettl.iter_all_results())``; it can be iterated again.
+        """
+        await self._iterations.aclose()
 
     async def _pairs(self) -> AsyncGenerator[tuple[T, U], None]:
         convert = self._convert_result
-        async with contextlib.aclosing(self.pages()) as pages:
+        async with contextlib.aclosing(self._pages()) as pages:
             async for item in pages:
                 schedule = item.schedule
                 for result in item.page.items:
                     yield schedule, convert(result)
 
-    async def pages(self) -> AsyncGenerator[SchedulePage[T, Raw], None]:
+    def pages(self) -> AsyncGenerator[SchedulePage[T, Raw], None]:
         """Pages as they arrive, each with its schedule; ``page.is_last`` ends a schedule."""
+        return self._iterations.track(self._pages())
+
+    async def _pages(self) -> AsyncGenerator[SchedulePage[T, Raw], None]:
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=max(2, self._concurrency))
         slots = asyncio.Semaphore(self._page_budget)
         running: set[asyncio.Task[None]] = set()
@@ -630,6 +657,7 @@ class AccountResults(Generic[T, U]):
                 return
             await queue.put(_DONE)
 
+        self._iterations.begin()
         lister = asyncio.ensure_future(list_schedules())
         feeder = asyncio.ensure_future(feed())
         try:
@@ -644,7 +672,10 @@ class AccountResults(Generic[T, U]):
             tasks = [lister, feeder, *running]
             for task in tasks:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            try:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            finally:
+                self._iterations.end()
 
 
 @attrs.frozen

@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 
 import attrs
 
+from ._closing import OpenIterations
 from ._errors import DecodeError
 from ._paging import Page, RawRecord, decode_listing, page_from_envelope, record_of
 from ._protocol import Request
@@ -58,6 +59,7 @@ class UnpagedListing(Generic[T]):
         self._convert = convert
         self._label = label
         self._key_field = key_field
+        self._iterations = OpenIterations()
 
     @property
     def request(self) -> Request:
@@ -80,7 +82,14 @@ class UnpagedListing(Generic[T]):
         )
 
     def __aiter__(self) -> AsyncIterator[T]:
-        return self._items()
+        return self._iterations.track(self._items())
+
+    async def aclose(self) -> None:
+        """Close every iteration of this listing still open (its request, if in flight).
+
+        For ``contextlib.aclosing(listing)``; the listing can be iterated again.
+        """
+        await self._iterations.aclose()
 
     async def _items(self) -> AsyncGenerator[T, None]:
         convert = self._convert
@@ -88,8 +97,11 @@ class UnpagedListing(Generic[T]):
         for item in page.items:
             yield convert(item)
 
-    async def pages(self) -> AsyncGenerator[Page[T], None]:
+    def pages(self) -> AsyncGenerator[Page[T], None]:
         """The listing as one page (``is_last``), records converted."""
+        return self._iterations.track(self._pages())
+
+    async def _pages(self) -> AsyncGenerator[Page[T], None]:
         page = await self._page()
         convert = self._convert
         yield attrs.evolve(page.with_items([convert(item) for item in page.items]), is_last=True)

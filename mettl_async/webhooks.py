@@ -580,6 +580,10 @@ class WebhookReceiver:
         app.router.add_post(base, self.handle)
         if base != "/":
             app.router.add_post(base + "/", self.handle)
+        else:
+            # Mounted with ``add_subapp("/mettl", app)``, the bare ``/mettl`` (the URL
+            # with_webhooks gives Mettl) answers too, not only ``/mettl/``.
+            app.router.add_post("", self.handle)
         if separate_paths:
             prefix = "" if base == "/" else base
             for kind, segment in EVENT_PATHS.items():

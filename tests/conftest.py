@@ -20,6 +20,13 @@ def load_json(relative: str) -> Any:
     return json.loads((HERE / relative).read_text(encoding="utf-8"))
 
 
+@pytest.fixture(autouse=True)
+def _no_mettl_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see no METTL_* variable of the shell that runs them (say, after fake-server)."""
+    for name in ("METTL_PUBLIC_KEY", "METTL_PRIVATE_KEY", "METTL_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[FakeMettlServer]:
     """A fake Mettl on a free loopback port."""

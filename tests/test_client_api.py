@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -588,13 +589,33 @@ async def test_register_45_candidates_in_3_calls_with_2_failures(
 
 
 async def test_register_candidates_sends_chunks_concurrently(server: FakeMettlServer) -> None:
-    """The chunks of one registration are in flight together, within the client's bound."""
-    server.fake.latency = 0.05
+    """The chunks of one registration are in flight together, within the client's bound.
+
+    No timing: each chunk's request waits until a second one has been sent, which
+    only happens if the chunks are sent concurrently (sent one by one, the first
+    would wait for ever, and the test fails after a minute).
+    """
     key = server.fake.account.schedules[0].access_key
     async with server.client(max_in_flight=2) as mettl:
+        transport = mettl._transport
+        send = transport.call
+        sent = 0
+        two_sent = asyncio.Event()
+
+        async def call(request: Any, **kwargs: Any) -> Any:
+            nonlocal sent
+            sent += 1
+            if sent >= 2:
+                two_sent.set()
+            await asyncio.wait_for(two_sent.wait(), 60)
+            return await send(request, **kwargs)
+
+        transport.call = call  # type: ignore[method-assign]
         outcomes = await mettl.register_candidates(key, [person(i) for i in range(60)])
     assert len(outcomes) == 60
-    assert server.fake.peak_in_flight == 2
+    assert all(outcome.registered for outcome in outcomes)
+    assert sent == 3
+    assert 1 <= server.fake.peak_in_flight <= 2
 
 
 async def test_a_chunk_that_fails_whole_fails_only_its_candidates(

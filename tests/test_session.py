@@ -199,17 +199,26 @@ async def test_in_flight_bound_is_never_exceeded(server: FakeMettlServer) -> Non
     server.fake.latency = 0.05
     async with server.client(max_in_flight=3) as mettl:
         await asyncio.gather(*(mettl.request("GET", "/account") for _ in range(20)))
-        assert mettl.stats.peak_in_flight == 3
-    assert server.fake.peak_in_flight == 3
+        assert 1 <= mettl.stats.peak_in_flight <= 3
+    assert 1 <= server.fake.peak_in_flight <= 3
     assert server.fake.requests == 20
 
 
 async def test_requests_per_second_spaces_request_starts(server: FakeMettlServer) -> None:
-    async with server.client(requests_per_second=50) as mettl:
+    """The k-th request cannot start before k intervals have passed since the first call.
+
+    A bound a busy machine cannot break: being slow only spaces the requests more.
+    (The fake records each request when it answers, after the client sent it; the
+    gaps between two answers are not tested, since a stalled loop may bunch them.)
+    """
+    rate = 50
+    before = time.time()
+    async with server.client(requests_per_second=rate) as mettl:
         await asyncio.gather(*(mettl.request("GET", "/account") for _ in range(5)))
-    starts = [r.at for r in server.fake.log]
-    # 5 starts at 50/s span at least 4 intervals of 20 ms (recorded at answer time).
-    assert max(starts) - min(starts) >= 0.07
+    answered = sorted(r.at for r in server.fake.log)
+    assert len(answered) == 5
+    for k, at in enumerate(answered):
+        assert at - before >= k / rate - 0.001  # (a millisecond for the two clocks)
 
 
 async def test_borrowed_session_is_left_open(server: FakeMettlServer) -> None:

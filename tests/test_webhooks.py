@@ -323,6 +323,21 @@ async def test_a_receiver_mounts_in_an_existing_application() -> None:
     assert len(recorder.events) == 2
 
 
+async def test_a_mounted_receiver_answers_the_url_with_webhooks_gives_mettl() -> None:
+    """Mounted at /mettl, the receiver answers POST /mettl: the bare URL Mettl is given."""
+    recorder = Recorder()
+    app = web.Application()
+    app.add_subapp("/mettl", create_app(recorder))
+    async with serving(app) as url, aiohttp.ClientSession() as http:
+        given = with_webhooks(MINIMAL_SC, f"{url}/mettl").test_finish_notification_url
+        assert given == f"{url}/mettl"
+        for target in (given, f"{url}/mettl/", f"{url}/mettl/finish"):
+            assert (await post(http, target, sample_bytes("finishTest")))[0] == 200, target
+        async with http.post(f"{url}/mettlx", data=b"{}") as response:
+            assert response.status == 404
+    assert len(recorder.events) == 1  # the same event three times: delivered once
+
+
 # --------------------------------------------------------------------------
 # Basic authentication
 # --------------------------------------------------------------------------

@@ -186,8 +186,18 @@ def _register_assessments(commands: Any) -> None:
         help="list every assessment (article 6)",
         description="List every assessment of the account, newest first unless sorted.",
     )
-    listing.add_argument("--sort", choices=["createdAt", "testTaken", "name"], default=None)
-    listing.add_argument("--sort-order", choices=["asc", "desc"], default=None)
+    listing.add_argument(
+        "--sort",
+        choices=["createdAt", "testTaken", "name"],
+        default=None,
+        help="order by this field (default: Mettl's, createdAt)",
+    )
+    listing.add_argument(
+        "--sort-order",
+        choices=["asc", "desc"],
+        default=None,
+        help="ascending or descending (default: Mettl's, desc)",
+    )
     _format_argument(listing)
     add_api_arguments(listing)
     listing.set_defaults(handler=_assessments_list)
@@ -300,9 +310,21 @@ def _register_result(commands: Any) -> None:
     show.add_argument("--access-key", required=True, metavar="KEY", help="the schedule's key")
     show.add_argument("--email", required=True, help="the candidate's email address")
     show.add_argument("--json", action="store_true", help="print Mettl's JSON as sent")
-    show.add_argument("--include-recommendation", action="store_true", help="ask for ir")
-    show.add_argument("--include-response-styles", action="store_true", help="ask for rs")
-    show.add_argument("--include-essay-responses", action="store_true", help="ask for qr")
+    show.add_argument(
+        "--include-recommendation",
+        action="store_true",
+        help='ask for the recommendation too (ir={"recommendation":true})',
+    )
+    show.add_argument(
+        "--include-response-styles",
+        action="store_true",
+        help="ask for the response-style analysis too (rs=true)",
+    )
+    show.add_argument(
+        "--include-essay-responses",
+        action="store_true",
+        help="ask for the answers to essay questions too (qr=true)",
+    )
     add_api_arguments(show)
     show.set_defaults(handler=_result_show)
 
@@ -375,8 +397,17 @@ def _register_candidates_command(commands: Any) -> None:
         "the schedule's registration fields exactly (e.g. 'Email Address,First Name,Last "
         "Name'); empty cells are left out. Exits 1 if any candidate was not registered.",
     )
-    register_parser.add_argument("--access-key", required=True, metavar="KEY")
-    register_parser.add_argument("--csv", required=True, type=Path, metavar="FILE", dest="csv_file")
+    register_parser.add_argument(
+        "--access-key", required=True, metavar="KEY", help="the schedule to register them in"
+    )
+    register_parser.add_argument(
+        "--csv",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        dest="csv_file",
+        help="one candidate per row; the header row holds the registration field labels",
+    )
     register_parser.add_argument(
         "--allow-missing-fields",
         action="store_true",

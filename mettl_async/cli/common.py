@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Final
 
 from mettl_async._client import MettlClient
 from mettl_async._errors import MettlError
@@ -18,6 +18,8 @@ EXIT_USAGE: Final = 2
 EXIT_AUTH: Final = 3
 EXIT_NETWORK: Final = 4
 EXIT_INTERRUPTED: Final = 130
+#: Requests in flight at once unless ``--concurrency`` says otherwise.
+DEFAULT_CONCURRENCY: Final = 16
 
 
 class UsageError(MettlError):
@@ -44,22 +46,21 @@ def add_api_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--base-url",
         metavar="URL",
-        help="Mettl API host (default: METTL_BASE_URL, else https://api.mettl.com; "
-        "the EU host is https://api.mercermettl.eu)",
+        help="Mettl API host, without /v2 (default: METTL_BASE_URL, else "
+        "https://api.mettl.com; the EU host is https://api.mercermettl.eu)",
     )
     parser.add_argument(
         "--concurrency",
         type=positive_int(),
-        default=16,
+        default=DEFAULT_CONCURRENCY,
         metavar="N",
-        help="requests in flight at once (default: 16)",
+        help="requests in flight at once",
     )
 
 
-def client_from_args(args: argparse.Namespace, **options: Any) -> MettlClient:
+def client_from_args(args: argparse.Namespace) -> MettlClient:
     """A client from the environment's keys, ``--base-url`` and ``--concurrency``."""
-    if getattr(args, "base_url", None):
-        options.setdefault("base_url", args.base_url)
-    if getattr(args, "concurrency", None):
-        options.setdefault("max_in_flight", args.concurrency)
-    return MettlClient.from_env(**options)
+    return MettlClient.from_env(
+        base_url=getattr(args, "base_url", None) or None,
+        max_in_flight=getattr(args, "concurrency", None) or DEFAULT_CONCURRENCY,
+    )

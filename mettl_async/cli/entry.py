@@ -21,13 +21,15 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any
+from typing import Any, Final
+from urllib.parse import urlsplit
 
 from mettl_async import __version__
 from mettl_async._errors import (
@@ -108,6 +110,15 @@ def _hint(error: BaseException) -> str:
         )
     if isinstance(cause, TransportError):
         return "hint: check the network and METTL_BASE_URL / --base-url"
+    if isinstance(cause, RequestError) and cause.status == 404 and cause.url:
+        path = urlsplit(cause.url).path
+        if not re.match(r"/v[123]/", path):
+            # The base URL has a path of its own: Mettl's API is at its host's root.
+            prefix = re.sub(r"/v[123]/.*$", "", path) or path
+            return (
+                f"hint: the base URL has a path ({prefix}); Mettl's API answers at the root "
+                "of its host, as in https://api.mettl.com: check METTL_BASE_URL / --base-url"
+            )
     if isinstance(cause, DecodeError):
         return "hint: that answer was not Mettl's: check METTL_BASE_URL / --base-url"
     return ""
@@ -129,13 +140,61 @@ def describe(error: BaseException) -> str:
 # -- the parser and main -----------------------------------------------------------------------
 
 
+EXIT_CODES_HELP: Final = """\
+exit codes:
+  0    success
+  1    an API error (Mettl refused or failed the request)
+  2    a usage error: bad flags, missing keys, an invalid base URL, an existing or
+       unwritable output
+  3    authentication or timestamp error (check the keys, or this machine's clock)
+  4    network failure after retries
+  130  interrupted (Ctrl+C)"""
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Every option's default in its help, unless the help already tells it in words.
+
+    Flags (off unless given) and options without a default say nothing more. A
+    description or epilog laid out in lines (the exit codes) keeps its lines.
+    """
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text:
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text.lower()
+            or default is None
+            or default is False
+            or default is argparse.SUPPRESS
+            or default == []
+            or not action.option_strings
+        ):
+            return text
+        return super()._get_help_string(action)
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """``parser`` and every parser of its subcommands, at any depth."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                found.extend(_parsers(sub))
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mettl-async",
         description="Command line of mettl-async, the async client for the Mettl Examine API. "
-        "Credentials come from METTL_PUBLIC_KEY and METTL_PRIVATE_KEY.",
-        epilog="exit codes: 0 success, 1 API error, 2 usage error, 3 authentication or "
-        "timestamp error, 4 network failure after retries",
+        "Credentials come from METTL_PUBLIC_KEY and METTL_PRIVATE_KEY; the host from "
+        "--base-url or METTL_BASE_URL.",
+        epilog=EXIT_CODES_HELP,
     )
     parser.add_argument("--version", action="version", version=f"mettl-async {__version__}")
     parser.add_argument(
@@ -144,6 +203,18 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for register in _COMMANDS:
         register(commands)
+    for each in _parsers(parser):
+        each.formatter_class = HelpFormatter
+        if each is not parser:
+            # --debug after the subcommand too; SUPPRESS keeps a --debug given before it.
+            each.add_argument(
+                "--debug",
+                action="store_true",
+                default=argparse.SUPPRESS,
+                help="log every request and show tracebacks",
+            )
+            if not each.epilog:
+                each.epilog = EXIT_CODES_HELP
     return parser
 
 

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
+import io
 import math
 import os
 import shlex
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final, NoReturn
 
 from mettl_async._client import MettlClient
 from mettl_async._retry import RetryPolicy
@@ -32,6 +36,9 @@ from mettl_async.export import (
     stream_results,
 )
 from mettl_async.testing.data import FakeAccount
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 from .common import EXIT_API, EXIT_OK, UsageError, add_api_arguments, client_from_args, positive_int
 
@@ -75,35 +82,160 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-class ProgressLine:
-    """A one-line progress display on a terminal (nothing when not a terminal)."""
+#: Seconds of history behind the records-per-second figure (and so the ETA).
+RATE_WINDOW: Final = 10.0
+#: Seconds between two plain progress lines when stderr is not a terminal.
+PLAIN_INTERVAL: Final = 10.0
 
-    def __init__(self, stream: IO[str], client: MettlClient, *, enabled: bool) -> None:
+
+class ProgressLine:
+    """The export's progress on ``stream``: a bar on a terminal, plain lines elsewhere.
+
+    On a terminal, a tqdm bar redrawn at each report: the percentage of the
+    records Mettl's ``totalRecords`` announced (``~`` while some schedules
+    have not begun, their size estimated from the others), records per
+    second over the last :data:`RATE_WINDOW` seconds, the ETA at that rate,
+    schedules, requests, retries and, once Mettl has refused a request for
+    its rate, the rate the client allows itself. Elsewhere (a log, CI), the
+    same figures as one plain line every ``interval`` seconds. Nothing when
+    not ``enabled`` (``--quiet``).
+    """
+
+    def __init__(
+        self,
+        stream: IO[str],
+        client: MettlClient,
+        *,
+        enabled: bool,
+        interval: float = PLAIN_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.stream = stream
         self.client = client
-        self.enabled = enabled and stream.isatty()
+        self.enabled = enabled
+        self.terminal = enabled and stream.isatty()
+        self.interval = interval
         self.shown = False
+        self._clock = clock
+        self._samples: collections.deque[tuple[float, int]] = collections.deque()
+        self._lines = 0  # plain lines written
+        self._bar: tqdm[NoReturn] | None = None
+
+    def rate(self, progress: ExportProgress) -> float:
+        """Records per second over the last :data:`RATE_WINDOW` seconds (at first: so far)."""
+        now, seen = self._clock(), progress.records_seen
+        samples = self._samples
+        samples.append((now, seen))
+        while len(samples) > 2 and samples[1][0] <= now - RATE_WINDOW:
+            samples.popleft()
+        then, seen_then = samples[0]
+        if now - then >= 1.0:
+            return (seen - seen_then) / (now - then)
+        elapsed = progress.elapsed
+        return seen / elapsed if elapsed > 0 else 0.0
+
+    def describe(self, progress: ExportProgress, rate: float) -> str:
+        """The figures, most useful first: records, ETA, rate, schedules, requests, retries."""
+        stats = self.client.stats
+        expected = progress.records_expected()
+        seen = progress.records_seen
+        if expected is None:
+            records = f"{seen:,} records"
+        else:
+            exact = progress.schedules_total is not None and progress.schedules_begun >= (
+                progress.schedules_total - progress.schedules_skipped
+            )
+            records = f"{seen:,}/{'' if exact else '~'}{expected:,} records"
+        eta = progress.eta(rate)
+        schedules = progress.schedules_total or progress.schedules_reported
+        done = progress.schedules_done + progress.schedules_skipped
+        parts = [
+            records,
+            f"ETA {_duration(eta) if eta is not None else '?'}",
+            f"{rate:,.0f} records/s",
+            f"schedules {done:,}/{f'{schedules:,}' if schedules is not None else '?'}",
+            f"requests {stats.requests:,}",
+            f"retries {stats.retries:,}",
+        ]
+        if stats.throttled:
+            if stats.allowed_rate is not None:
+                parts.append(f"throttled: {stats.allowed_rate:,.1f} req/s")
+            else:
+                parts.append(f"throttled: {stats.throttled:,}x")
+        return " | ".join(parts)
 
     def __call__(self, progress: ExportProgress) -> None:
         if not self.enabled:
             return
-        elapsed = max(progress.elapsed, 1e-9)
-        total = "?" if progress.schedules_total is None else f"{progress.schedules_total:,}"
-        done = progress.schedules_done + progress.schedules_skipped
-        eta = progress.eta()
-        line = (
-            f"schedules {done:,}/{total} | records {progress.records:,} "
-            f"| {progress.records / elapsed:,.0f}/s | retries {self.client.stats.retries:,} "
-            f"| ETA {_duration(eta) if eta is not None else '?'}"
-        )
-        self.stream.write("\r" + line.ljust(79)[:120])
-        self.stream.flush()
+        rate = self.rate(progress)
+        if self.terminal:
+            self._draw(progress, rate)
+        elif progress.elapsed >= (self._lines + 1) * self.interval:
+            self._lines = int(progress.elapsed // self.interval)
+            expected = progress.records_expected()
+            percent = (
+                f"{min(100.0, 100.0 * progress.records_seen / expected):.0f}% | "
+                if expected
+                else ""
+            )
+            self.stream.write(f"progress: {percent}{self.describe(progress, rate)}\n")
+            self.stream.flush()
+            self.shown = True
+
+    def _draw(self, progress: ExportProgress, rate: float) -> None:
+        expected = progress.records_expected()
+        text = self.describe(progress, rate)
+        bar_format = _BAR_FORMAT if expected else "{desc}"
+        bar = self._bar
+        if bar is None:
+            # Imported here: a quiet or non-terminal export does not pay for it.
+            from tqdm import tqdm
+
+            class _Bar(tqdm):  # type: ignore[type-arg]
+                monitor_interval = 0  # redrawn by us at each report: no monitor thread
+
+            sized = _terminal_sized(self.stream)
+            self._bar = _Bar(
+                desc=text,
+                total=expected,
+                initial=progress.records_seen,
+                file=self.stream,
+                # Follow the terminal's size; one that reports none (some pseudo-terminals
+                # say 0 x 0, where tqdm would draw nothing) gets a fixed 160 columns.
+                dynamic_ncols=sized,
+                ncols=None if sized else 160,
+                nrows=None if sized else 20,
+                mininterval=0,
+                leave=True,
+                bar_format=bar_format,
+            )  # drawn as it is made
+        else:
+            bar.total = expected
+            bar.bar_format = bar_format
+            bar.n = progress.records_seen
+            bar.set_description_str(text, refresh=False)
+            bar.refresh()
         self.shown = True
 
-    def close(self) -> None:
-        if self.shown:
-            self.stream.write("\n")
-            self.stream.flush()
+    def close(self, progress: ExportProgress | None = None) -> None:
+        """End the display; with ``progress``, draw the final figures first."""
+        if self._bar is not None:
+            if progress is not None:
+                self._draw(progress, self.rate(progress))
+            self._bar.close()
+            self._bar = None
+
+
+_BAR_FORMAT: Final = "{percentage:3.0f}%|{bar}| {desc}"
+
+
+def _terminal_sized(stream: IO[str]) -> bool:
+    """Whether the terminal behind ``stream`` tells its columns and lines."""
+    try:
+        size = os.get_terminal_size(stream.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return False
+    return size.columns > 0 and size.lines > 0
 
 
 def summary_line(summary: ExportSummary) -> str:
@@ -138,17 +270,28 @@ def _register_export(commands: Any) -> None:
         "--format",
         choices=list(FORMATS),
         default=None,
-        help="default: by the extension of PATH (.csv: csv), else jsonl",
+        help="jsonl: one line per result, as Mettl sent it; csv: one row per result, a column "
+        "per field (default: by the extension of PATH, .csv: csv, else jsonl)",
     )
     parser.add_argument(
         "--output", "-o", type=Path, required=True, metavar="PATH",
-        help="the file to write, in an existing directory; '-' writes JSONL to standard output",
+        help="the file to write, in an existing directory (PATH.partial and PATH.checkpoint "
+        "until it is complete); '-' writes JSONL to standard output",
     )  # fmt: skip
     again = parser.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue an interrupted export")
     again.add_argument("--overwrite", action="store_true", help="replace PATH / start over")
-    parser.add_argument("--include-recommendation", action="store_true", help="ask for ir")
-    parser.add_argument("--include-essay-responses", action="store_true", help="ask for qr")
+    parser.add_argument(
+        "--include-recommendation",
+        action="store_true",
+        help="ask Mettl for each result's recommendation too (the parameter "
+        'ir={"recommendation":true}); it comes in the result\'s JSON',
+    )
+    parser.add_argument(
+        "--include-essay-responses",
+        action="store_true",
+        help="ask Mettl for the candidates' answers to essay questions too (qr=true)",
+    )
     parser.add_argument(
         "--csv-raw",
         action="store_true",
@@ -201,8 +344,10 @@ async def run_export(
             summary = await _to_stdout(client, options, progress, display)
         else:
             summary = await export_results(client, options, progress=progress, on_progress=display)
-    finally:
+    except BaseException:
         display.close()
+        raise
+    display.close(progress)
     if not quiet:
         print(summary_line(summary), file=sys.stderr)
     return summary
@@ -294,12 +439,18 @@ def _register_demo(commands: Any) -> None:
         description="Start a fake Mettl in-process with a realistic account (latency and a "
         "few faults included), export every result with progress, and print the summary.",
     )
-    parser.add_argument("--schedules", type=_positive_int, default=40)
-    parser.add_argument("--candidates", type=_positive_int, default=500, help="per schedule")
-    parser.add_argument("--latency-ms", type=_milliseconds, default=30.0)
+    parser.add_argument(
+        "--schedules", type=_positive_int, default=40, help="schedules in the fake account"
+    )
+    parser.add_argument(
+        "--candidates", type=_positive_int, default=500, help="candidates per schedule"
+    )
+    parser.add_argument(
+        "--latency-ms", type=_milliseconds, default=30.0, help="the fake's delay before each answer"
+    )
     parser.add_argument(
         "--format", choices=list(FORMATS), default=None,
-        help="default: by the extension of PATH (.csv: csv), else jsonl",
+        help="output format (default: by the extension of PATH, .csv: csv, else jsonl)",
     )  # fmt: skip
     parser.add_argument(
         "--output", "-o", type=Path, default=None, metavar="PATH",
@@ -307,8 +458,11 @@ def _register_demo(commands: Any) -> None:
         "a PATH you name is refused if it exists, unless --overwrite",
     )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace PATH if it exists")
-    parser.add_argument("--concurrency", type=_positive_int, default=16, metavar="N")
-    parser.add_argument("--quiet", "-q", action="store_true")
+    parser.add_argument(
+        "--concurrency", type=_positive_int, default=16, metavar="N",
+        help="requests in flight at once",
+    )  # fmt: skip
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress, no summary")
     parser.set_defaults(handler=_demo)
 
 

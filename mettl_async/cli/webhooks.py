@@ -78,7 +78,11 @@ def register(commands: Any) -> None:
         "testNotificationBasicAuthHeader must be base64(USER:PASS)",
     )
     listen.add_argument(
-        "--output", "-o", type=Path, metavar="PATH", help="append each event to this JSONL file"
+        "--output",
+        "-o",
+        type=Path,
+        metavar="PATH",
+        help="append one JSON line per accepted event to this file",
     )
     listen.add_argument(
         "--database",

@@ -97,18 +97,46 @@ class ExportProgress:
     #: Whether the files of this export are on disk for ``mode="resume"`` to continue
     #: (false before anything was written, and once the export is complete).
     resumable: bool = False
+    #: what the schedule listing's ``totalRecords`` said, before the listing ends
+    schedules_reported: int | None = None
+    schedules_begun: int = 0  # schedules of this run whose first page gave a total
+    records_reported: int = 0  # the ``totalRecords`` of those schedules, added up
 
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
-    def eta(self) -> float | None:
-        """Seconds left, from the pace of the schedules done in this run."""
-        done = self.schedules_done
-        if self.schedules_total is None or done == 0:
+    @property
+    def records_seen(self) -> int:
+        """Records this run has handled: written, or found already in the file."""
+        return self.records + self.records_skipped
+
+    def records_expected(self) -> int | None:
+        """Records this run will handle, by Mettl's ``totalRecords``; None until one is known.
+
+        Exact once every schedule to walk has begun; until then the schedules
+        begun stand for the others (their average size, times the schedules left).
+        """
+        schedules = self.schedules_total
+        if schedules is None:
+            schedules = self.schedules_reported
+        if schedules is None or self.schedules_begun == 0:
             return None
-        left = self.schedules_total - self.schedules_skipped - done
-        return max(0.0, self.elapsed / done * left)
+        to_walk = max(0, schedules - self.schedules_skipped)
+        expected = self.records_reported
+        if self.schedules_begun < to_walk:
+            expected = round(expected * to_walk / self.schedules_begun)
+        return max(expected, self.records_seen)
+
+    def eta(self, rate: float | None = None) -> float | None:
+        """Seconds left at ``rate`` records per second (default: this run's average)."""
+        expected = self.records_expected()
+        if rate is None:
+            elapsed = self.elapsed
+            rate = self.records_seen / elapsed if elapsed > 0 else 0.0
+        if expected is None or rate <= 0:
+            return None
+        return max(0.0, (expected - self.records_seen) / rate)
 
 
 @attrs.frozen
@@ -377,10 +405,14 @@ async def _walk(
                 if key not in done:
                     yield key
             return
-        async for schedule in client.iter_schedules().raw():
-            listed += 1
-            if schedule.key not in done:
-                yield schedule
+        async with contextlib.aclosing(client.iter_schedules().raw().pages()) as pages:
+            async for page in pages:
+                if progress.schedules_reported is None:
+                    progress.schedules_reported = page.total_records
+                for schedule in page.items:
+                    listed += 1
+                    if schedule.key not in done:
+                        yield schedule
         progress.schedules_total = listed
 
     walk = client.iter_all_results(
@@ -402,6 +434,9 @@ async def _walk(
                 schedule = item.schedule
                 key = str(schedule.key or schedule.get("accessKey"))
                 records = item.page.items
+                if item.page.offset == 0 and item.page.total_records is not None:
+                    progress.schedules_begun += 1  # a schedule's first page: its size
+                    progress.records_reported += item.page.total_records
                 lines = fmt.encode_page(schedule, records)
                 if written or written_lines:  # a resume: drop the records already in the file
                     fresh = []
