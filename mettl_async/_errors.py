@@ -211,23 +211,20 @@ class RequestError(MettlError):
             f"attempts={self.attempts!r})"
         )
 
+    def _init_kwargs(self) -> dict[str, object]:
+        """The keyword arguments that rebuild this error (for pickling)."""
+        return {
+            "method": self.method,
+            "url": self.url,
+            "path": self.path,
+            "status": self.status,
+            "code": self.code,
+            "attempts": self.attempts,
+            "hint": self.hint,
+        }
+
     def __reduce__(self) -> tuple[object, ...]:
-        return (
-            _rebuild,
-            (
-                type(self),
-                self.message,
-                {
-                    "method": self.method,
-                    "url": self.url,
-                    "path": self.path,
-                    "status": self.status,
-                    "code": self.code,
-                    "attempts": self.attempts,
-                    "hint": self.hint,
-                },
-            ),
-        )
+        return (_rebuild, (type(self), self.message, self._init_kwargs()))
 
 
 def _rebuild(cls: type[RequestError], message: str, kwargs: dict[str, object]) -> RequestError:
@@ -279,23 +276,8 @@ class ResponseTooLargeError(RequestError):
         self.limit = limit
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
-    def __reduce__(self) -> tuple[object, ...]:
-        kwargs = {
-            "method": self.method,
-            "url": self.url,
-            "path": self.path,
-            "status": self.status,
-            "code": self.code,
-            "attempts": self.attempts,
-            "hint": self.hint,
-        }
-        return (_rebuild_too_large, (self.message, self.limit, kwargs))
-
-
-def _rebuild_too_large(
-    message: str, limit: int, kwargs: dict[str, object]
-) -> ResponseTooLargeError:
-    return ResponseTooLargeError(message, limit=limit, **kwargs)
+    def _init_kwargs(self) -> dict[str, object]:
+        return {**super()._init_kwargs(), "limit": self.limit}
 
 
 class APIError(RequestError):
@@ -349,18 +331,8 @@ class ThrottledError(RateLimitError):
         self.deadline = deadline
         super().__init__(message, **kwargs)  # type: ignore[arg-type]
 
-    def __reduce__(self) -> tuple[object, ...]:
-        kwargs = {
-            "method": self.method,
-            "url": self.url,
-            "path": self.path,
-            "status": self.status,
-            "code": self.code,
-            "attempts": self.attempts,
-            "hint": self.hint,
-            "deadline": self.deadline,
-        }
-        return (_rebuild, (type(self), self.message, kwargs))
+    def _init_kwargs(self) -> dict[str, object]:
+        return {**super()._init_kwargs(), "deadline": self.deadline}
 
 
 class ServerError(APIError):

@@ -108,3 +108,17 @@ def test_validation_errors_survive_pickling_with_their_problems() -> None:
 @pytest.mark.parametrize("cls", [APIError, RequestError])
 def test_request_errors_default_to_one_attempt(cls: type[RequestError]) -> None:
     assert cls("x").attempts == 1
+
+
+def test_errors_with_their_own_fields_survive_pickling() -> None:
+    """A ThrottledError keeps its deadline and a ResponseTooLargeError its cap across processes."""
+    import pickle
+
+    from mettl_async import ResponseTooLargeError, ThrottledError
+
+    throttled = ThrottledError("refused", deadline=5.0, method="GET", code="E509", attempts=3)
+    too_large = ResponseTooLargeError("too big", limit=10, path="/v2/schedules")
+    back = pickle.loads(pickle.dumps(throttled))
+    assert (type(back), back.deadline, back.code, back.attempts) == (ThrottledError, 5.0, "E509", 3)
+    back_large = pickle.loads(pickle.dumps(too_large))
+    assert (back_large.limit, back_large.path) == (10, "/v2/schedules")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import mettl_async
@@ -28,24 +29,31 @@ def test_all_is_sorted_and_complete() -> None:
     assert public - modules - {"annotations"} <= set(names) | {"testing", "webhooks"}
 
 
-def _runtime_imports(path: Path) -> set[str]:
-    """Top-level modules imported outside ``if TYPE_CHECKING:`` blocks."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    found: set[str] = set()
+def _run_time_import_statements(path: Path) -> Iterator[ast.Import | ast.ImportFrom]:
+    """Every import statement of ``path`` outside ``if TYPE_CHECKING:`` blocks,
+    wherever it stands (function bodies included)."""
 
-    def visit(node: ast.AST) -> None:
+    def visit(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
             for child in node.orelse:
-                visit(child)
+                yield from visit(child)
             return
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+        for child in ast.iter_child_nodes(node):
+            yield from visit(child)
+
+    yield from visit(ast.parse(path.read_text(encoding="utf-8")))
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """Top-level modules imported outside ``if TYPE_CHECKING:`` blocks."""
+    found: set[str] = set()
+    for node in _run_time_import_statements(path):
         if isinstance(node, ast.Import):
             found.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+        elif node.module and node.level == 0:
             found.add(node.module.split(".")[0])
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(tree)
     return found
 
 
@@ -111,30 +119,20 @@ def _import_edges(path: Path, name: str, modules: set[str]) -> set[str]:
     import statement stands (function bodies included, ``if TYPE_CHECKING:`` not),
     with the packages whose ``__init__`` that import runs."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    tree = ast.parse(path.read_text(encoding="utf-8"))
     targets: set[str] = set()
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            for child in node.orelse:
-                visit(child)
-            return
+    for node in _run_time_import_statements(path):
         if isinstance(node, ast.Import):
             targets.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - node.level + 1]
-                module = ".".join([*base, node.module] if node.module else base)
-            else:
-                module = node.module or ""
-            for alias in node.names:
-                submodule = f"{module}.{alias.name}"
-                targets.add(submodule if submodule in modules else module)
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(tree)
+            continue
+        if node.level:
+            base = package.split(".")
+            base = base[: len(base) - node.level + 1]
+            module = ".".join([*base, node.module] if node.module else base)
+        else:
+            module = node.module or ""
+        for alias in node.names:
+            submodule = f"{module}.{alias.name}"
+            targets.add(submodule if submodule in modules else module)
     own_packages = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
     edges: set[str] = set()
     for target in targets:
