@@ -112,8 +112,6 @@ def test_request_errors_default_to_one_attempt(cls: type[RequestError]) -> None:
 
 def test_errors_with_their_own_fields_survive_pickling() -> None:
     """A ThrottledError keeps its deadline and a ResponseTooLargeError its cap across processes."""
-    import pickle
-
     from mettl_async import ResponseTooLargeError, ThrottledError
 
     throttled = ThrottledError("refused", deadline=5.0, method="GET", code="E509", attempts=3)
