@@ -29,15 +29,18 @@ may both structure it; each gets an equal value and the last one is kept.
 
 from __future__ import annotations
 
+import functools
 import linecache
 import logging
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, time
-from typing import Any, Final, TypeVar, cast
+from typing import Any, Final, TypeVar, Union, cast
 
 import attrs
+import msgspec
 import orjson
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.preconf.orjson import OrjsonConverter, make_converter
@@ -54,6 +57,8 @@ from ._models import (
     FinishTestEvent,
     GradedAssessmentEvent,
     QuestionResponse,
+    Recommendation,
+    ResponseStyle,
     Schedule,
     SectionalScore,
     SectionMarks,
@@ -65,6 +70,7 @@ from ._models import (
     WebhookEvent,
     wire_names,
 )
+from ._paging import RawRecord, WireRecord, decode_typed_listing
 from ._timefmt import (
     format_date,
     format_time,
@@ -77,8 +83,12 @@ from ._timefmt import (
 __all__ = [
     "candidate_result_from_wire",
     "converter",
+    "decode_instance_page",
+    "decode_result_page",
+    "instance_from_record",
     "instance_from_wire",
     "parse_webhook_event",
+    "result_from_record",
     "schedule_from_wire",
     "structure",
     "to_json",
@@ -208,7 +218,13 @@ def _renames(cls: type, **extra: Any) -> dict[str, Any]:
 def _structure_model(cls: type) -> Callable[[Any, Any], Any]:
     if cls in _HOT:
         build = _builder(cls)
-        return lambda data, _: build(data)
+
+        def structure_hot(data: Any, _: Any) -> Any:
+            if not isinstance(data, Mapping):  # reported as the shape of what holds it
+                raise TypeError(f"{cls.__name__} is a JSON object, not {type(data).__name__}")
+            return _from_mapping(cls, build, data)
+
+        return structure_hot
     if cls is Candidate:
         generated: Callable[[Any, Any], Any] = _structure_candidate
     else:
@@ -336,9 +352,10 @@ def _unstructure_sectional_scores(value: list[SectionalScore] | None) -> str | N
 
 
 # --------------------------------------------------------------------------
-# The hot path: generated builders and lazy attributes
+# The hot path: generated builders, wire-named mirrors and lazy attributes
 # --------------------------------------------------------------------------
 
+# Built by the generated builders below, never by cattrs' generated code.
 _HOT: Final[tuple[type, ...]] = (
     CandidateResult,
     TestInstance,
@@ -350,6 +367,8 @@ _HOT: Final[tuple[type, ...]] = (
     QuestionResponse,
     Analysis,
 )
+# Everything a typed page decodes into: the hot classes and what they hold.
+_MIRRORED: Final[tuple[type, ...]] = (*_HOT, Recommendation, ResponseStyle)
 
 # Attributes structured on first read rather than at build time: the bulk of a
 # result (marks trees, essay answers) and the timestamps (a parse each).
@@ -365,45 +384,189 @@ _LAZY: Final[dict[type, frozenset[str]]] = {
         }
     ),
     TestResult: frozenset({"section_marks", "difficulty_marks", "analysis"}),
-    SectionMarks: frozenset({"skill_marks", "difficulty_marks"}),
-    SkillMarks: frozenset({"questions", "difficulty_marks"}),
-    DifficultyMarks: frozenset({"questions"}),
 }
 
-_BUILDERS: dict[type, Callable[[Any], Any]] = {}
+
+@attrs.frozen
+class _Field:
+    """One attribute of a mirrored class, classified once for every builder."""
+
+    attr: str
+    wire: str
+    kind: str  # "plain", "call" (a leaf decoder), "model" (one nested), "models" (a list)
+    required: bool
+    hint: Any
+    call: Callable[[Any], Any] | None = None
+    model: type | None = None
 
 
-def _element_builder(cls: type) -> Callable[[Any], Any]:
-    """How to build one ``cls`` from its mapping: a generated builder or the converter's hook."""
-    if cls in _HOT:
-        return _builder(cls)
-    hook = converter.get_structure_hook(cls)
-    return lambda data: hook(data, cls)
+@functools.cache
+def _fields(cls: type) -> tuple[_Field, ...]:
+    hints = typing.get_type_hints(cls)
+    required = {f.name for f in attrs.fields(cls) if f.default is attrs.NOTHING}
+    fields = []
+    for attr, wire in wire_names(cls).items():
+        hint = hints[attr]
+        common = {"attr": attr, "wire": wire, "required": attr in required, "hint": hint}
+        enum = _enum_of(hint)
+        parse = _optional_parser(hint)
+        args = [a for a in _union_args(hint) if a is not _NONE_TYPE] or [hint]
+        inner = args[0] if len(args) == 1 else None
+        if enum is not None:
+            fields.append(_Field(kind="call", call=enum_decoder(enum), **common))
+        elif parse is not None:
+            fields.append(_Field(kind="call", call=parse, **common))
+        elif typing.get_origin(inner) is list and typing.get_args(inner)[0] in _MIRRORED:
+            fields.append(_Field(kind="models", model=typing.get_args(inner)[0], **common))
+        elif inner in _MIRRORED:
+            fields.append(_Field(kind="model", model=inner, **common))
+        else:
+            fields.append(_Field(kind="plain", **common))
+    return tuple(fields)
 
 
-def _value_converter(t: Any) -> tuple[str, Callable[[Any], Any] | None]:
-    """Classify a field type: ("plain", None), ("call", fn) or ("nested", fn).
+def _strict_scalar(hint: Any) -> Any:
+    """The mirror type of a required scalar: what Mettl always sends, ``null`` refused."""
+    if _enum_of(hint) is not None:
+        return str
+    bare = [a for a in _union_args(hint) if a is not _NONE_TYPE] or [hint]
+    base = typing.get_origin(bare[0]) or bare[0]
+    return {float: int | float, dict: dict[str, Any]}.get(base, base)
 
-    ``call`` functions accept ``None`` themselves; ``nested`` ones are only
-    called on a value that is not ``None``.
+
+# --------------------------------------------------------------------------
+# Mirrors: msgspec structs with the wire names, one per mirrored class
+# --------------------------------------------------------------------------
+
+# The mirror of each class, generated from the same rename table as the
+# converter. msgspec decodes a page straight into them (attrs ``alias`` is not
+# something msgspec reads, hence mirrors instead of the public classes). The
+# fast path is strict where the dict path is lenient: a page with anything the
+# mirrors do not accept (a string where marks belong, a required field
+# missing) is not decoded here but record by record through the dict path,
+# which keeps its lazy, per-record failures.
+_MIRRORS: dict[type, type[msgspec.Struct]] = {}
+#: the mirrors a typed page holds at its top level, by model class
+_RECORD_MIRRORS: dict[type, type[WireRecord]] = {}
+# The identity of a record in its listing (RawRecord.key's counterpart).
+_KEY_ATTRIBUTE: Final[dict[type, str]] = {CandidateResult: "email", TestInstance: "email"}
+
+
+def _mirror(cls: type) -> type[msgspec.Struct]:
+    existing = _MIRRORS.get(cls)
+    if existing is not None:
+        return existing
+    specs: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for field in _fields(cls):
+        if field.kind == "model":
+            assert field.model is not None
+            t: Any = _mirror(field.model)
+        elif field.kind == "models":
+            assert field.model is not None
+            # a tuple of untracked structs is itself untracked after one collection
+            t = tuple[_mirror(field.model), ...]  # type: ignore[misc]
+        elif field.required:
+            t = _strict_scalar(field.hint)
+        else:
+            t = Any
+        if field.required:
+            specs.append((field.attr, t))
+        else:
+            specs.append((field.attr, t if t is Any else t | None, None))
+    top = cls in _KEY_ATTRIBUTE
+    mirror = msgspec.defstruct(
+        f"_{cls.__name__}Wire",
+        specs,
+        bases=(WireRecord,) if top else None,
+        namespace={"key_attribute": _KEY_ATTRIBUTE[cls]} if top else None,
+        rename={field.attr: field.wire for field in _fields(cls)},
+        kw_only=True,
+        gc=False,  # decoded from JSON: no cycles possible
+        module=__name__,
+    )
+    _MIRRORS[cls] = mirror
+    if top:
+        _RECORD_MIRRORS[cls] = cast("type[WireRecord]", mirror)
+    return mirror
+
+
+# Values of any JSON type but an object: where a nested part is not what the
+# model says, the dict path still builds the record and fails when it is read.
+_NOT_AN_OBJECT: Final = (list[Any], str, int, float, bool)
+
+
+def _tolerant(model_type: Any, *, nullable: bool) -> Any:
+    options: tuple[Any, ...] = (model_type, *_NOT_AN_OBJECT)
+    return Union[(*options, None) if nullable else options]  # noqa: UP007
+
+
+@functools.cache
+def _validator(cls: type) -> type[msgspec.Struct]:
+    """What the dict path checks before building: the required fields, at any depth.
+
+    Only the required fields and the nested parts are declared; a nested part
+    of the wrong JSON type passes here (it fails when read, as it always did).
     """
-    enum = _enum_of(t)
-    if enum is not None:
-        return "call", enum_decoder(enum)
-    parse = _optional_parser(t)
-    if parse is not None:
-        return "call", parse
-    args = [a for a in _union_args(t) if a is not _NONE_TYPE] or [t]
-    if len(args) == 1:
-        (inner,) = args
-        if typing.get_origin(inner) is list:
-            (element_type,) = typing.get_args(inner)
-            if _is_model(element_type):
-                build = _element_builder(element_type)
-                return "nested", lambda items: [build(item) for item in items]
-        elif _is_model(inner):
-            return "nested", _element_builder(inner)
-    return "plain", None
+    specs: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for field in _fields(cls):
+        if field.kind == "model":
+            assert field.model is not None
+            nested = _validator(field.model)
+            t: Any = nested if field.required else _tolerant(nested, nullable=True)
+        elif field.kind == "models":
+            assert field.model is not None
+            element = _tolerant(_validator(field.model), nullable=True)
+            t = Union[list[element], dict[str, Any], str, int, float, bool]  # type: ignore[valid-type]  # noqa: UP007
+            if not field.required:
+                t = t | None
+        elif field.required:
+            t = _strict_scalar(field.hint)
+        else:
+            continue
+        specs.append((field.attr, t) if field.required else (field.attr, t, None))
+    return msgspec.defstruct(
+        f"_{cls.__name__}Check",
+        specs,
+        rename={field.attr: field.wire for field in _fields(cls)},
+        kw_only=True,
+        module=__name__,
+    )
+
+
+_MSGSPEC_MISSING: Final = re.compile(
+    r"Object missing required field `(?P<field>[^`]+)`(?: - at `\$(?P<at>.*)`)?$"
+)
+_MSGSPEC_AT: Final = re.compile(r"(?P<what>.*) - at `\$(?P<at>.*)`$")
+
+
+def _problem(cls: type, error: msgspec.ValidationError) -> ValidationProblem:
+    """msgspec's message -> a problem at a wire path (``testStatus.result.totalMarks``)."""
+    text = str(error)
+    missing = _MSGSPEC_MISSING.match(text)
+    if missing is not None:
+        at = (missing["at"] or "").lstrip(".")
+        path = f"{at}.{missing['field']}" if at else missing["field"]
+        return ValidationProblem(path, "missing; Mettl always sends it")
+    located = _MSGSPEC_AT.match(text)
+    if located is not None:
+        what = located["what"].replace("`", "")
+        return ValidationProblem(
+            located["at"].lstrip(".") or cls.__name__, what[:1].lower() + what[1:]
+        )
+    return ValidationProblem(cls.__name__, text.replace("`", ""))
+
+
+def _check(cls: type, data: Any) -> None:
+    """Raise :class:`ValidationError` if ``data`` lacks what Mettl always sends."""
+    try:
+        msgspec.convert(data, _validator(cls))
+    except msgspec.ValidationError as exc:
+        raise ValidationError([_problem(cls, exc)], subject=f"{cls.__name__} data") from None
+
+
+# --------------------------------------------------------------------------
+# Builders: mapping -> instance (the dict path), mirror -> instance (typed pages)
+# --------------------------------------------------------------------------
 
 
 class _Unstructured:
@@ -417,81 +580,252 @@ class _Unstructured:
 
 _UNSTRUCTURED: Final = _Unstructured()
 
+# Where the ``raw`` of an instance built from a mirror comes from: the slot holds
+# the record's WireRecord (top level), or a source tuple for a nested part:
+# ``(mirror, parent's source, wire name, index or None)``. Reading ``raw``
+# resolves it from the record's JSON text; the mirror stays for the lazy parts.
+_Source = tuple[Any, Any, str, int | None]
 
-def _lazy_attribute(cls: type, attr: str, wire: str, kind: str, fn: Callable[[Any], Any]) -> None:
-    """Replace the attrs slot ``cls.attr`` by a property that fills it from ``raw`` on first read.
 
-    Writes and deletes go straight to the slot (the C-level ``member.__set__``
-    is the property's setter), so ``__init__``, ``evolve`` and unpickling work
-    as on any attrs class. A builder stores ``_UNSTRUCTURED`` in the slot (a
-    sentinel test is cheaper than catching the AttributeError of an empty slot).
+def _resolve(source: Any) -> Any:
+    if type(source) is tuple:
+        _, parent, wire, index = source
+        value = _resolve(parent)[wire]
+        return value if index is None else value[index]
+    return cast("WireRecord", source).data()
+
+
+_DICT_BUILDERS: dict[type, Callable[[Any], Any]] = {}
+_MIRROR_BUILDERS: dict[type, Callable[[Any, Any], Any]] = {}
+
+
+def _compile(name: str, lines: list[str], namespace: dict[str, Any]) -> Callable[..., Any]:
+    source = "\n".join([*lines, ""])
+    filename = f"<mettl_async {name}>"
+    # keep the source reachable for tracebacks, as cattrs does for its own functions
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    exec(compile(source, filename, "exec"), namespace)
+    return cast("Callable[..., Any]", namespace[name])
+
+
+def _dict_converter(field: _Field) -> Callable[[Any], Any] | None:
+    """How the dict path structures a field's value (``None`` for a plain copy).
+
+    ``model``/``models`` converters are only called on a value that is not ``None``.
     """
+    if field.kind == "call":
+        return field.call
+    if field.model is None:
+        return None
+    build = _element_builder(field.model)
+    if field.kind == "model":
+        return build
+    return lambda items: [build(item) for item in items]
+
+
+def _element_builder(cls: type) -> Callable[[Any], Any]:
+    """How to build one ``cls`` from its mapping: a generated builder or the converter's hook."""
+    if cls in _HOT:
+        return _builder(cls)
+    hook = converter.get_structure_hook(cls)
+    return lambda data: hook(data, cls)
+
+
+def _builder(cls: type) -> Callable[[Any], Any]:
+    """The dict path's builder of a hot class: mapping -> instance, lazy parts unset.
+
+    Straight-line code from the rename table: ``dict.get`` per attribute, the
+    instance created without ``__init__``; ``raw`` is the mapping itself.
+    """
+    existing = _DICT_BUILDERS.get(cls)
+    if existing is not None:
+        return existing
+    lazy = _LAZY.get(cls, frozenset())
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_U": _UNSTRUCTURED}
+    lines = [f"def build_{cls.__name__}(o):", "    g = o.get", "    r = _new(_cls)"]
+    for field in _fields(cls):
+        attr, wire = field.attr, field.wire
+        convert = _dict_converter(field)
+        if attr in lazy:
+            # nothing to structure later when there is nothing (most lazy parts are null)
+            lines.append(f"    r.{attr} = None if g({wire!r}) is None else _U")
+        elif convert is None:
+            lines.append(f"    r.{attr} = g({wire!r})")
+        elif field.kind == "call":
+            namespace[f"_c_{attr}"] = convert
+            lines.append(f"    r.{attr} = _c_{attr}(g({wire!r}))")
+        else:
+            namespace[f"_c_{attr}"] = convert
+            lines.append(f"    v = g({wire!r})")
+            lines.append(f"    r.{attr} = None if v is None else _c_{attr}(v)")
+    lines += ["    r.raw = o", "    return r"]
+    build = _compile(f"build_{cls.__name__}", lines, namespace)
+    _DICT_BUILDERS[cls] = build
+    return build
+
+
+def _mirror_converter(field: _Field) -> Callable[[Any, Any], Any] | None:
+    """How a mirror's value becomes the attribute: ``(value, parent source) -> value``."""
+    if field.kind == "call":
+        call = field.call
+        assert call is not None
+        return lambda value, _: call(value)
+    if field.model is None:
+        return None
+    build = _mirror_builder(field.model)
+    wire = field.wire
+    if field.kind == "model":
+        return lambda value, source: (
+            None if value is None else build(value, (value, source, wire, None))
+        )
+    return lambda values, source: (
+        None
+        if values is None
+        else [build(value, (value, source, wire, i)) for i, value in enumerate(values)]
+    )
+
+
+def _mirror_builder(cls: type) -> Callable[[Any, Any], Any]:
+    """The typed page's builder of a mirrored class: ``(mirror, source) -> instance``.
+
+    ``source`` is what ``raw`` resolves from (see ``_Source``); scalars are
+    copied, enums decoded, nested parts built (or left lazy, as in the dict path).
+    """
+    existing = _MIRROR_BUILDERS.get(cls)
+    if existing is not None:
+        return existing
+    lazy = _LAZY.get(cls, frozenset())
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_U": _UNSTRUCTURED}
+    lines = [f"def mirror_{cls.__name__}(m, s):", "    r = _new(_cls)"]
+    for field in _fields(cls):
+        attr = field.attr
+        if attr in lazy:
+            lines.append(f"    r.{attr} = None if m.{attr} is None else _U")
+        elif field.kind == "plain":
+            lines.append(f"    r.{attr} = m.{attr}")
+        elif field.kind == "call":
+            namespace[f"_c_{attr}"] = field.call
+            lines.append(f"    r.{attr} = _c_{attr}(m.{attr})")
+        else:
+            wire = field.wire
+            namespace[f"_b_{attr}"] = _mirror_builder(cast("type", field.model))
+            lines.append(f"    v = m.{attr}")
+            if field.kind == "model":
+                lines.append(
+                    f"    r.{attr} = None if v is None else _b_{attr}(v, (v, s, {wire!r}, None))"
+                )
+            else:
+                lines.append(
+                    f"    r.{attr} = None if v is None else "
+                    f"[_b_{attr}(x, (x, s, {wire!r}, i)) for i, x in enumerate(v)]"
+                )
+    if _has_raw(cls):
+        lines.append("    r.raw = s")
+    lines.append("    return r")
+    build = _compile(f"mirror_{cls.__name__}", lines, namespace)
+    _MIRROR_BUILDERS[cls] = build
+    return build
+
+
+# --------------------------------------------------------------------------
+# Lazy attributes and ``raw``: properties over the attrs slots
+# --------------------------------------------------------------------------
+
+
+# The attrs slot of each hot class's ``raw`` (the member descriptor, captured
+# before ``raw`` becomes a property): the lazy properties read their source there.
+_RAW_SLOTS: dict[type, Any] = {}
+
+
+def _lazy_attribute(cls: type, field: _Field) -> None:
+    """Replace the attrs slot ``cls.attr`` by a property that fills it on first read.
+
+    The value comes from the mirror when the instance was built from a typed
+    page, else from ``raw``. Writes and deletes go straight to the slot (the
+    C-level ``member.__set__`` is the property's setter), so ``__init__``,
+    ``evolve`` and unpickling work as on any attrs class. A builder stores
+    ``_UNSTRUCTURED`` in the slot (a sentinel test is cheaper than catching
+    the AttributeError of an empty slot).
+    """
+    attr, wire = field.attr, field.wire
     member = cls.__dict__[attr]
     read_slot: Callable[[Any], Any] = member.__get__
     write_slot: Callable[[Any, Any], None] = member.__set__
-    convert: Callable[[Any], Any] = (
-        fn if kind == "call" else (lambda value: None if value is None else fn(value))
+    read_source: Callable[[Any], Any] = _RAW_SLOTS[cls].__get__
+    from_dict = _dict_converter(field)
+    assert from_dict is not None, f"{cls.__name__}.{attr} is lazy but needs no structuring"
+    convert_dict: Callable[[Any], Any] = (
+        from_dict
+        if field.kind == "call"
+        else (lambda value: None if value is None else from_dict(value))
     )
+    from_mirror = _mirror_converter(field)
+    assert from_mirror is not None
 
     def read(obj: Any) -> Any:
         value = read_slot(obj)
         if value is not _UNSTRUCTURED:
             return value
-        try:
-            value = convert(obj.raw.get(wire))
-        except (TypeError, AttributeError, ValueError, KeyError) as exc:
-            # an AttributeError must not escape a property: it would read as "no attribute"
-            raise ValidationError(
-                [ValidationProblem(f"{cls.__name__}.{wire}", f"cannot be decoded: {exc}")],
-                subject=f"{cls.__name__} data",
-            ) from exc
+        source = read_source(obj)
+        if type(source) is tuple:
+            value = from_mirror(getattr(source[0], attr), source)
+        elif isinstance(source, WireRecord):
+            value = from_mirror(getattr(source, attr), source)
+        else:
+            try:
+                value = convert_dict(source.get(wire))
+            except (TypeError, AttributeError, ValueError, KeyError) as exc:
+                # an AttributeError must not escape a property: it would read as "no attribute"
+                raise ValidationError(
+                    [ValidationProblem(f"{cls.__name__}.{wire}", f"cannot be decoded: {exc}")],
+                    subject=f"{cls.__name__} data",
+                ) from exc
         write_slot(obj, value)
         return value
 
     setattr(cls, attr, property(read, write_slot, member.__delete__, f"``{wire}`` (lazy)"))
 
 
-def _builder(cls: type) -> Callable[[Any], Any]:
-    """Generate (once) the builder of a hot class: ``dict`` -> instance, lazy parts unset."""
-    existing = _BUILDERS.get(cls)
-    if existing is not None:
-        return existing
-    hints = typing.get_type_hints(cls)
-    lazy = _LAZY.get(cls, frozenset())
-    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_U": _UNSTRUCTURED}
-    lines = [f"def build_{cls.__name__}(o):", "    g = o.get", "    r = _new(_cls)"]
-    for attr, wire in wire_names(cls).items():
-        kind, fn = _value_converter(hints[attr])
-        if attr in lazy:
-            assert fn is not None, f"{cls.__name__}.{attr} is lazy but needs no structuring"
-            _lazy_attribute(cls, attr, wire, kind, fn)
-            lines.append(f"    r.{attr} = _U")
-            continue
-        if kind == "plain":
-            lines.append(f"    r.{attr} = g({wire!r})")
-        elif kind == "call":
-            namespace[f"_c_{attr}"] = fn
-            lines.append(f"    r.{attr} = _c_{attr}(g({wire!r}))")
-        else:
-            namespace[f"_c_{attr}"] = fn
-            lines.append(f"    v = g({wire!r})")
-            lines.append(f"    r.{attr} = None if v is None else _c_{attr}(v)")
-    lines += ["    r.raw = o", "    return r", ""]
-    source = "\n".join(lines)
-    filename = f"<mettl_async build {cls.__name__}>"
-    # keep the source reachable for tracebacks, as cattrs does for its own functions
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    exec(compile(source, filename, "exec"), namespace)
-    build = cast("Callable[[Any], Any]", namespace[f"build_{cls.__name__}"])
-    _BUILDERS[cls] = build
-    return build
+def _raw_attribute(cls: type) -> None:
+    """``raw`` as a property: the mapping, resolved from the JSON text when built from a page."""
+    member = _RAW_SLOTS[cls]
+    read_slot: Callable[[Any], Any] = member.__get__
+
+    def read(obj: Any) -> Any:
+        source = read_slot(obj)
+        if type(source) is tuple or isinstance(source, WireRecord):
+            return _resolve(source)
+        return source
+
+    doc = "The mapping this was decoded from, exactly as Mettl sent it (parsed on first read)."
+    setattr(cls, "raw", property(read, member.__set__, member.__delete__, doc))  # noqa: B010
+
+
+def _install_properties() -> None:
+    for cls in _HOT:
+        # a subclass (TestInstance) inherits its base's slot, and then its property
+        _RAW_SLOTS[cls] = next(k.__dict__["raw"] for k in cls.__mro__ if "raw" in k.__dict__)
+    for cls in _HOT:
+        if "raw" in cls.__dict__:
+            _raw_attribute(cls)
+        lazy = _LAZY.get(cls, frozenset())
+        for field in _fields(cls):
+            if field.attr in lazy:
+                _lazy_attribute(cls, field)
 
 
 converter.register_structure_hook_factory(_is_model, _structure_model)
 converter.register_unstructure_hook_factory(_is_model, _unstructure_model)
-# Build the hot path now: it installs the lazy properties before any instance exists.
+# Before any instance exists: the lazy properties and raw, then the builders.
+_install_properties()
 _build_candidate_result: Final = _builder(CandidateResult)
 _build_test_instance: Final = _builder(TestInstance)
+_mirror_candidate_result: Final = _mirror_builder(CandidateResult)
+_mirror_test_instance: Final = _mirror_builder(TestInstance)
+_mirror(CandidateResult)
+_mirror(TestInstance)
+_CANDIDATE_RESULT_WIRE: Final = _RECORD_MIRRORS[CandidateResult]
+_TEST_INSTANCE_WIRE: Final = _RECORD_MIRRORS[TestInstance]
 _structure_schedule: Final = converter.get_structure_hook(Schedule)
 
 
@@ -533,24 +867,63 @@ def to_json(obj: Any) -> str:
     return orjson.dumps(unstructure(obj)).decode()
 
 
+def _from_mapping(cls: type, build: Callable[[Any], Any], data: Any) -> Any:
+    """The dict path: check what Mettl always sends, then build (lazy parts unset)."""
+    if not isinstance(data, Mapping):
+        raise ValidationError(
+            [ValidationProblem(cls.__name__, f"a JSON object, not {type(data).__name__}")],
+            subject=f"{cls.__name__} data",
+        )
+    _check(cls, data if isinstance(data, dict) else dict(data))
+    try:
+        return build(data)
+    except (TypeError, AttributeError, ValueError, KeyError) as exc:
+        raise _decode_error(cls, exc) from exc
+
+
 def candidate_result_from_wire(raw: dict[str, Any]) -> CandidateResult:
-    """One element of article 16's ``candidates`` -> :class:`CandidateResult`, the fast way.
+    """One element of article 16's ``candidates`` -> :class:`CandidateResult`.
 
     Marks, analysis and timestamps are structured when first read. ``raw`` is
-    kept (not copied) as the result's ``raw``.
+    kept (not copied) as the result's ``raw``. A record without what Mettl
+    always sends (its ``email``, ``registration``, ``testStatus``...) raises
+    :class:`~mettl_async.ValidationError` naming the wire path.
     """
-    try:
-        return cast("CandidateResult", _build_candidate_result(raw))
-    except (TypeError, AttributeError, ValueError, KeyError) as exc:
-        raise _decode_error(CandidateResult, exc) from exc
+    return cast("CandidateResult", _from_mapping(CandidateResult, _build_candidate_result, raw))
 
 
 def instance_from_wire(raw: dict[str, Any]) -> TestInstance:
-    """One element of article 18's ``testInstances`` -> :class:`TestInstance`, the fast way."""
-    try:
-        return cast("TestInstance", _build_test_instance(raw))
-    except (TypeError, AttributeError, ValueError, KeyError) as exc:
-        raise _decode_error(TestInstance, exc) from exc
+    """One element of article 18's ``testInstances`` -> :class:`TestInstance`."""
+    return cast("TestInstance", _from_mapping(TestInstance, _build_test_instance, raw))
+
+
+def result_from_record(record: Any) -> CandidateResult:
+    """A record of a typed results page -> :class:`CandidateResult`.
+
+    A record the page decoded into its mirror is built from it (no parsing);
+    any other (a :class:`~mettl_async.RawRecord` of a page that had to be read
+    record by record, or a mapping) goes through :func:`candidate_result_from_wire`.
+    """
+    if type(record) is _CANDIDATE_RESULT_WIRE:
+        return cast("CandidateResult", _mirror_candidate_result(record, record))
+    return candidate_result_from_wire(record.to_dict() if isinstance(record, RawRecord) else record)
+
+
+def instance_from_record(record: Any) -> TestInstance:
+    """A record of a typed ``testInstances`` page -> :class:`TestInstance` (see above)."""
+    if type(record) is _TEST_INSTANCE_WIRE:
+        return cast("TestInstance", _mirror_test_instance(record, record))
+    return instance_from_wire(record.to_dict() if isinstance(record, RawRecord) else record)
+
+
+#: Page decoders of typed listings (``_paging.decode_typed_listing`` with its mirror):
+#: pass to a ``Listing`` with :func:`result_from_record` / :func:`instance_from_record`.
+decode_result_page: Final = functools.partial(
+    decode_typed_listing, record_type=_CANDIDATE_RESULT_WIRE
+)
+decode_instance_page: Final = functools.partial(
+    decode_typed_listing, record_type=_TEST_INSTANCE_WIRE
+)
 
 
 def schedule_from_wire(raw: dict[str, Any]) -> Schedule:

@@ -13,8 +13,8 @@ from typing import Any, Final
 import orjson
 
 from ._convert import (
-    candidate_result_from_wire,
-    instance_from_wire,
+    instance_from_record,
+    result_from_record,
     schedule_from_wire,
     structure,
     to_json,
@@ -96,8 +96,9 @@ def typed_schedule(record: Raw) -> Schedule:
     return schedule_from_wire(record.to_dict())
 
 
-def typed_result(record: Raw) -> CandidateResult:
-    return candidate_result_from_wire(record.to_dict())
+def typed_result(record: Any) -> CandidateResult:
+    """A record of a results page (typed or raw) -> :class:`CandidateResult`."""
+    return result_from_record(record)
 
 
 def minified(value: Mapping[str, Any]) -> str:
@@ -125,8 +126,9 @@ def typed_assessment(record: Raw) -> AssessmentInfo:
     return structure(record.to_dict(), AssessmentInfo)
 
 
-def typed_instance(record: Raw) -> TestInstance:
-    return instance_from_wire(record.to_dict())
+def typed_instance(record: Any) -> TestInstance:
+    """A record of a ``testInstances`` page (typed or raw) -> :class:`TestInstance`."""
+    return instance_from_record(record)
 
 
 def member(envelope: Mapping[str, Any], key: str, method: str, path: str) -> dict[str, Any]:
