@@ -23,6 +23,7 @@ from ._convert import (
     candidate_result_from_wire,
     decode_instance_page,
     decode_result_page,
+    decode_schedule_page,
     schedule_from_wire,
     structure,
     to_json,
@@ -399,6 +400,7 @@ class MettlClient:
             key_field="accessKey",
             window=window,
             default_sort="createdAt",
+            decode=decode_schedule_page,
         )
 
     def iter_candidate_results(

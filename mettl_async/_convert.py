@@ -57,8 +57,6 @@ from ._models import (
     FinishTestEvent,
     GradedAssessmentEvent,
     QuestionResponse,
-    Recommendation,
-    ResponseStyle,
     Schedule,
     SectionalScore,
     SectionMarks,
@@ -85,10 +83,12 @@ __all__ = [
     "converter",
     "decode_instance_page",
     "decode_result_page",
+    "decode_schedule_page",
     "instance_from_record",
     "instance_from_wire",
     "parse_webhook_event",
     "result_from_record",
+    "schedule_from_record",
     "schedule_from_wire",
     "structure",
     "to_json",
@@ -367,11 +367,21 @@ _HOT: Final[tuple[type, ...]] = (
     QuestionResponse,
     Analysis,
 )
-# Everything a typed page decodes into: the hot classes and what they hold.
-_MIRRORED: Final[tuple[type, ...]] = (*_HOT, Recommendation, ResponseStyle)
+
+
+def _mirrorable(t: Any) -> bool:
+    """Whether a typed page decodes ``t`` into a mirror (any model, but one).
+
+    A :class:`Candidate` keeps every registration field it does not name
+    (``extra_fields``): a mirror would drop them, so candidates inside a typed
+    page are decoded as JSON and structured by the converter.
+    """
+    return _is_model(t) and t is not Candidate
+
 
 # Attributes structured on first read rather than at build time: the bulk of a
-# result (marks trees, essay answers) and the timestamps (a parse each).
+# result (its marks trees and analysis) and the timestamps (a parse each). A
+# typed page does not even decode the lazy parts: they stay JSON text until read.
 _LAZY: Final[dict[type, frozenset[str]]] = {
     TestStatus: frozenset(
         {
@@ -391,35 +401,65 @@ _LAZY: Final[dict[type, frozenset[str]]] = {
 class _Field:
     """One attribute of a mirrored class, classified once for every builder."""
 
+    owner: type
     attr: str
     wire: str
-    kind: str  # "plain", "call" (a leaf decoder), "model" (one nested), "models" (a list)
+    # "plain", "call" (a leaf decoder), "model" (one nested), "models" (a list of them),
+    # "hooked" (a model that is not mirrored: the converter's hook structures it)
+    kind: str
     required: bool
+    lazy: bool
     hint: Any
     call: Callable[[Any], Any] | None = None
+    enum: type[MettlEnum] | None = None
     model: type | None = None
+    hook: Callable[[Any], Any] | None = None
+
+    @property
+    def where(self) -> str:
+        """The path of this attribute's errors when it is read lazily."""
+        return f"{self.owner.__name__}.{self.wire}"
+
+
+def _hooked(hook: Callable[[Any, Any], Any], target: Any, value: Any) -> Any:
+    return hook(value, target)
 
 
 @functools.cache
 def _fields(cls: type) -> tuple[_Field, ...]:
     hints = typing.get_type_hints(cls)
     required = {f.name for f in attrs.fields(cls) if f.default is attrs.NOTHING}
+    lazy = _LAZY.get(cls, frozenset())
     fields = []
     for attr, wire in wire_names(cls).items():
         hint = hints[attr]
-        common = {"attr": attr, "wire": wire, "required": attr in required, "hint": hint}
+        common: dict[str, Any] = {
+            "owner": cls,
+            "attr": attr,
+            "wire": wire,
+            "required": attr in required,
+            "lazy": attr in lazy,
+            "hint": hint,
+        }
         enum = _enum_of(hint)
         parse = _optional_parser(hint)
         args = [a for a in _union_args(hint) if a is not _NONE_TYPE] or [hint]
         inner = args[0] if len(args) == 1 else None
         if enum is not None:
-            fields.append(_Field(kind="call", call=enum_decoder(enum), **common))
+            fields.append(_Field(kind="call", call=enum_decoder(enum), enum=enum, **common))
         elif parse is not None:
             fields.append(_Field(kind="call", call=parse, **common))
-        elif typing.get_origin(inner) is list and typing.get_args(inner)[0] in _MIRRORED:
+        elif typing.get_origin(inner) is list and _mirrorable(typing.get_args(inner)[0]):
             fields.append(_Field(kind="models", model=typing.get_args(inner)[0], **common))
-        elif inner in _MIRRORED:
+        elif _mirrorable(inner):
             fields.append(_Field(kind="model", model=inner, **common))
+        elif _is_model(inner) or (
+            typing.get_origin(inner) is list and _is_model(typing.get_args(inner)[0])
+        ):
+            hook = converter.get_structure_hook(inner)
+            fields.append(
+                _Field(kind="hooked", hook=functools.partial(_hooked, hook, inner), **common)
+            )
         else:
             fields.append(_Field(kind="plain", **common))
     return tuple(fields)
@@ -438,18 +478,24 @@ def _strict_scalar(hint: Any) -> Any:
 # Mirrors: msgspec structs with the wire names, one per mirrored class
 # --------------------------------------------------------------------------
 
-# The mirror of each class, generated from the same rename table as the
-# converter. msgspec decodes a page straight into them (attrs ``alias`` is not
-# something msgspec reads, hence mirrors instead of the public classes). The
-# fast path is strict where the dict path is lenient: a page with anything the
-# mirrors do not accept (a string where marks belong, a required field
-# missing) is not decoded here but record by record through the dict path,
-# which keeps its lazy, per-record failures.
+# The mirror of each class is generated from the same rename table as the
+# converter, and msgspec decodes a page straight into them (msgspec does not
+# read attrs ``alias``, hence mirrors rather than the public classes). Scalars
+# are taken as sent (``Any``) except what Mettl always sends, which must be
+# there with its JSON type; enums must be text; lazy parts are kept as their
+# JSON text (``msgspec.Raw``), decoded when read. A page the mirrors do not
+# accept is read record by record through the dict path instead, so a typed
+# page is never stricter nor more lenient than the records it holds.
 _MIRRORS: dict[type, type[msgspec.Struct]] = {}
 #: the mirrors a typed page holds at its top level, by model class
 _RECORD_MIRRORS: dict[type, type[WireRecord]] = {}
 # The identity of a record in its listing (RawRecord.key's counterpart).
-_KEY_ATTRIBUTE: Final[dict[type, str]] = {CandidateResult: "email", TestInstance: "email"}
+_KEY_ATTRIBUTE: Final[dict[type, str]] = {
+    CandidateResult: "email",
+    TestInstance: "email",
+    Schedule: "access_key",
+}
+_NULL: Final = msgspec.Raw(b"null")
 
 
 def _mirror(cls: type) -> type[msgspec.Struct]:
@@ -458,21 +504,28 @@ def _mirror(cls: type) -> type[msgspec.Struct]:
         return existing
     specs: list[tuple[str, Any] | tuple[str, Any, Any]] = []
     for field in _fields(cls):
-        if field.kind == "model":
+        default: Any = None
+        if field.lazy and field.model is not None:
+            t: Any = msgspec.Raw
+            default = _NULL
+        elif field.kind == "model":
             assert field.model is not None
-            t: Any = _mirror(field.model)
+            t = _mirror(field.model)
         elif field.kind == "models":
             assert field.model is not None
             # a tuple of untracked structs is itself untracked after one collection
             t = tuple[_mirror(field.model), ...]  # type: ignore[misc]
         elif field.required:
             t = _strict_scalar(field.hint)
+        elif field.enum is not None:
+            t = str
         else:
             t = Any
         if field.required:
             specs.append((field.attr, t))
         else:
-            specs.append((field.attr, t if t is Any else t | None, None))
+            optional = t if t is Any or t is msgspec.Raw else t | None
+            specs.append((field.attr, optional, default))
     top = cls in _KEY_ATTRIBUTE
     mirror = msgspec.defstruct(
         f"_{cls.__name__}Wire",
@@ -490,29 +543,51 @@ def _mirror(cls: type) -> type[msgspec.Struct]:
     return mirror
 
 
-# Values of any JSON type but an object: where a nested part is not what the
-# model says, the dict path still builds the record and fails when it is read.
-_NOT_AN_OBJECT: Final = (list[Any], str, int, float, bool)
+@functools.cache
+def _lazy_type(field: _Field) -> Any:
+    """What the value of a lazy nested part must be: its mirror(s), ``null`` if optional."""
+    assert field.model is not None
+    t: Any = _mirror(field.model)
+    if field.kind == "models":
+        t = tuple[t, ...]
+    return t if field.required else t | None
+
+
+@functools.cache
+def _lazy_decoder(field: _Field) -> msgspec.json.Decoder[Any]:
+    return msgspec.json.Decoder(_lazy_type(field))
+
+
+# Any JSON value but null: a required lazy part must be there; its shape is
+# checked when it is read.
+_NOT_NULL: Final = Union[dict[str, Any], list[Any], str, int, float, bool]  # noqa: UP007
 
 
 def _tolerant(model_type: Any, *, nullable: bool) -> Any:
-    options: tuple[Any, ...] = (model_type, *_NOT_AN_OBJECT)
+    """The model, or any value that is not an object (that one fails when read)."""
+    options: tuple[Any, ...] = (model_type, list[Any], str, int, float, bool)
     return Union[(*options, None) if nullable else options]  # noqa: UP007
 
 
 @functools.cache
 def _validator(cls: type) -> type[msgspec.Struct]:
-    """What the dict path checks before building: the required fields, at any depth.
+    """What the dict path checks before building: what Mettl always sends, eager parts only.
 
-    Only the required fields and the nested parts are declared; a nested part
-    of the wrong JSON type passes here (it fails when read, as it always did).
+    The required fields with their JSON types, in this object and in nested
+    objects built with it; a lazy part only has to be there (it is checked
+    in full when read) and a nested part of the wrong JSON type passes (it
+    fails when read, as it always did).
     """
     specs: list[tuple[str, Any] | tuple[str, Any, Any]] = []
     for field in _fields(cls):
-        if field.kind == "model":
+        if field.lazy and field.model is not None:
+            if not field.required:
+                continue
+            t: Any = _NOT_NULL
+        elif field.kind == "model":
             assert field.model is not None
             nested = _validator(field.model)
-            t: Any = nested if field.required else _tolerant(nested, nullable=True)
+            t = nested if field.required else _tolerant(nested, nullable=True)
         elif field.kind == "models":
             assert field.model is not None
             element = _tolerant(_validator(field.model), nullable=True)
@@ -539,21 +614,27 @@ _MSGSPEC_MISSING: Final = re.compile(
 _MSGSPEC_AT: Final = re.compile(r"(?P<what>.*) - at `\$(?P<at>.*)`$")
 
 
-def _problem(cls: type, error: msgspec.ValidationError) -> ValidationProblem:
-    """msgspec's message -> a problem at a wire path (``testStatus.result.totalMarks``)."""
+def _join(prefix: str, path: str) -> str:
+    if not prefix or not path:
+        return prefix + path
+    return prefix + path if path.startswith("[") else f"{prefix}.{path}"
+
+
+def _problem(error: msgspec.ValidationError, prefix: str, root: str) -> ValidationProblem:
+    """msgspec's message -> a problem at a wire path (``testStatus.result.totalMarks``).
+
+    ``prefix`` is where the checked value sits (``""`` for a whole record);
+    ``root`` names the value itself when the problem is with all of it.
+    """
     text = str(error)
     missing = _MSGSPEC_MISSING.match(text)
     if missing is not None:
-        at = (missing["at"] or "").lstrip(".")
-        path = f"{at}.{missing['field']}" if at else missing["field"]
-        return ValidationProblem(path, "missing; Mettl always sends it")
+        at = _join(prefix, (missing["at"] or "").lstrip("."))
+        return ValidationProblem(_join(at, missing["field"]), "missing; Mettl always sends it")
     located = _MSGSPEC_AT.match(text)
-    if located is not None:
-        what = located["what"].replace("`", "")
-        return ValidationProblem(
-            located["at"].lstrip(".") or cls.__name__, what[:1].lower() + what[1:]
-        )
-    return ValidationProblem(cls.__name__, text.replace("`", ""))
+    what, at = (located["what"], located["at"].lstrip(".")) if located else (text, "")
+    what = what.replace("`", "")
+    return ValidationProblem(_join(prefix, at) or root, what[:1].lower() + what[1:])
 
 
 def _check(cls: type, data: Any) -> None:
@@ -561,7 +642,17 @@ def _check(cls: type, data: Any) -> None:
     try:
         msgspec.convert(data, _validator(cls))
     except msgspec.ValidationError as exc:
-        raise ValidationError([_problem(cls, exc)], subject=f"{cls.__name__} data") from None
+        problem = _problem(exc, "", cls.__name__)
+        raise ValidationError([problem], subject=f"{cls.__name__} data") from None
+
+
+def _lazy_error(field: _Field, error: Exception) -> ValidationError:
+    """A lazy part that cannot be decoded: the problem at ``Owner.wireName[...]``."""
+    if isinstance(error, msgspec.ValidationError):
+        problem = _problem(error, field.where, field.where)
+    else:
+        problem = ValidationProblem(field.where, f"cannot be decoded: {error}")
+    return ValidationError([problem], subject=f"{field.owner.__name__} data")
 
 
 # --------------------------------------------------------------------------
@@ -580,13 +671,15 @@ class _Unstructured:
 
 _UNSTRUCTURED: Final = _Unstructured()
 
+
+class _Fallback(Exception):  # control flow, never seen outside this module
+    """A mirror the fast path cannot build from: the record goes through the dict path."""
+
+
 # Where the ``raw`` of an instance built from a mirror comes from: the slot holds
 # the record's WireRecord (top level), or a source tuple for a nested part:
 # ``(mirror, parent's source, wire name, index or None)``. Reading ``raw``
 # resolves it from the record's JSON text; the mirror stays for the lazy parts.
-_Source = tuple[Any, Any, str, int | None]
-
-
 def _resolve(source: Any) -> Any:
     if type(source) is tuple:
         _, parent, wire, index = source
@@ -608,6 +701,14 @@ def _compile(name: str, lines: list[str], namespace: dict[str, Any]) -> Callable
     return cast("Callable[..., Any]", namespace[name])
 
 
+def _element_builder(cls: type) -> Callable[[Any], Any]:
+    """How to build one ``cls`` from its mapping: a generated builder or the converter's hook."""
+    if cls in _HOT:
+        return _builder(cls)
+    hook = converter.get_structure_hook(cls)
+    return lambda data: hook(data, cls)
+
+
 def _dict_converter(field: _Field) -> Callable[[Any], Any] | None:
     """How the dict path structures a field's value (``None`` for a plain copy).
 
@@ -615,20 +716,14 @@ def _dict_converter(field: _Field) -> Callable[[Any], Any] | None:
     """
     if field.kind == "call":
         return field.call
+    if field.kind == "hooked":
+        return field.hook
     if field.model is None:
         return None
     build = _element_builder(field.model)
     if field.kind == "model":
         return build
     return lambda items: [build(item) for item in items]
-
-
-def _element_builder(cls: type) -> Callable[[Any], Any]:
-    """How to build one ``cls`` from its mapping: a generated builder or the converter's hook."""
-    if cls in _HOT:
-        return _builder(cls)
-    hook = converter.get_structure_hook(cls)
-    return lambda data: hook(data, cls)
 
 
 def _builder(cls: type) -> Callable[[Any], Any]:
@@ -640,15 +735,14 @@ def _builder(cls: type) -> Callable[[Any], Any]:
     existing = _DICT_BUILDERS.get(cls)
     if existing is not None:
         return existing
-    lazy = _LAZY.get(cls, frozenset())
     namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_U": _UNSTRUCTURED}
     lines = [f"def build_{cls.__name__}(o):", "    g = o.get", "    r = _new(_cls)"]
     for field in _fields(cls):
         attr, wire = field.attr, field.wire
         convert = _dict_converter(field)
-        if attr in lazy:
+        if field.lazy:
             # nothing to structure later when there is nothing (most lazy parts are null)
-            lines.append(f"    r.{attr} = None if g({wire!r}) is None else _U")
+            lines.append(f"    r.{_slot_alias(attr)} = None if g({wire!r}) is None else _U")
         elif convert is None:
             lines.append(f"    r.{attr} = g({wire!r})")
         elif field.kind == "call":
@@ -658,69 +752,113 @@ def _builder(cls: type) -> Callable[[Any], Any]:
             namespace[f"_c_{attr}"] = convert
             lines.append(f"    v = g({wire!r})")
             lines.append(f"    r.{attr} = None if v is None else _c_{attr}(v)")
-    lines += ["    r.raw = o", "    return r"]
+    lines += [f"    r.{_slot_alias('raw')} = o", "    return r"]
     build = _compile(f"build_{cls.__name__}", lines, namespace)
     _DICT_BUILDERS[cls] = build
     return build
 
 
-def _mirror_converter(field: _Field) -> Callable[[Any, Any], Any] | None:
-    """How a mirror's value becomes the attribute: ``(value, parent source) -> value``."""
-    if field.kind == "call":
-        call = field.call
-        assert call is not None
-        return lambda value, _: call(value)
-    if field.model is None:
-        return None
-    build = _mirror_builder(field.model)
-    wire = field.wire
-    if field.kind == "model":
-        return lambda value, source: (
-            None if value is None else build(value, (value, source, wire, None))
-        )
-    return lambda values, source: (
-        None
-        if values is None
-        else [build(value, (value, source, wire, i)) for i, value in enumerate(values)]
-    )
+# Enough spellings for any real data, few enough for untrusted input (see _enums).
+_SPELLINGS_LIMIT: Final = 256
+
+
+def _exact_members(field: _Field) -> tuple[dict[Any, Any], Callable[[Any], Any]]:
+    """The enum decoder's common case inlined: text -> member, learning spellings.
+
+    The mapping starts with each wire value (and ``None``); the function decodes
+    anything else (case-insensitively, warning once about unknown values) and
+    remembers each new spelling of a member (``"EASY"`` for ``easy``).
+    """
+    assert field.enum is not None
+    assert field.call is not None
+    decode = field.call
+    known: dict[Any, Any] = {None: None, **{member.value: member for member in field.enum}}
+    enum = field.enum
+
+    def learn(value: Any) -> Any:
+        member = decode(value)
+        if isinstance(member, enum) and len(known) < _SPELLINGS_LIMIT:
+            known[value] = member
+        return member
+
+    return known, learn
 
 
 def _mirror_builder(cls: type) -> Callable[[Any, Any], Any]:
     """The typed page's builder of a mirrored class: ``(mirror, source) -> instance``.
 
-    ``source`` is what ``raw`` resolves from (see ``_Source``); scalars are
-    copied, enums decoded, nested parts built (or left lazy, as in the dict path).
+    ``source`` is what ``raw`` resolves from (see ``_resolve``); scalars are
+    copied, enums decoded, nested parts built, lazy parts left as JSON text.
     """
     existing = _MIRROR_BUILDERS.get(cls)
     if existing is not None:
         return existing
-    lazy = _LAZY.get(cls, frozenset())
-    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_U": _UNSTRUCTURED}
+    namespace: dict[str, Any] = {
+        "_new": object.__new__,
+        "_cls": cls,
+        "_U": _UNSTRUCTURED,
+        "_NULL": _NULL,
+        "_Fallback": _Fallback,
+    }
     lines = [f"def mirror_{cls.__name__}(m, s):", "    r = _new(_cls)"]
+    # attrs.frozen refuses stores with its own __setattr__
+    frozen = any("__setattr__" in vars(k) for k in cls.__mro__[:-1])
+
+    def store(attr: str, value: str) -> str:
+        """The line storing ``value`` in ``r.attr`` (a frozen class: through its slot)."""
+        if not frozen:
+            return f"r.{attr} = {value}"
+        namespace[f"_s_{attr}"] = _slot_member(cls, attr).__set__
+        return f"_s_{attr}(r, {value})"
+
     for field in _fields(cls):
-        attr = field.attr
-        if attr in lazy:
-            lines.append(f"    r.{attr} = None if m.{attr} is None else _U")
+        attr, wire = field.attr, field.wire
+        # lazy attributes and raw are properties: their slots are written by their alias
+        slot = _slot_alias(attr) if field.lazy else attr
+        if field.lazy and field.model is not None:
+            if field.required:  # null: the dict path says what is wrong, in its words
+                lines += [f"    if m.{attr} == _NULL:", "        raise _Fallback"]
+                lines.append("    " + store(slot, "_U"))
+            else:
+                lines.append("    " + store(slot, f"None if m.{attr} == _NULL else _U"))
+        elif field.lazy:
+            lines.append("    " + store(slot, f"None if m.{attr} is None else _U"))
         elif field.kind == "plain":
-            lines.append(f"    r.{attr} = m.{attr}")
+            lines.append("    " + store(attr, f"m.{attr}"))
+        elif field.kind == "hooked":
+            namespace[f"_h_{attr}"] = field.hook
+            lines.append(f"    v = m.{attr}")
+            lines.append("    " + store(attr, f"None if v is None else _h_{attr}(v)"))
+        elif field.enum is not None:
+            namespace[f"_x_{attr}"], namespace[f"_c_{attr}"] = _exact_members(field)
+            lines.append(f"    v = m.{attr}")
+            lines.append("    " + store(attr, f"_x_{attr}[v] if v in _x_{attr} else _c_{attr}(v)"))
         elif field.kind == "call":
             namespace[f"_c_{attr}"] = field.call
-            lines.append(f"    r.{attr} = _c_{attr}(m.{attr})")
+            lines.append("    " + store(attr, f"_c_{attr}(m.{attr})"))
         else:
-            wire = field.wire
-            namespace[f"_b_{attr}"] = _mirror_builder(cast("type", field.model))
+            model = cast("type", field.model)
+            namespace[f"_b_{attr}"] = _mirror_builder(model)
             lines.append(f"    v = m.{attr}")
+            # nested parts with a raw of their own learn where it is (see _resolve)
+            here = f"(v, s, {wire!r}, None)" if _has_raw(model) else "None"
             if field.kind == "model":
-                lines.append(
-                    f"    r.{attr} = None if v is None else _b_{attr}(v, (v, s, {wire!r}, None))"
-                )
+                lines.append("    " + store(attr, f"None if v is None else _b_{attr}(v, {here})"))
             else:
-                lines.append(
-                    f"    r.{attr} = None if v is None else "
-                    f"[_b_{attr}(x, (x, s, {wire!r}, i)) for i, x in enumerate(v)]"
-                )
+                here = f"(x, s, {wire!r}, i)" if _has_raw(model) else "None"
+                lines += [
+                    "    if v is None:",
+                    "        " + store(attr, "None"),
+                    "    else:",
+                    "        out = []",
+                    "        i = 0",
+                    "        for x in v:",  # a loop: cheaper than a comprehension's call
+                    f"            out.append(_b_{attr}(x, {here}))",
+                    "            i += 1",
+                    "        " + store(attr, "out"),
+                ]
     if _has_raw(cls):
-        lines.append("    r.raw = s")
+        lines.append("    " + store(_slot_alias("raw"), "s"))
     lines.append("    return r")
     build = _compile(f"mirror_{cls.__name__}", lines, namespace)
     _MIRROR_BUILDERS[cls] = build
@@ -732,13 +870,72 @@ def _mirror_builder(cls: type) -> Callable[[Any, Any], Any]:
 # --------------------------------------------------------------------------
 
 
-# The attrs slot of each hot class's ``raw`` (the member descriptor, captured
-# before ``raw`` becomes a property): the lazy properties read their source there.
-_RAW_SLOTS: dict[type, Any] = {}
+def _slot_alias(attr: str) -> str:
+    """The name under which a property's attrs slot stays reachable (``_slot_raw``).
+
+    The member descriptor of the slot, set on the class under this second name:
+    reads and writes through it are plain slot accesses, which the interpreter
+    specializes (a property call costs about twenty times more).
+    """
+    return f"_slot_{attr}"
 
 
-def _lazy_attribute(cls: type, field: _Field) -> None:
-    """Replace the attrs slot ``cls.attr`` by a property that fills it on first read.
+def _slot_member(cls: type, attr: str) -> Any:
+    """The attrs slot (member descriptor) of ``attr``, from the class that declares it."""
+    return next(k.__dict__[attr] for k in cls.__mro__ if attr in k.__dict__)
+
+
+def _alias_slot(cls: type, attr: str) -> Any:
+    """Keep the attrs slot ``cls.attr`` reachable under its alias; return its descriptor."""
+    alias = _slot_alias(attr)
+    member = _slot_member(cls, attr)
+    if alias not in cls.__dict__ and not any(alias in k.__dict__ for k in cls.__mro__[1:]):
+        setattr(cls, alias, member)
+    return member
+
+
+def _from_mirror(field: _Field) -> Callable[[Any, Any], Any]:
+    """A lazy nested part's value from its JSON text: ``(text, source of the owner) -> value``."""
+    decode = _lazy_decoder(field).decode
+    build = _mirror_builder(cast("type", field.model))
+    wire = field.wire
+    if field.kind == "model":
+
+        def one(text: Any, source: Any) -> Any:
+            value = decode(text)
+            return None if value is None else build(value, (value, source, wire, None))
+
+        return one
+
+    def many(text: Any, source: Any) -> Any:
+        values = decode(text)
+        if values is None:
+            return None
+        out = []
+        for i, value in enumerate(values):
+            out.append(build(value, (value, source, wire, i)))
+        return out
+
+    return many
+
+
+def _from_dict(field: _Field) -> Callable[[Any], Any]:
+    """A lazy attribute's value from the owner's mapping (checked first, as a typed page is)."""
+    convert = _dict_converter(field)
+    assert convert is not None, f"{field.where} is lazy but needs no structuring"
+    if field.model is None:
+        return convert
+    lazy_type = _lazy_type(field)
+
+    def checked(value: Any) -> Any:
+        msgspec.convert(value, lazy_type)
+        return None if value is None else convert(value)
+
+    return checked
+
+
+def _lazy_attribute(field: _Field) -> None:
+    """Replace the attrs slot ``owner.attr`` by a property that fills it on first read.
 
     The value comes from the mirror when the instance was built from a typed
     page, else from ``raw``. Writes and deletes go straight to the slot (the
@@ -747,52 +944,62 @@ def _lazy_attribute(cls: type, field: _Field) -> None:
     ``_UNSTRUCTURED`` in the slot (a sentinel test is cheaper than catching
     the AttributeError of an empty slot).
     """
-    attr, wire = field.attr, field.wire
-    member = cls.__dict__[attr]
-    read_slot: Callable[[Any], Any] = member.__get__
+    cls, attr, wire = field.owner, field.attr, field.wire
+    member = _alias_slot(cls, attr)
     write_slot: Callable[[Any, Any], None] = member.__set__
-    read_source: Callable[[Any], Any] = _RAW_SLOTS[cls].__get__
-    from_dict = _dict_converter(field)
-    assert from_dict is not None, f"{cls.__name__}.{attr} is lazy but needs no structuring"
-    convert_dict: Callable[[Any], Any] = (
-        from_dict
-        if field.kind == "call"
-        else (lambda value: None if value is None else from_dict(value))
-    )
-    from_mirror = _mirror_converter(field)
-    assert from_mirror is not None
+    from_dict = _from_dict(field)
 
-    def read(obj: Any) -> Any:
-        value = read_slot(obj)
-        if value is not _UNSTRUCTURED:
+    if field.model is None:  # a leaf (a timestamp): its decoder never fails
+        call = cast("Callable[[Any], Any]", field.call)
+
+        def fill(obj: Any) -> Any:
+            source = obj._slot_raw
+            if type(source) is tuple:
+                value = call(getattr(source[0], attr))
+            elif isinstance(source, WireRecord):
+                value = call(getattr(source, attr))
+            else:
+                value = call(source.get(wire))
+            write_slot(obj, value)
             return value
-        source = read_source(obj)
-        if type(source) is tuple:
-            value = from_mirror(getattr(source[0], attr), source)
-        elif isinstance(source, WireRecord):
-            value = from_mirror(getattr(source, attr), source)
-        else:
-            try:
-                value = convert_dict(source.get(wire))
-            except (TypeError, AttributeError, ValueError, KeyError) as exc:
-                # an AttributeError must not escape a property: it would read as "no attribute"
-                raise ValidationError(
-                    [ValidationProblem(f"{cls.__name__}.{wire}", f"cannot be decoded: {exc}")],
-                    subject=f"{cls.__name__} data",
-                ) from exc
-        write_slot(obj, value)
-        return value
 
+    else:
+        from_mirror = _from_mirror(field)
+
+        def fill(obj: Any) -> Any:
+            source = obj._slot_raw
+            try:
+                if type(source) is tuple:
+                    value = from_mirror(getattr(source[0], attr), source)
+                elif isinstance(source, WireRecord):
+                    value = from_mirror(getattr(source, attr), source)
+                else:
+                    value = from_dict(source.get(wire))
+            except (msgspec.ValidationError, TypeError, AttributeError, ValueError) as exc:
+                # an AttributeError must not escape a property: it would read as "no attribute"
+                raise _lazy_error(field, exc) from exc
+            write_slot(obj, value)
+            return value
+
+    # The read: a slot read and a test once filled; generated, for the specialized slot read.
+    read = _compile(
+        f"read_{attr}",
+        [
+            f"def read_{attr}(obj):",
+            f"    value = obj.{_slot_alias(attr)}",
+            "    return fill(obj) if value is _U else value",
+        ],
+        {"_U": _UNSTRUCTURED, "fill": fill},
+    )
     setattr(cls, attr, property(read, write_slot, member.__delete__, f"``{wire}`` (lazy)"))
 
 
 def _raw_attribute(cls: type) -> None:
-    """``raw`` as a property: the mapping, resolved from the JSON text when built from a page."""
-    member = _RAW_SLOTS[cls]
-    read_slot: Callable[[Any], Any] = member.__get__
+    """``raw`` as a property: the mapping, resolved from the JSON text if built from a page."""
+    member = _alias_slot(cls, "raw")
 
     def read(obj: Any) -> Any:
-        source = read_slot(obj)
+        source = obj._slot_raw
         if type(source) is tuple or isinstance(source, WireRecord):
             return _resolve(source)
         return source
@@ -801,17 +1008,20 @@ def _raw_attribute(cls: type) -> None:
     setattr(cls, "raw", property(read, member.__set__, member.__delete__, doc))  # noqa: B010
 
 
+# Models a typed page holds at its top level: their raw is read from the page's text.
+_RECORDS: Final = (*_HOT, Schedule)
+
+
 def _install_properties() -> None:
-    for cls in _HOT:
-        # a subclass (TestInstance) inherits its base's slot, and then its property
-        _RAW_SLOTS[cls] = next(k.__dict__["raw"] for k in cls.__mro__ if "raw" in k.__dict__)
-    for cls in _HOT:
+    for cls in _RECORDS:
+        # a subclass (TestInstance) inherits its base's slot, its alias and its property
+        _alias_slot(cls, "raw")
+    for cls in _RECORDS:
         if "raw" in cls.__dict__:
             _raw_attribute(cls)
-        lazy = _LAZY.get(cls, frozenset())
-        for field in _fields(cls):
-            if field.attr in lazy:
-                _lazy_attribute(cls, field)
+        for field in _fields(cls) if cls in _LAZY else ():
+            if field.lazy:
+                _lazy_attribute(field)
 
 
 converter.register_structure_hook_factory(_is_model, _structure_model)
@@ -822,11 +1032,13 @@ _build_candidate_result: Final = _builder(CandidateResult)
 _build_test_instance: Final = _builder(TestInstance)
 _mirror_candidate_result: Final = _mirror_builder(CandidateResult)
 _mirror_test_instance: Final = _mirror_builder(TestInstance)
-_mirror(CandidateResult)
-_mirror(TestInstance)
+_structure_schedule: Final = converter.get_structure_hook(Schedule)
+_mirror_schedule: Final = _mirror_builder(Schedule)
+for _root in (CandidateResult, TestInstance, Schedule):
+    _mirror(_root)
 _CANDIDATE_RESULT_WIRE: Final = _RECORD_MIRRORS[CandidateResult]
 _TEST_INSTANCE_WIRE: Final = _RECORD_MIRRORS[TestInstance]
-_structure_schedule: Final = converter.get_structure_hook(Schedule)
+_SCHEDULE_WIRE: Final = _RECORD_MIRRORS[Schedule]
 
 
 # --------------------------------------------------------------------------
@@ -897,6 +1109,26 @@ def instance_from_wire(raw: dict[str, Any]) -> TestInstance:
     return cast("TestInstance", _from_mapping(TestInstance, _build_test_instance, raw))
 
 
+def _from_record(
+    record: Any,
+    mirror: type[WireRecord],
+    build: Callable[[Any, Any], Any],
+    from_wire: Callable[[Any], Any],
+) -> Any:
+    """A record of a typed page -> its model: built from its mirror, else the dict path.
+
+    A mirror the builder cannot take (``_Fallback``, or anything unexpected)
+    goes through the dict path too, so a record fails, if it fails, with the
+    same error whichever way its page was read.
+    """
+    if type(record) is mirror:
+        try:
+            return build(record, record)
+        except Exception:
+            return from_wire(record.data())
+    return from_wire(record.to_dict() if isinstance(record, RawRecord) else record)
+
+
 def result_from_record(record: Any) -> CandidateResult:
     """A record of a typed results page -> :class:`CandidateResult`.
 
@@ -904,26 +1136,38 @@ def result_from_record(record: Any) -> CandidateResult:
     any other (a :class:`~mettl_async.RawRecord` of a page that had to be read
     record by record, or a mapping) goes through :func:`candidate_result_from_wire`.
     """
-    if type(record) is _CANDIDATE_RESULT_WIRE:
-        return cast("CandidateResult", _mirror_candidate_result(record, record))
-    return candidate_result_from_wire(record.to_dict() if isinstance(record, RawRecord) else record)
+    return cast(
+        "CandidateResult",
+        _from_record(
+            record, _CANDIDATE_RESULT_WIRE, _mirror_candidate_result, candidate_result_from_wire
+        ),
+    )
 
 
 def instance_from_record(record: Any) -> TestInstance:
     """A record of a typed ``testInstances`` page -> :class:`TestInstance` (see above)."""
-    if type(record) is _TEST_INSTANCE_WIRE:
-        return cast("TestInstance", _mirror_test_instance(record, record))
-    return instance_from_wire(record.to_dict() if isinstance(record, RawRecord) else record)
+    return cast(
+        "TestInstance",
+        _from_record(record, _TEST_INSTANCE_WIRE, _mirror_test_instance, instance_from_wire),
+    )
 
 
-#: Page decoders of typed listings (``_paging.decode_typed_listing`` with its mirror):
-#: pass to a ``Listing`` with :func:`result_from_record` / :func:`instance_from_record`.
+def schedule_from_record(record: Any) -> Schedule:
+    """A record of a typed ``schedules`` page -> :class:`Schedule` (see above)."""
+    return cast(
+        "Schedule", _from_record(record, _SCHEDULE_WIRE, _mirror_schedule, schedule_from_wire)
+    )
+
+
+#: Page decoders of typed listings (``_paging.decode_typed_listing`` with its mirror),
+#: for a ``Listing`` converting with the matching ``*_from_record``.
 decode_result_page: Final = functools.partial(
     decode_typed_listing, record_type=_CANDIDATE_RESULT_WIRE
 )
 decode_instance_page: Final = functools.partial(
     decode_typed_listing, record_type=_TEST_INSTANCE_WIRE
 )
+decode_schedule_page: Final = functools.partial(decode_typed_listing, record_type=_SCHEDULE_WIRE)
 
 
 def schedule_from_wire(raw: dict[str, Any]) -> Schedule:

@@ -15,7 +15,7 @@ import orjson
 from ._convert import (
     instance_from_record,
     result_from_record,
-    schedule_from_wire,
+    schedule_from_record,
     structure,
     to_json,
 )
@@ -92,8 +92,9 @@ def newest_first(params: Mapping[str, str], default_sort: str) -> bool:
     )
 
 
-def typed_schedule(record: Raw) -> Schedule:
-    return schedule_from_wire(record.to_dict())
+def typed_schedule(record: Any) -> Schedule:
+    """A record of a schedules page (typed or raw) -> :class:`Schedule`."""
+    return schedule_from_record(record)
 
 
 def typed_result(record: Any) -> CandidateResult:

@@ -386,7 +386,8 @@ class WireRecord(msgspec.Struct, kw_only=True, gc=False):
     @property
     def key(self) -> Hashable:
         name = self.key_attribute
-        return None if name is None else getattr(self, name)
+        key = None if name is None else getattr(self, name)
+        return key if type(key) in _KEY_TYPES else None
 
     def data(self) -> dict[str, Any]:
         """The record's JSON as a mapping: parsed on first call, then kept."""

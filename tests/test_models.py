@@ -177,23 +177,12 @@ def test_completed_candidate_with_ir_and_qr_additions() -> None:
     assert skill.difficulty_marks[0].questions == [essay]
 
 
-@pytest.mark.parametrize(
-    ("name", "path"),
-    [
-        ("article16_ir_addition", "testStatus.result.totalMarks"),
-        (
-            "article16_qr_addition",
-            "testStatus.result.sectionMarks[0].skillMarks[0].difficultyMarks[0].level",
-        ),
-    ],
-)
-def test_partial_records_of_ir_and_qr_are_refused_at_the_first_missing_field(
-    name: str, path: str
-) -> None:
+@pytest.mark.parametrize("name", ["article16_ir_addition", "article16_qr_addition"])
+def test_partial_records_of_ir_and_qr_are_refused_naming_what_is_missing(name: str) -> None:
     """The fragments printed for ir and qr are not records: what Mettl always sends is missing."""
     with pytest.raises(ValidationError) as raised:
         candidate_result_from_wire(candidate(name))
-    assert raised.value.paths == [path]
+    assert raised.value.paths == ["testStatus.result.totalMarks"]
     assert "Mettl always sends it" in str(raised.value)
 
 
