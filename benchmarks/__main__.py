@@ -4,10 +4,11 @@
     python -m benchmarks --quick    # every section at a tiny size, in seconds
     python -m benchmarks --only decode memory
 
-Sections: (1) account export vs the latency bound, (2) one large schedule,
-(3) client overhead vs a bare aiohttp loop, (4) decode, (5) memory. The fake
-Mettl runs in its own process; every comparison is measured in the same run,
-interleaved, with warm-up and repeats, and reported as medians and ratios.
+Sections: (1) account export vs the latency bound, (2) the typed walk vs the
+raw walk, (3) one large schedule, (4) client overhead vs a bare aiohttp loop,
+(5) decode, (6) memory. The fake Mettl runs in its own process; every
+comparison is measured in the same run, interleaved, with warm-up and repeats,
+and reported as medians and ratios.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from ._harness import machine
 from .bench_decode import decode_section
 from .bench_memory import memory_section
 from .bench_overhead import overhead_section
-from .bench_stream import account_section, large_schedule_section
+from .bench_stream import account_section, large_schedule_section, typed_walk_section
 
 SECTIONS: dict[str, Callable[..., str]] = {
     "account": account_section,
+    "typed": typed_walk_section,
     "large": large_schedule_section,
     "overhead": overhead_section,
     "decode": decode_section,
