@@ -1,4 +1,4 @@
-"""The one cattrs converter of mettl-async, and the fast path for candidate results.
+"""The one cattrs converter of mettl-async, and the fast paths of results and schedules.
 
 ``converter`` is built once, here, from ``cattrs.preconf.orjson``; no hook is
 ever registered on cattrs' global converter. It maps the wire names of
@@ -9,21 +9,37 @@ decoded mapping of every response model in ``raw``, and leaves out unset
 
 Decoding policy for responses: unknown keys are ignored (they stay in ``raw``);
 scalars are taken as JSON gives them, unchecked (Mettl writes ``2`` in one
-place and ``2.0`` in the next); enum values and timestamps never fail (see
-``_enums`` and ``_timefmt``). Only a structural mismatch (a string where an
-object belongs) raises, as :class:`~mettl_async.ValidationError`.
+place and ``2.0`` in the next), except the attributes Mettl always sends (a
+result's ``email``, its ``testStatus.status``, its marks totals), which must be
+there with their JSON type; enum values and timestamps never fail (see
+``_enums`` and ``_timefmt``). A structural mismatch (a string where an object
+belongs) or a missing required field raises :class:`~mettl_async.ValidationError`
+naming the wire path (``testStatus.result.totalMarks``).
 
-The hot path. :class:`CandidateResult` and everything under it are not built
-by cattrs-generated functions but by builders generated here from the same
-rename table: straight-line code that creates the instance without
-``__init__`` (``object.__new__`` plus slot stores) and copies scalars with
-``dict.get``. The expensive parts are lazy: nested marks lists, the analysis
-and every timestamp of :class:`TestStatus` get a "not yet structured" sentinel
-at build time; the attribute is a property (installed over the attrs slot)
-that structures the value from ``raw`` on first read and stores it in the
-slot, so later reads cost a slot read. A record whose marks are never read
-never pays for them, and a record read completely costs about what an eager
-build would. Two threads reading the same lazy attribute for the first time
+Candidate results and schedules have a fast path besides the converter, in
+two routes generated from the same rename table:
+
+- Typed pages (listings). msgspec decodes the whole page in one pass into
+  *mirrors*: ``msgspec.Struct`` classes with the wire names (msgspec does not
+  read attrs aliases, hence mirrors). They are ``gc=False``, so pages waiting
+  in a walk's window cost the garbage collector nothing, and the lazy parts of
+  a result (its marks trees and analysis) stay JSON text (``msgspec.Raw``)
+  until read. A listing then builds each model from its mirror as it yields
+  it. ``raw`` is resolved from the page's text on first read. A page the
+  mirrors refuse (anything missing or of another JSON type, anywhere) is read
+  record by record through the dict path instead: a typed page is never
+  stricter or more lenient than its records, and fails the same way.
+- The dict path (a single record, webhooks, refused pages): straight-line
+  builders that copy with ``dict.get`` after one msgspec check of the fields
+  Mettl always sends; ``raw`` is the mapping itself.
+
+Both create instances without ``__init__`` (``object.__new__`` plus slot
+stores). Lazy attributes (marks, analysis, timestamps) get a "not yet
+structured" sentinel at build time; the attribute is a property (installed
+over the attrs slot, the slot kept reachable under ``_slot_<name>``) that
+structures the value on first read, checking its shape then (an error names
+``TestResult.sectionMarks[0]...``), and stores it, so later reads cost a slot
+read and a test. Two threads reading the same lazy attribute for the first time
 may both structure it; each gets an equal value and the last one is kept.
 """
 

@@ -1,11 +1,18 @@
 """Candidate results (articles 16 to 18): the hot path of a bulk walk.
 
 :class:`CandidateResult` and :class:`TestInstance` down to
-:class:`DifficultyMarks` are built by ``_convert`` without ``__init__``, and
-their nested marks, analysis and timestamps are structured on first access,
-from ``raw``, then cached; ``==``, ``repr`` and pickling read them like any
-attribute. Like every response, each keeps the mapping it was decoded from in
-``raw``; numbers are kept as sent (``2`` here, ``2.0`` there).
+:class:`DifficultyMarks` are built by ``_convert`` without ``__init__``; their
+result's marks, analysis and timestamps are structured on first access, then
+cached; ``==``, ``repr`` and pickling read them like any attribute. Like every
+response, each keeps the mapping it was decoded from in ``raw`` (read from the
+page's JSON on first access when it came in a listing); numbers are kept as
+sent (``2`` here, ``2.0`` there).
+
+Attributes without a default are what Mettl always sends: present in every
+sample that has the object (article 16's four record shapes, article 17's
+record, article 13's graded webhook). A record without one, or with ``null``
+there, fails with :class:`~mettl_async.ValidationError` naming the wire path;
+everything else is optional and ``None`` when not sent.
 """
 
 from __future__ import annotations
