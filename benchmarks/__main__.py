@@ -4,10 +4,10 @@
     python -m benchmarks --quick    # every section at a tiny size, in seconds
     python -m benchmarks --only decode memory
 
-Sections: (1) account export vs the latency bound, (2) one large schedule,
-(3) client overhead vs a bare aiohttp loop, (4) decode, (5) memory, (6) an
-export against a server that throttles (rate-limited export), (7) sync into a
-database vs the export. The fake
+Sections: (1) account export vs the latency bound, (2) the typed walk vs the
+raw walk, (3) one large schedule, (4) client overhead vs a bare aiohttp loop,
+(5) decode, (6) memory, (7) an export against a server that throttles
+(rate-limited export), (8) sync into a database vs the export. The fake
 Mettl runs in its own process; every comparison is measured in the same run,
 interleaved, with warm-up and repeats, and reported as medians and ratios.
 """
@@ -25,11 +25,12 @@ from .bench_decode import decode_section
 from .bench_memory import memory_section
 from .bench_overhead import overhead_section
 from .bench_ratelimit import ratelimit_section
-from .bench_stream import account_section, large_schedule_section
+from .bench_stream import account_section, large_schedule_section, typed_walk_section
 from .bench_sync import sync_section
 
 SECTIONS: dict[str, Callable[..., str]] = {
     "account": account_section,
+    "typed": typed_walk_section,
     "large": large_schedule_section,
     "overhead": overhead_section,
     "decode": decode_section,

@@ -15,7 +15,6 @@ import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import attrs
 
@@ -58,12 +57,18 @@ async def follow_links(client: MettlClient) -> int:
 
 
 def account_walk(concurrency: int, *, typed: bool) -> Callable[[MettlClient], Awaitable[int]]:
+    """Every result of the account; a typed walk reads each result's total marks."""
+
     async def body(client: MettlClient) -> int:
-        walk: Any = client.iter_all_results(concurrency=concurrency)
-        if not typed:
-            walk = walk.raw()
         count = 0
-        async for _ in walk:
+        if not typed:
+            async for _ in client.iter_all_results(concurrency=concurrency).raw():
+                count += 1
+            return count
+        total = 0.0
+        async for _, result in client.iter_all_results(concurrency=concurrency):
+            marks = result.test_status.result
+            total += marks.total_marks if marks is not None else 0.0
             count += 1
         return count
 
@@ -144,6 +149,54 @@ def account_section(*, quick: bool) -> str:
     return f"{title}\n\n{table(headers, rows)}\n"
 
 
+def typed_walk_section(*, quick: bool) -> str:
+    """The typed walk against the raw walk on the same pages: CPU, and wall time to the bound."""
+    schedules, candidates, latency_ms = (10, 300, 10.0) if quick else (100, 300, 50.0)
+    repeats = 1 if quick else 5
+    latency = latency_ms / 1000
+    modes: dict[str, tuple[int, Callable[[MettlClient], Awaitable[int]]]] = {}
+    for c in (16,) if quick else (16, 32):
+        modes[f"raw C={c}"] = (c, account_walk(c, typed=False))
+        modes[f"typed C={c}"] = (c, account_walk(c, typed=True))
+    with fake_server(
+        "--schedules",
+        str(schedules),
+        "--candidates",
+        str(candidates),
+        "--latency-ms",
+        str(latency_ms),
+    ) as server:
+        runs = _repeat(server, modes, repeats, slow=set())
+    rows = []
+    verdicts = []
+    for name, (c, _) in modes.items():
+        cpu = median([r.cpu for r in runs[name]])
+        seconds = median([r.seconds for r in runs[name]])
+        requests = runs[name][0].requests
+        bound = math.ceil(requests / c) * latency
+        raw_cpu = median([r.cpu for r in runs[f"raw C={c}"]])
+        records = runs[name][0].records
+        rows.append(
+            [name, requests, records, cpu, cpu / records * 1e6, cpu / raw_cpu, seconds, bound,
+             bound / seconds]
+        )  # fmt: skip
+        if name.startswith("typed"):
+            verdicts.append(
+                f"{name}: CPU {cpu / raw_cpu:.2f}x the raw walk's (target <= 1.6x); "
+                f"{bound / seconds:.2f} of the latency bound"
+            )
+    headers = [
+        "walk", "requests", "records", "CPU s", "CPU µs/record", "CPU vs raw", "seconds",
+        "bound s", "efficiency",
+    ]  # fmt: skip
+    title = (
+        f"### Typed walk vs raw walk: {schedules} schedules x {candidates} candidates, "
+        f"{latency_ms:g} ms latency, the typed walk reading each result's total marks "
+        f"(median of {repeats}, interleaved)"
+    )
+    return f"{title}\n\n{table(headers, rows)}\n\n" + "\n".join(verdicts) + "\n"
+
+
 def large_schedule_section(*, quick: bool) -> str:
     candidates, latency_ms = (1_000, 10.0) if quick else (10_000, 50.0)
     repeats = 1 if quick else 3
@@ -180,6 +233,7 @@ def main() -> None:
     args = parser.parse_args()
     print(f"Machine: {machine()}\n")
     print(account_section(quick=args.quick))
+    print(typed_walk_section(quick=args.quick))
     print(large_schedule_section(quick=args.quick))
 
 

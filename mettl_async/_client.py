@@ -20,7 +20,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from ._convert import candidate_result_from_wire, schedule_from_wire, structure, to_json
+from ._convert import (
+    candidate_result_from_wire,
+    decode_instance_page,
+    decode_result_page,
+    decode_schedule_page,
+    schedule_from_wire,
+    structure,
+    to_json,
+)
 from ._endpoints import (
     ASSESSMENT_SORTS,
     RESULT_SORTS,
@@ -79,7 +87,7 @@ from ._registration import (
 from ._retry import RetryPolicy
 from ._session import DEFAULT_MAX_RESPONSE_BYTES, ClientStats, Transport
 from ._signing import SigningKey, algorithm_for_version
-from ._streaming import AccountResults, Listing, ListingSpec, as_raw, iterate
+from ._streaming import AccountResults, Listing, ListingSpec, PageDecoder, as_raw, iterate
 from ._unpaged import UnpagedListing
 from ._validation import pbt_id_problems, raise_if
 
@@ -455,13 +463,15 @@ class MettlClient:
         window: int | None,
         default_sort: str | None = None,
         slots: asyncio.Semaphore | None = None,
+        decode: PageDecoder | None = None,
     ) -> Listing[T]:
         """The one way a paginated listing is built: lazy ``GET path`` walked page by page.
 
         ``params`` already hold the first page's ``limit`` and ``offset``, in the
         order they are sent. ``default_sort`` is the listing's default sort
         (newest first: new records appear at its start); None for a listing
-        that takes no sort.
+        that takes no sort. ``decode`` reads each page (default: scanned into
+        RawRecords); ``convert`` takes what it gives.
         """
         spec = ListingSpec(
             label=label,
@@ -471,7 +481,7 @@ class MettlClient:
             window=self._window(window),
             grows_at_front=default_sort is None or newest_first(params, default_sort),
         )
-        return Listing(self._transport.call_with, spec, convert, slots=slots)
+        return Listing(self._transport.call_with, spec, convert, slots=slots, decode=decode)
 
     def iter_schedules(
         self,
@@ -504,6 +514,7 @@ class MettlClient:
             key_field="accessKey",
             window=window,
             default_sort="createdAt",
+            decode=decode_schedule_page,
         )
 
     def iter_candidate_results(
@@ -528,6 +539,7 @@ class MettlClient:
         return self._results(
             access_key,
             typed_result,
+            decode=decode_result_page,
             label=f"schedule {access_key}",
             include_recommendation=include_recommendation,
             include_essay_responses=include_essay_responses,
@@ -550,6 +562,7 @@ class MettlClient:
         page_size: int,
         window: int | None,
         slots: asyncio.Semaphore | None = None,
+        decode: PageDecoder | None = None,
     ) -> Listing[T]:
         params = result_params(
             recommendation=include_recommendation, essay_responses=include_essay_responses
@@ -568,6 +581,7 @@ class MettlClient:
             window=window,
             default_sort="testStartTime",
             slots=slots,
+            decode=decode,
         )
 
     def iter_all_results(
@@ -624,6 +638,7 @@ class MettlClient:
             typed_result,
             concurrency=concurrency,
             page_budget=2 * self._max_in_flight,
+            decode_result=decode_result_page,
         )
 
     async def _schedule_mapping(self, item: ScheduleRef) -> Raw:
@@ -971,6 +986,7 @@ class MettlClient:
                 items_key="testInstances",
                 key_field=None,
                 window=window,
+                decode=decode_instance_page,
             )
         self._window(window)
         return UnpagedListing(

@@ -13,9 +13,9 @@ from typing import Any, Final, Literal, get_args
 import orjson
 
 from ._convert import (
-    candidate_result_from_wire,
-    instance_from_wire,
-    schedule_from_wire,
+    instance_from_record,
+    result_from_record,
+    schedule_from_record,
     structure,
     to_json,
 )
@@ -102,12 +102,14 @@ def newest_first(params: Mapping[str, str], default_sort: str) -> bool:
     )
 
 
-def typed_schedule(record: Raw) -> Schedule:
-    return schedule_from_wire(record.to_dict())
+def typed_schedule(record: Any) -> Schedule:
+    """A record of a schedules page (typed or raw) -> :class:`Schedule`."""
+    return schedule_from_record(record)
 
 
-def typed_result(record: Raw) -> CandidateResult:
-    return candidate_result_from_wire(record.to_dict())
+def typed_result(record: Any) -> CandidateResult:
+    """A record of a results page (typed or raw) -> :class:`CandidateResult`."""
+    return result_from_record(record)
 
 
 def minified(value: Mapping[str, Any]) -> str:
@@ -135,8 +137,9 @@ def typed_assessment(record: Raw) -> AssessmentInfo:
     return structure(record.to_dict(), AssessmentInfo)
 
 
-def typed_instance(record: Raw) -> TestInstance:
-    return instance_from_wire(record.to_dict())
+def typed_instance(record: Any) -> TestInstance:
+    """A record of a ``testInstances`` page (typed or raw) -> :class:`TestInstance`."""
+    return instance_from_record(record)
 
 
 def member(envelope: Mapping[str, Any], key: str, method: str, path: str) -> dict[str, Any]:

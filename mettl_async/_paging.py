@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Hashable, Iterator, Mapping, Sequence
-from typing import Any, Final, Generic, TypeVar, Union
+from typing import Any, ClassVar, Final, Generic, TypeVar, Union, cast
 from urllib.parse import SplitResult, parse_qsl, urljoin, urlsplit
 
 import attrs
@@ -25,9 +25,12 @@ from ._signing import SIGNATURE_PARAMS
 __all__ = [
     "MAX_LIMIT",
     "Page",
+    "PageText",
     "RawRecord",
+    "WireRecord",
     "check_page_size",
     "decode_listing",
+    "decode_typed_listing",
     "link_request",
     "page_from_envelope",
 ]
@@ -361,6 +364,145 @@ def decode_listing(
             for text, holder in zip(texts, holders, strict=True):
                 key = getattr(holder, key_field, None)
                 records.append(RawRecord(text, key if type(key) in _KEY_TYPES else None))
+    envelope: dict[str, Any] = {"status": envelope_status, items_key: records}
+    if page.paging is not None:
+        envelope["paging"] = page.paging
+    return envelope
+
+
+# --------------------------------------------------------------------------
+# Typed pages: a page decoded in one pass into wire-named records
+# --------------------------------------------------------------------------
+
+
+class PageText:
+    """The JSON text of one typed page, for the records that need theirs again.
+
+    A typed page is decoded straight into :class:`WireRecord` structs; what
+    Mettl sent is kept as text here. The first record to ask for its JSON
+    scans the page into each record's slice (once, without parsing), and each
+    record then parses its own slice only.
+    """
+
+    __slots__ = ("_body", "_items", "_items_key")
+
+    def __init__(self, body: bytes, items_key: str) -> None:
+        self._body = body
+        self._items_key = items_key
+        self._items: list[msgspec.Raw] | None = None
+
+    def record(self, index: int) -> dict[str, Any]:
+        """Record ``index`` of the page, parsed (a new ``dict`` on each call)."""
+        items = self._items
+        if items is None:
+            items = getattr(_page_decoder(self._items_key).decode(self._body), self._items_key)
+            assert items is not None  # this page decoded with its list once already
+            self._items = items
+        data = orjson.loads(bytes(items[index]))
+        assert isinstance(data, dict)  # it decoded as an object once already
+        return data
+
+
+class WireRecord(msgspec.Struct, kw_only=True, gc=False):
+    """Base of the wire-named structs a typed page decodes into (see ``_convert``).
+
+    Private to the library: listings turn them into the public models before
+    anyone sees them. Besides the fields the subclass declares, each carries
+    where it came from (its page and its index there, set by
+    :func:`decode_typed_listing`) and, once read, the parsed mapping of its
+    JSON (``data()``). ``gc=False``: decoded from JSON, they hold no cycles,
+    and pages waiting in a walk's window then cost the garbage collector nothing.
+    """
+
+    #: the record's identity in its listing (see :class:`RawRecord`)
+    key_attribute: ClassVar[str | None] = None
+
+    #: set after decoding; not on the wire (a record sending these names is overwritten)
+    page_: Any = None
+    index_: Any = None
+    data_: Any = None
+
+    @property
+    def key(self) -> Hashable:
+        name = self.key_attribute
+        key = None if name is None else getattr(self, name)
+        return key if type(key) in _KEY_TYPES else None
+
+    def data(self) -> dict[str, Any]:
+        """The record's JSON as a mapping: parsed on first call, then kept."""
+        data = self.data_
+        if data is None:
+            page: PageText = self.page_
+            data = self.data_ = page.record(self.index_)
+        return cast("dict[str, Any]", data)
+
+
+@functools.cache
+def _typed_page_decoder(items_key: str, record_type: type[WireRecord]) -> msgspec.json.Decoder[Any]:
+    page = msgspec.defstruct(
+        f"_TypedPage_{items_key}_{record_type.__name__}",
+        [
+            ("status", Any, None),
+            (items_key, list[record_type] | None, msgspec.UNSET),  # type: ignore[valid-type]
+            ("paging", dict[str, Any] | None, None),
+        ],
+    )
+    return msgspec.json.Decoder(page)
+
+
+def decode_typed_listing(
+    status: int,
+    body: bytes,
+    *,
+    record_type: type[WireRecord],
+    items_key: str,
+    key_field: str | None,
+    method: str,
+    url: str,
+    attempts: int = 1,
+    retry_after: float | None = None,
+) -> dict[str, Any]:
+    """A listing page's envelope, its records decoded into ``record_type`` in one pass.
+
+    The fast way to typed records: no per-record parse, no dicts. Each record
+    learns its page (:class:`PageText`) and index, so that its JSON can be
+    read again when asked for. Any page that does not decode into
+    ``record_type`` exactly (a missing or mistyped field anywhere, an error
+    envelope, a page that is not JSON) goes through :func:`decode_listing`
+    instead, so its records arrive as :class:`RawRecord`\\ s, to be decoded one
+    by one, each failing (or not) on its own, as they always did.
+    """
+    page: Any = None
+    if status < 400:
+        try:
+            page = _typed_page_decoder(items_key, record_type).decode(body)
+        except (msgspec.DecodeError, RecursionError):  # ValidationError included
+            page = None  # decode_listing reports what is wrong with it
+    envelope_status = getattr(page, "status", None)
+    items = getattr(page, items_key, msgspec.UNSET)
+    if (
+        page is None
+        or not isinstance(envelope_status, str)
+        or envelope_status.upper() != "SUCCESS"
+        or items is msgspec.UNSET
+    ):
+        return decode_listing(
+            status,
+            body,
+            items_key=items_key,
+            key_field=key_field,
+            method=method,
+            url=url,
+            attempts=attempts,
+            retry_after=retry_after,
+        )
+    records: list[WireRecord] = items or []
+    if records:
+        text = PageText(body, items_key)
+        for index, record in enumerate(records):
+            record.page_ = text
+            record.index_ = index
+            record.data_ = None
     envelope: dict[str, Any] = {"status": envelope_status, items_key: records}
     if page.paging is not None:
         envelope["paging"] = page.paging

@@ -50,6 +50,7 @@ from ._errors import (
 from ._paging import (
     Page,
     RawRecord,
+    WireRecord,
     decode_listing,
     link_identity,
     link_request,
@@ -65,6 +66,8 @@ U = TypeVar("U")
 Raw = RawRecord
 #: ``Transport.call_with``: send a request, read the answer with a decoder.
 Fetch = Callable[[Request, Any], Awaitable[Any]]
+#: Reads a listing page's answer (``_paging.decode_listing`` and its keyword arguments).
+PageDecoder = Callable[..., dict[str, Any]]
 
 #: Walks of the same listing again after seeing offsets shift, before going sequential.
 MAX_REPAIR_ROUNDS: Final = 3
@@ -100,7 +103,13 @@ class ListingSpec:
 class _Walk:
     """The state of one walk over one listing: one page at a time, in order."""
 
-    def __init__(self, fetch: Fetch, spec: ListingSpec, slots: asyncio.Semaphore | None) -> None:
+    def __init__(
+        self,
+        fetch: Fetch,
+        spec: ListingSpec,
+        slots: asyncio.Semaphore | None,
+        decode: PageDecoder | None = None,
+    ) -> None:
         self.fetch = fetch
         self.spec = spec
         self.slots = slots
@@ -112,12 +121,14 @@ class _Walk:
         self.stale = 0  # pages in a row past the frontier with nothing new
         self.pending: collections.deque[tuple[int, asyncio.Task[Page[Raw]]]] = collections.deque()
         self.held = 0  # page slots held by this walk
-        # Pages are scanned, not parsed: each record stays the bytes Mettl sent
-        # until it is read. Pages waiting in the prefetch window then hold a few
-        # bytes objects instead of thousands of dicts, which would slow every
+        # Pages are never parsed into dicts. A raw walk scans each page (each
+        # record stays the bytes Mettl sent); a typed walk decodes it in one pass
+        # into wire-named structs the garbage collector does not track. Pages
+        # waiting in the prefetch window then hold a few bytes objects or
+        # untracked structs instead of thousands of dicts, which would slow every
         # allocation (and the garbage collector) of the whole walk.
         self.decode = functools.partial(
-            decode_listing, items_key=spec.items_key, key_field=spec.key_field
+            decode or decode_listing, items_key=spec.items_key, key_field=spec.key_field
         )
 
     # -- fetching one page ---------------------------------------------------------
@@ -137,7 +148,7 @@ class _Walk:
             ) from None
 
         items: Sequence[Any] = page.items
-        if items and not isinstance(items[0], RawRecord):
+        if items and not isinstance(items[0], RawRecord | WireRecord):
             # A page the fast scan could not read, parsed in full instead.
             field = self.spec.key_field
             items = [record_of(item, field) for item in items]
@@ -240,21 +251,26 @@ class Listing(Generic[T]):
     :class:`Page` objects (records plus offset, limit and what the server said
     of the total and the links); :meth:`raw` gives the same listing yielding
     the JSON mappings exactly as Mettl sent them, skipping typed decoding.
+
+    ``decode`` reads each page's answer (default: ``decode_listing``, records
+    as :class:`RawRecord`); ``convert`` turns each record it gives into a ``T``.
     """
 
     def __init__(
         self,
         fetch: Fetch,
         spec: ListingSpec,
-        convert: Callable[[Raw], T],
+        convert: Callable[[Any], T],
         *,
         slots: asyncio.Semaphore | None = None,
+        decode: PageDecoder | None = None,
     ) -> None:
         self._fetch = fetch
         self._spec = spec
         self._convert = convert
         self._slots = slots
         self._iterations = OpenIterations()
+        self._decode = decode
 
     @property
     def spec(self) -> ListingSpec:
@@ -263,6 +279,10 @@ class Listing(Generic[T]):
     def raw(self) -> Listing[Raw]:
         """This listing, yielding :class:`RawRecord` wire mappings instead of typed objects."""
         return Listing(self._fetch, self._spec, as_raw, slots=self._slots)
+
+    def decoded(self, convert: Callable[[Any], U], decode: PageDecoder | None) -> Listing[U]:
+        """The same walk, its pages read by ``decode`` and each record converted by ``convert``."""
+        return Listing(self._fetch, self._spec, convert, slots=self._slots, decode=decode)
 
     def __aiter__(self) -> AsyncIterator[T]:
         return self._iterations.track(self._items())
@@ -307,7 +327,7 @@ class Listing(Generic[T]):
         export must never record a short schedule as done. Other pages are
         yielded as they come.
         """
-        walk = _Walk(self._fetch, self._spec, self._slots)
+        walk = _Walk(self._fetch, self._spec, self._slots, self._decode)
         self._iterations.begin()
         try:
             held: Page[Raw] | None = None
@@ -531,6 +551,10 @@ def as_raw(value: Raw) -> Raw:
     return value
 
 
+def _as_is(value: Any) -> Any:
+    return value
+
+
 @attrs.frozen
 class SchedulePage(Generic[T, U]):
     """A page of one schedule's results in an account-wide walk."""
@@ -552,6 +576,10 @@ class AccountResults(Generic[T, U]):
     of one schedule come in order; schedules interleave as their pages arrive.
     Breaking out of the loop, or an exception in the consumer, cancels every
     request in flight.
+
+    ``decode_result``, when given, reads the result pages that ``async for``
+    walks (records then go to ``convert_result`` as that decoder gives them);
+    :meth:`pages` always yields :class:`RawRecord` pages.
     """
 
     def __init__(
@@ -559,10 +587,11 @@ class AccountResults(Generic[T, U]):
         schedules: Callable[[], AsyncGenerator[Raw, None]],
         listing_for: Callable[[Raw, asyncio.Semaphore], Listing[Raw]],
         convert_schedule: Callable[[Raw], T],
-        convert_result: Callable[[Raw], U],
+        convert_result: Callable[[Any], U],
         *,
         concurrency: int,
         page_budget: int,
+        decode_result: PageDecoder | None = None,
     ) -> None:
         self._schedules = schedules
         self._listing_for = listing_for
@@ -571,6 +600,7 @@ class AccountResults(Generic[T, U]):
         self._concurrency = concurrency
         self._page_budget = page_budget
         self._iterations = OpenIterations()
+        self._decode_result = decode_result
 
     def raw(self) -> AccountResults[Raw, Raw]:
         """The same walk, yielding Mettl's JSON as :class:`RawRecord` mappings (no decoding)."""
@@ -595,7 +625,9 @@ class AccountResults(Generic[T, U]):
 
     async def _pairs(self) -> AsyncGenerator[tuple[T, U], None]:
         convert = self._convert_result
-        async with contextlib.aclosing(self._pages()) as pages:
+        # Records are converted as they are yielded, not when their page arrives:
+        # pages waiting for the consumer hold no model objects.
+        async with contextlib.aclosing(self._pages(self._decode_result)) as pages:
             async for item in pages:
                 schedule = item.schedule
                 for result in item.page.items:
@@ -603,9 +635,12 @@ class AccountResults(Generic[T, U]):
 
     def pages(self) -> AsyncGenerator[SchedulePage[T, Raw], None]:
         """Pages as they arrive, each with its schedule; ``page.is_last`` ends a schedule."""
-        return self._iterations.track(self._pages())
+        return self._iterations.track(self._pages(None))
 
-    async def _pages(self) -> AsyncGenerator[SchedulePage[T, Raw], None]:
+    async def _pages(
+        self, decode: PageDecoder | None
+    ) -> AsyncGenerator[SchedulePage[T, Any], None]:
+        """The walk; result pages read by ``decode`` (default: scanned into RawRecords)."""
         queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=max(2, self._concurrency))
         slots = asyncio.Semaphore(self._page_budget)
         running: set[asyncio.Task[None]] = set()
@@ -614,7 +649,9 @@ class AccountResults(Generic[T, U]):
         async def walk_one(raw_schedule: Raw) -> None:
             try:
                 schedule = convert_schedule(raw_schedule)
-                listing = self._listing_for(raw_schedule, slots)
+                listing: Listing[Any] = self._listing_for(raw_schedule, slots)
+                if decode is not None:
+                    listing = listing.decoded(_as_is, decode)
                 async with contextlib.aclosing(listing.pages()) as pages:
                     async for page in pages:
                         await queue.put(SchedulePage(schedule, page))

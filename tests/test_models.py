@@ -178,13 +178,12 @@ def test_completed_candidate_with_ir_and_qr_additions() -> None:
 
 
 @pytest.mark.parametrize("name", ["article16_ir_addition", "article16_qr_addition"])
-def test_partial_records_of_ir_and_qr_decode(name: str) -> None:
-    """The fragments printed for ir and qr decode as records with just those parts."""
-    result = candidate_result_from_wire(candidate(name))
-    assert result.email is None
-    assert result.test_status is not None
-    assert result.test_status.result is not None
-    assert repr(result)  # every lazy part materializes without error
+def test_partial_records_of_ir_and_qr_are_refused_naming_what_is_missing(name: str) -> None:
+    """The fragments printed for ir and qr are not records: what Mettl always sends is missing."""
+    with pytest.raises(ValidationError) as raised:
+        candidate_result_from_wire(candidate(name))
+    assert raised.value.paths == ["testStatus.result.totalMarks"]
+    assert "Mettl always sends it" in str(raised.value)
 
 
 def test_article_17_fixture_with_reports_ist_times_and_gmt_copies() -> None:

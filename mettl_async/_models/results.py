@@ -1,11 +1,18 @@
 """Candidate results (articles 16 to 18): the hot path of a bulk walk.
 
 :class:`CandidateResult` and :class:`TestInstance` down to
-:class:`DifficultyMarks` are built by ``_convert`` without ``__init__``, and
-their nested marks, analysis and timestamps are structured on first access,
-from ``raw``, then cached; ``==``, ``repr`` and pickling read them like any
-attribute. Like every response, each keeps the mapping it was decoded from in
-``raw``; numbers are kept as sent (``2`` here, ``2.0`` there).
+:class:`DifficultyMarks` are built by ``_convert`` without ``__init__``; their
+result's marks, analysis and timestamps are structured on first access, then
+cached; ``==``, ``repr`` and pickling read them like any attribute. Like every
+response, each keeps the mapping it was decoded from in ``raw`` (read from the
+page's JSON on first access when it came in a listing); numbers are kept as
+sent (``2`` here, ``2.0`` there).
+
+Attributes without a default are what Mettl always sends: present in every
+sample that has the object (article 16's four record shapes, article 17's
+record, article 13's graded webhook). A record without one, or with ``null``
+there, fails with :class:`~mettl_async.ValidationError` naming the wire path;
+everything else is optional and ``None`` when not sent.
 """
 
 from __future__ import annotations
@@ -66,13 +73,13 @@ class DifficultyMarks:
     ``2.0``); numbers are kept as sent.
     """
 
-    level: SkillLevel | str | None = None
-    total_question: float | None = None
-    total_marks: float | None = None
-    total_unanswered: float | None = None
-    max_marks: float | None = None
-    time_taken: float | None = None
-    total_correct_answers: float | None = None
+    level: SkillLevel | str
+    total_question: float
+    total_marks: float
+    total_unanswered: float
+    max_marks: float
+    time_taken: float
+    total_correct_answers: float
     questions: list[QuestionResponse] | None = None
     raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
@@ -81,13 +88,13 @@ class DifficultyMarks:
 class SkillMarks:
     """Marks in one skill of a section (article 16)."""
 
-    skill_name: str | None = None
-    total_marks: float | None = None
-    max_marks: float | None = None
-    time_taken: float | None = None
-    total_question: float | None = None
-    total_correct_answers: float | None = None
-    total_unanswered: float | None = None
+    skill_name: str
+    total_marks: float
+    max_marks: float
+    time_taken: float
+    total_question: float
+    total_correct_answers: float
+    total_unanswered: float
     questions: list[QuestionResponse] | None = None
     difficulty_marks: list[DifficultyMarks] | None = None
     raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
@@ -97,13 +104,13 @@ class SkillMarks:
 class SectionMarks:
     """Marks in one section (article 16)."""
 
-    section_name: str | None = None
-    total_marks: float | None = None
-    max_marks: float | None = None
-    time_taken: float | None = None
-    total_question: float | None = None
-    total_correct_answers: float | None = None
-    total_unanswered: float | None = None
+    section_name: str
+    total_marks: float
+    max_marks: float
+    time_taken: float
+    total_question: float
+    total_correct_answers: float
+    total_unanswered: float
     skill_marks: list[SkillMarks] | None = None
     difficulty_marks: list[DifficultyMarks] | None = None
     question_wise_response: Any = None
@@ -147,15 +154,15 @@ class TestResult:
 
     __test__ = False  # not a pytest test class, whatever the name suggests
 
-    total_marks: float | None = None
-    max_marks: float | None = None
-    percentile: float | None = None
-    attempt_time: float | None = None
-    candidate_credibility_index: str | None = None
-    total_question: float | None = None
-    total_correct_answers: float | None = None
-    total_unanswered: float | None = None
-    section_marks: list[SectionMarks] | None = None
+    total_marks: float
+    max_marks: float
+    percentile: float
+    attempt_time: float
+    candidate_credibility_index: str
+    total_question: float
+    total_correct_answers: float
+    total_unanswered: float
+    section_marks: list[SectionMarks]
     difficulty_marks: list[DifficultyMarks] | None = None
     code_plagiarism: str | None = None
     performance_category: str | None = None
@@ -176,7 +183,7 @@ class TestStatus:
 
     __test__ = False  # not a pytest test class, whatever the name suggests
 
-    status: TestState | str | None = None
+    status: TestState | str
     overall_status: OverallStatus | str | None = None
     detailed_status: DetailedStatus | str | None = None
     start_time: datetime | None = None
@@ -203,9 +210,9 @@ class CandidateResult:
     shape is not documented.
     """
 
-    email: str | None = None
-    registration: dict[str, str] | None = None
-    test_status: TestStatus | None = None
+    email: str
+    registration: dict[str, str]
+    test_status: TestStatus
     proctoring_details: Any = None
     raw: dict[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
 
