@@ -61,7 +61,7 @@ import orjson
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.preconf.orjson import OrjsonConverter, make_converter
 
-from . import _models
+from . import _models, _timefmt
 from ._enums import MettlEnum, WebhookEventType, enum_decoder
 from ._errors import ValidationError, ValidationProblem
 from ._models import (
@@ -950,6 +950,31 @@ def _from_dict(field: _Field) -> Callable[[Any], Any]:
     return checked
 
 
+# parse_timestamp's fast path, inlined in the generated reads of lazy timestamps (a
+# call and a type test less each): the same conditions, the same cache of days and
+# zone table (_timefmt's own), and parse_timestamp itself for anything else.
+_TIMESTAMP: Final[dict[str, Any]] = {
+    "_combine": datetime.combine,
+    "_time_of_day": time.fromisoformat,
+    "_days": _timefmt._DAYS_SEEN,
+    "_zones": _timefmt._ZONE_TABLE,
+}
+
+
+def _inlined_timestamp(target: str, text: str, parse: str) -> list[str]:
+    return [
+        "    try:",
+        f"        if {text}[25] == ' ' and {text}[19] == ':' and {text}[22] == ':':",
+        f"            {target} = _combine(",
+        f"                _days[{text}[5:16]], _time_of_day({text}[17:25]), _zones[{text}[26:]]",
+        "            )",
+        "        else:",
+        f"            {target} = {parse}({text})",
+        "    except (TypeError, IndexError, KeyError, ValueError):",
+        f"        {target} = {parse}({text})",
+    ]
+
+
 def _lazy_attribute(field: _Field) -> None:
     """Replace the attrs slot ``owner.attr`` by a property that fills it on first read.
 
@@ -964,21 +989,36 @@ def _lazy_attribute(field: _Field) -> None:
     member = _alias_slot(cls, attr)
     write_slot: Callable[[Any, Any], None] = member.__set__
     from_dict = _from_dict(field)
+    read: Callable[[Any], Any]
 
-    if field.model is None:  # a leaf (a timestamp): its decoder never fails
-        call = cast("Callable[[Any], Any]", field.call)
-
-        def fill(obj: Any) -> Any:
-            source = obj._slot_raw
-            if type(source) is tuple:
-                value = call(getattr(source[0], attr))
-            elif isinstance(source, WireRecord):
-                value = call(getattr(source, attr))
-            else:
-                value = call(source.get(wire))
-            write_slot(obj, value)
-            return value
-
+    slot = _slot_alias(attr)
+    if field.model is None:
+        # A leaf (a timestamp): its decoder never fails. The whole read is generated:
+        # slot reads and stores through the alias are what the interpreter does fastest.
+        read = _compile(
+            f"read_{attr}",
+            [
+                f"def read_{attr}(obj):",
+                f"    value = obj.{slot}",
+                "    if value is not _U:",
+                "        return value",
+                "    source = obj._slot_raw",
+                "    if type(source) is tuple:",
+                f"        text = source[0].{attr}",
+                "    elif isinstance(source, _WireRecord):",
+                f"        text = source.{attr}",
+                "    else:",
+                f"        text = source.get({wire!r})",
+                *(
+                    _inlined_timestamp("value", "text", "_call")
+                    if field.call is parse_timestamp
+                    else ["    value = _call(text)"]
+                ),
+                f"    obj.{slot} = value",
+                "    return value",
+            ],
+            {"_U": _UNSTRUCTURED, "_call": field.call, "_WireRecord": WireRecord, **_TIMESTAMP},
+        )
     else:
         from_mirror = _from_mirror(field)
 
@@ -997,16 +1037,16 @@ def _lazy_attribute(field: _Field) -> None:
             write_slot(obj, value)
             return value
 
-    # The read: a slot read and a test once filled; generated, for the specialized slot read.
-    read = _compile(
-        f"read_{attr}",
-        [
-            f"def read_{attr}(obj):",
-            f"    value = obj.{_slot_alias(attr)}",
-            "    return fill(obj) if value is _U else value",
-        ],
-        {"_U": _UNSTRUCTURED, "fill": fill},
-    )
+        # once filled, a read is a slot read and a test
+        read = _compile(
+            f"read_{attr}",
+            [
+                f"def read_{attr}(obj):",
+                f"    value = obj.{slot}",
+                "    return fill(obj) if value is _U else value",
+            ],
+            {"_U": _UNSTRUCTURED, "fill": fill},
+        )
     setattr(cls, attr, property(read, write_slot, member.__delete__, f"``{wire}`` (lazy)"))
 
 
@@ -1133,14 +1173,14 @@ def _from_record(
 ) -> Any:
     """A record of a typed page -> its model: built from its mirror, else the dict path.
 
-    A mirror the builder cannot take (``_Fallback``, or anything unexpected)
-    goes through the dict path too, so a record fails, if it fails, with the
-    same error whichever way its page was read.
+    A mirror the builder cannot take (a required lazy part sent as ``null``,
+    a value a converter hook refuses) goes through the dict path too, so a
+    record fails, if it fails, with the same error whichever way its page was read.
     """
     if type(record) is mirror:
         try:
             return build(record, record)
-        except Exception:
+        except (_Fallback, TypeError, ValueError, AttributeError, KeyError):
             return from_wire(record.data())
     return from_wire(record.to_dict() if isinstance(record, RawRecord) else record)
 

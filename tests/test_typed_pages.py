@@ -311,6 +311,7 @@ def test_typed_pages_equal_the_cattrs_reference_field_by_field(
     for item, sent in zip(items, records, strict=True):
         expected = REFERENCE.structure(copy.deepcopy(sent), cls)
         fast = convert(item)
+        assert isinstance(fast._slot_raw, WireRecord)  # built from the mirror, not the fallback
         assert_same(fast, expected, cls.__name__)
         assert_same(DICT_PATH[cls](copy.deepcopy(sent)), expected, cls.__name__)
         assert fast.raw == sent
