@@ -1165,24 +1165,10 @@ def instance_from_wire(raw: dict[str, Any]) -> TestInstance:
     return cast("TestInstance", _from_mapping(TestInstance, _build_test_instance, raw))
 
 
-def _from_record(
-    record: Any,
-    mirror: type[WireRecord],
-    build: Callable[[Any, Any], Any],
-    from_wire: Callable[[Any], Any],
-) -> Any:
-    """A record of a typed page -> its model: built from its mirror, else the dict path.
-
-    A mirror the builder cannot take (a required lazy part sent as ``null``,
-    a value a converter hook refuses) goes through the dict path too, so a
-    record fails, if it fails, with the same error whichever way its page was read.
-    """
-    if type(record) is mirror:
-        try:
-            return build(record, record)
-        except (_Fallback, TypeError, ValueError, AttributeError, KeyError):
-            return from_wire(record.data())
-    return from_wire(record.to_dict() if isinstance(record, RawRecord) else record)
+# A mirror a builder cannot take (a required lazy part sent as null, a value a
+# converter hook refuses) goes through the dict path, so a record fails, if it
+# fails, with the same error whichever way its page was read.
+_REFUSED: Final = (_Fallback, TypeError, ValueError, AttributeError, KeyError)
 
 
 def result_from_record(record: Any) -> CandidateResult:
@@ -1192,27 +1178,35 @@ def result_from_record(record: Any) -> CandidateResult:
     any other (a :class:`~mettl_async.RawRecord` of a page that had to be read
     record by record, or a mapping) goes through :func:`candidate_result_from_wire`.
     """
-    return cast(
-        "CandidateResult",
-        _from_record(
-            record, _CANDIDATE_RESULT_WIRE, _mirror_candidate_result, candidate_result_from_wire
-        ),
-    )
+    if type(record) is _CANDIDATE_RESULT_WIRE:
+        try:
+            result: CandidateResult = _mirror_candidate_result(record, record)
+        except _REFUSED:
+            return candidate_result_from_wire(record.data())
+        return result
+    return candidate_result_from_wire(record.to_dict() if isinstance(record, RawRecord) else record)
 
 
 def instance_from_record(record: Any) -> TestInstance:
     """A record of a typed ``testInstances`` page -> :class:`TestInstance` (see above)."""
-    return cast(
-        "TestInstance",
-        _from_record(record, _TEST_INSTANCE_WIRE, _mirror_test_instance, instance_from_wire),
-    )
+    if type(record) is _TEST_INSTANCE_WIRE:
+        try:
+            instance: TestInstance = _mirror_test_instance(record, record)
+        except _REFUSED:
+            return instance_from_wire(record.data())
+        return instance
+    return instance_from_wire(record.to_dict() if isinstance(record, RawRecord) else record)
 
 
 def schedule_from_record(record: Any) -> Schedule:
     """A record of a typed ``schedules`` page -> :class:`Schedule` (see above)."""
-    return cast(
-        "Schedule", _from_record(record, _SCHEDULE_WIRE, _mirror_schedule, schedule_from_wire)
-    )
+    if type(record) is _SCHEDULE_WIRE:
+        try:
+            schedule: Schedule = _mirror_schedule(record, record)
+        except _REFUSED:
+            return schedule_from_wire(record.data())
+        return schedule
+    return schedule_from_wire(record.to_dict() if isinstance(record, RawRecord) else record)
 
 
 #: Page decoders of typed listings (``_paging.decode_typed_listing`` with its mirror),

@@ -23,11 +23,8 @@ from ._errors import DecodeError, ValidationError, ValidationProblem
 from ._models import (
     PBT,
     AssessmentInfo,
-    CandidateResult,
-    Schedule,
     ScheduleFilter,
     ScheduleSettings,
-    TestInstance,
     WhiteLabel,
     wire_names,
 )
@@ -102,14 +99,13 @@ def newest_first(params: Mapping[str, str], default_sort: str) -> bool:
     )
 
 
-def typed_schedule(record: Any) -> Schedule:
-    """A record of a schedules page (typed or raw) -> :class:`Schedule`."""
-    return schedule_from_record(record)
+#: A record of a schedules page (typed or raw) -> :class:`Schedule`.
+typed_schedule: Final = schedule_from_record
 
 
-def typed_result(record: Any) -> CandidateResult:
-    """A record of a results page (typed or raw) -> :class:`CandidateResult`."""
-    return result_from_record(record)
+#: A record of a results page (typed or raw) -> :class:`CandidateResult` (no wrapper:
+#: it runs once per result of a walk).
+typed_result: Final = result_from_record
 
 
 def minified(value: Mapping[str, Any]) -> str:
@@ -137,9 +133,8 @@ def typed_assessment(record: Raw) -> AssessmentInfo:
     return structure(record.to_dict(), AssessmentInfo)
 
 
-def typed_instance(record: Any) -> TestInstance:
-    """A record of a ``testInstances`` page (typed or raw) -> :class:`TestInstance`."""
-    return instance_from_record(record)
+#: A record of a ``testInstances`` page (typed or raw) -> :class:`TestInstance`.
+typed_instance: Final = instance_from_record
 
 
 def member(envelope: Mapping[str, Any], key: str, method: str, path: str) -> dict[str, Any]:

@@ -414,19 +414,15 @@ class WireRecord(msgspec.Struct, kw_only=True, gc=False):
     and pages waiting in a walk's window then cost the garbage collector nothing.
     """
 
-    #: the record's identity in its listing (see :class:`RawRecord`)
+    #: the attribute holding the record's identity in its listing
     key_attribute: ClassVar[str | None] = None
 
-    #: set after decoding; not on the wire (a record sending these names is overwritten)
+    #: set after decoding, not read from the wire (a record sending these names is
+    #: overwritten): its identity (see :class:`RawRecord`), page and index there
+    key: Any = None
     page_: Any = None
     index_: Any = None
     data_: Any = None
-
-    @property
-    def key(self) -> Hashable:
-        name = self.key_attribute
-        key = None if name is None else getattr(self, name)
-        return key if type(key) in _KEY_TYPES else None
 
     def data(self) -> dict[str, Any]:
         """The record's JSON as a mapping: parsed on first call, then kept."""
@@ -469,7 +465,7 @@ def decode_typed_listing(
     read again when asked for. Any page that does not decode into
     ``record_type`` exactly (a missing or mistyped field anywhere, an error
     envelope, a page that is not JSON) goes through :func:`decode_listing`
-    instead, so its records arrive as :class:`RawRecord`\\ s, to be decoded one
+    instead, so its records arrive as :class:`RawRecord` objects, to be decoded one
     by one, each failing (or not) on its own, as they always did.
     """
     page: Any = None
@@ -499,7 +495,10 @@ def decode_typed_listing(
     records: list[WireRecord] = items or []
     if records:
         text = PageText(body, items_key)
+        name = record_type.key_attribute
         for index, record in enumerate(records):
+            key = getattr(record, name) if name is not None else None
+            record.key = key if type(key) in _KEY_TYPES else None
             record.page_ = text
             record.index_ = index
             record.data_ = None
