@@ -107,3 +107,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
         "| " + " | ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in cells
     ]
     return "\n".join(lines)
+
+
+def against(value: float, target: float, *, at_most: bool, unit: str = "") -> str:
+    """``"target <= 2x: met"`` or ``"target >= 0.8: MISSED"``: a figure judged where printed."""
+    met = value <= target if at_most else value >= target
+    return f"target {'<=' if at_most else '>='} {target:g}{unit}: {'met' if met else 'MISSED'}"

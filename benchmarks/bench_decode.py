@@ -35,7 +35,8 @@ Columns, each in µs per record (the page time divided by 100):
   page the mirrors refuse, or a single record): ``orjson.loads`` of the page,
   then :func:`candidate_result_from_wire` per record, everything read;
 - ``pydantic v2``: ``model_validate_json`` of the page into equivalent pydantic
-  models (shown only when pydantic is importable; it is not a dependency).
+  models (shown only when pydantic is importable: the ``bench`` extra, not a
+  dependency of the library).
 
 Every column is measured in the same run: rounds of all columns interleaved,
 after a warm-up, and the median of the rounds is printed with its ratio to
@@ -65,7 +66,7 @@ from mettl_async._convert import candidate_result_from_wire, decode_result_page,
 from mettl_async._paging import decode_listing
 from mettl_async._timefmt import ZONES, format_timestamp, parse_timestamp
 
-from ._harness import machine, table
+from ._harness import against, machine, table
 
 PAGE_SIZE = 100
 
@@ -602,16 +603,24 @@ def decode_section(*, quick: bool) -> str:
             + [f"{value / PAGE_SIZE * 1e6:.1f} ({value / base:.2f}x)" for value in medians.values()]
         )
         full = medians["typed full"] / base
+        judged = against(full, 2, at_most=True, unit="x")
         verdict = (
-            f"{shape}: typed full = {full:.2f}x orjson.loads (target <= 2x; "
-            f"{medians['dict path full'] / base:.2f}x by the dict path); typed partial = "
+            f"{shape}: typed full = {full:.2f}x orjson.loads ({judged}; "
+            f"{medians['dict path full'] / base:.2f}x by the dict path, "
+            f"{medians['msgspec Struct'] / base:.2f}x for plain msgspec Structs); typed partial = "
             f"{medians['typed partial'] / base:.2f}x"
         )
         if "pydantic v2" in medians:
             versus = medians["typed full"] / medians["pydantic v2"]
-            verdict += f"; typed full = {versus:.2f}x pydantic v2 (target < 1x)"
+            verdict += (
+                f"; typed full = {versus:.2f}x pydantic v2 "
+                f"({against(versus, 1, at_most=True, unit='x')})"
+            )
         else:
-            verdict += "; pydantic v2 not installed: no reference column"
+            verdict += (
+                "; pydantic v2 not installed: no reference column "
+                "(`pip install -e '.[bench]'` brings it)"
+            )
         verdicts.append(verdict)
     title = (
         f"### Decode: µs per record ({PAGE_SIZE}-record pages; median of {rounds} interleaved "
