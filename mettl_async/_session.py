@@ -540,22 +540,16 @@ class Transport:
             f"the answer is larger than max_response_bytes ({limit:,} bytes: {what}); "
             "it was not read further",
             limit=limit,
-            method=prepared.method,
-            url=redact_secret(prepared.url, prepared.signature),
-            path=URL(prepared.url, encoded=True).path,
             status=status,
             hint="if the answer is genuine, raise MettlClient(max_response_bytes=...)",
+            **_error_context(prepared),
         )
 
     @staticmethod
     def _translate(
         exc: BaseException, prepared: PreparedRequest, timeout: aiohttp.ClientTimeout
     ) -> MettlError:
-        context: dict[str, Any] = {
-            "method": prepared.method,
-            "url": redact_secret(prepared.url, prepared.signature),
-            "path": URL(prepared.url, encoded=True).path,
-        }
+        context = _error_context(prepared)
         detail = redact_secret(f"{type(exc).__name__}: {exc}", prepared.signature)
         if isinstance(exc, aiohttp.ClientSSLError):
             return TransportError(f"TLS failure talking to Mettl ({detail})", **context)
@@ -576,3 +570,13 @@ class Transport:
         ):
             return MettlConnectionError(f"connection to Mettl failed ({detail})", **context)
         return TransportError(f"request to Mettl failed ({detail})", **context)
+
+
+def _error_context(prepared: PreparedRequest) -> dict[str, Any]:
+    """What an error raised before any answer was decoded says of its request
+    (the URL with its signature hidden)."""
+    return {
+        "method": prepared.method,
+        "url": redact_secret(prepared.url, prepared.signature),
+        "path": URL(prepared.url, encoded=True).path,
+    }
