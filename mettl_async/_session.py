@@ -361,6 +361,12 @@ class Transport:
         error.retry_after = last.retry_after
         return error
 
+    def _answered(self, sent_at: float, received_at: float, *, throttled: bool) -> None:
+        """Tell the rate how a request went; once it is learned, show it."""
+        self._pacer.answered(sent_at, received_at, throttled=throttled)
+        if self._pacer.rate.learned:
+            self._rate_learned()
+
     def _rate_learned(self) -> None:
         """Show the learned rate in the stats, and log it when it moved."""
         rate = self._pacer.rate
@@ -443,17 +449,13 @@ class Transport:
             refused = isinstance(error, RateLimitError)
             if refused:
                 stats.throttled += 1
-            pacer.answered(sent_at, received_at, throttled=refused)
-            if pacer.rate.learned:
-                self._rate_learned()
+            self._answered(sent_at, received_at, throttled=refused)
             if isinstance(error, TimestampError):
                 error.server_skew = server_clock_skew(date, now=self._clock())
             if debug:
                 self._log(prepared, attempt, started, status, error.code or type(error).__name__)
             raise
-        pacer.answered(sent_at, received_at, throttled=False)
-        if pacer.rate.learned:
-            self._rate_learned()
+        self._answered(sent_at, received_at, throttled=False)
         if debug:
             self._log(prepared, attempt, started, status, "SUCCESS")
         return data
