@@ -361,6 +361,12 @@ class Transport:
         error.retry_after = last.retry_after
         return error
 
+    def _answered(self, sent_at: float, received_at: float, *, throttled: bool) -> None:
+        """Tell the rate how a request went; once it is learned, show it."""
+        self._pacer.answered(sent_at, received_at, throttled=throttled)
+        if self._pacer.rate.learned:
+            self._rate_learned()
+
     def _rate_learned(self) -> None:
         """Show the learned rate in the stats, and log it when it moved."""
         rate = self._pacer.rate
@@ -443,17 +449,13 @@ class Transport:
             refused = isinstance(error, RateLimitError)
             if refused:
                 stats.throttled += 1
-            pacer.answered(sent_at, received_at, throttled=refused)
-            if pacer.rate.learned:
-                self._rate_learned()
+            self._answered(sent_at, received_at, throttled=refused)
             if isinstance(error, TimestampError):
                 error.server_skew = server_clock_skew(date, now=self._clock())
             if debug:
                 self._log(prepared, attempt, started, status, error.code or type(error).__name__)
             raise
-        pacer.answered(sent_at, received_at, throttled=False)
-        if pacer.rate.learned:
-            self._rate_learned()
+        self._answered(sent_at, received_at, throttled=False)
         if debug:
             self._log(prepared, attempt, started, status, "SUCCESS")
         return data
@@ -540,22 +542,16 @@ class Transport:
             f"the answer is larger than max_response_bytes ({limit:,} bytes: {what}); "
             "it was not read further",
             limit=limit,
-            method=prepared.method,
-            url=redact_secret(prepared.url, prepared.signature),
-            path=URL(prepared.url, encoded=True).path,
             status=status,
             hint="if the answer is genuine, raise MettlClient(max_response_bytes=...)",
+            **_error_context(prepared),
         )
 
     @staticmethod
     def _translate(
         exc: BaseException, prepared: PreparedRequest, timeout: aiohttp.ClientTimeout
     ) -> MettlError:
-        context: dict[str, Any] = {
-            "method": prepared.method,
-            "url": redact_secret(prepared.url, prepared.signature),
-            "path": URL(prepared.url, encoded=True).path,
-        }
+        context = _error_context(prepared)
         detail = redact_secret(f"{type(exc).__name__}: {exc}", prepared.signature)
         if isinstance(exc, aiohttp.ClientSSLError):
             return TransportError(f"TLS failure talking to Mettl ({detail})", **context)
@@ -576,3 +572,13 @@ class Transport:
         ):
             return MettlConnectionError(f"connection to Mettl failed ({detail})", **context)
         return TransportError(f"request to Mettl failed ({detail})", **context)
+
+
+def _error_context(prepared: PreparedRequest) -> dict[str, Any]:
+    """What an error raised before any answer was decoded says of its request
+    (the URL with its signature hidden)."""
+    return {
+        "method": prepared.method,
+        "url": redact_secret(prepared.url, prepared.signature),
+        "path": URL(prepared.url, encoded=True).path,
+    }

@@ -422,9 +422,7 @@ async def _create_schedule(
     fake: FakeParts, request: web.Request, params: dict[str, str], match: dict[str, str]
 ) -> dict[str, Any]:
     """Article 13, ``POST /assessments/{assessment-id}/schedules``: a new schedule."""
-    assessment_id = _int_param(match, "assessment_id", 0, 0, 2**63)
-    if assessment_id not in fake.state.assessments:
-        raise Reply("E404", f"no assessment with id {assessment_id}")
+    assessment_id = _assessment_or_404(fake, match)
     sc = _json_param(params, "sc")
     if not isinstance(sc, dict):
         raise Reply("E400", "missing or invalid parameter 'sc'")

@@ -13,7 +13,7 @@ import contextlib
 import signal
 import socket
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Any, Self, get_args
 
 from aiohttp import web
 
@@ -21,6 +21,7 @@ from mettl_async._client import MettlClient
 from mettl_async._retry import RetryPolicy
 from mettl_async.testing.app import FAULT_KINDS, FakeMettl
 from mettl_async.testing.data import FakeAccount
+from mettl_async.testing.state import LinkStyle
 
 __all__ = [
     "FakeMettlServer",
@@ -119,7 +120,7 @@ def add_fake_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--link-style",
         default="absolute-stale",
-        choices=["absolute-stale", "relative-stale", "absolute", "relative", "none"],
+        choices=get_args(LinkStyle),
         help="shape of paging.next/previous links",
     )
     parser.add_argument(
@@ -127,8 +128,8 @@ def add_fake_server_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KIND=RATE",
-        help="inject a fault at random, e.g. E509=0.02 (kinds: E509, http429, E503, "
-        "http500, drop, truncate); repeatable",
+        help=f"inject a fault at random, e.g. E509=0.02 (kinds: {', '.join(FAULT_KINDS)}); "
+        "repeatable",
     )
     parser.add_argument("--warm", action="store_true", help="generate every record before serving")
     limits = parser.add_argument_group(

@@ -265,10 +265,14 @@ class AccountMutations:
     def account(self) -> FakeAccount:
         return self._state.account
 
-    def _find(self, access_key: str, email: str) -> tuple[FakeSchedule, int]:
+    def _schedule(self, access_key: str) -> FakeSchedule:
         schedule = self.account.schedule(access_key)
         if schedule is None:
             raise KeyError(f"no schedule with access key {access_key!r}")
+        return schedule
+
+    def _find(self, access_key: str, email: str) -> tuple[FakeSchedule, int]:
+        schedule = self._schedule(access_key)
         j = self.account.index_of(schedule, email)
         if j is None:
             raise KeyError(f"no candidate {email!r} in schedule {access_key!r}")
@@ -277,9 +281,7 @@ class AccountMutations:
     def emails(self, access_key: str, *, status: str | None = None) -> list[str]:
         """The schedule's candidates in listing order (newest first), of one ``testStatus.status``
         if given (``"Completed"``, ``"InProgress"``, ``"InProcessing"``, ``"ToBeTaken"``)."""
-        schedule = self.account.schedule(access_key)
-        if schedule is None:
-            raise KeyError(f"no schedule with access key {access_key!r}")
+        schedule = self._schedule(access_key)
         found = []
         for j in schedule.order():
             if status is None or self.account.candidate(schedule, j)["testStatus"]["status"] == (
@@ -312,8 +314,7 @@ class AccountMutations:
     def add(self, access_key: str, count: int = 1, *, completed: bool = False) -> list[str]:
         """``count`` new candidates start the test (and finish it, if ``completed``); their
         emails. They are listed first, as the newest."""
-        if self.account.schedule(access_key) is None:
-            raise KeyError(f"no schedule with access key {access_key!r}")
+        self._schedule(access_key)
         emails = self.account.arrive(access_key, count)
         if completed:
             for email in emails:
