@@ -187,7 +187,7 @@ class PostgresDatabase(Database):
             )
 
     async def _snapshot(self, access_key: str) -> Snapshot:
-        return dict(rows_by_email(await self._conn.fetch(_SNAPSHOT, access_key)))
+        return rows_by_email(await self._conn.fetch(_SNAPSHOT, access_key))
 
     async def snapshot(self, access_key: str) -> Snapshot:
         async with self._turn:

@@ -239,7 +239,7 @@ class SQLiteDatabase(Database):
     # -- schedules ------------------------------------------------------------------------------
 
     def _snapshot(self, access_key: str) -> Snapshot:
-        return dict(rows_by_email(self.conn.execute(_SNAPSHOT, (access_key,))))
+        return rows_by_email(self.conn.execute(_SNAPSHOT, (access_key,)))
 
     async def snapshot(self, access_key: str) -> Snapshot:
         return await self._run(self._snapshot, access_key)
