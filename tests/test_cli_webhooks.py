@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import os
 import re
 import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -20,55 +15,11 @@ from mettl_async.cli.entry import main
 from mettl_async.cli.webhooks import BASIC_AUTH_ENV
 
 from .conftest import HERE
+from .listener import listening, stop
 
 SAMPLES = HERE / "samples"
 USER, PASSWORD = "hook-user", "hook:pass"
 AUTH = {"Authorization": "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()}
-
-
-@asynccontextmanager
-async def listening(
-    output: Path, *extra: str, env: dict[str, str] | None = None
-) -> AsyncIterator[tuple[asyncio.subprocess.Process, str, str]]:
-    """``python -m mettl_async webhooks listen --port 0``; yields the process, URL and banner."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "mettl_async",
-        "webhooks",
-        "listen",
-        "--port",
-        "0",
-        "--output",
-        str(output),
-        *extra,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-    )
-    try:
-        assert process.stdout is not None
-        banner = ""
-        async with asyncio.timeout(20):
-            while "Press Ctrl+C" not in banner:
-                line = await process.stdout.readline()
-                assert line, "the listener exited before announcing itself"
-                banner += line.decode()
-        match = re.search(r"on (http://\S+) ", banner)
-        assert match is not None, banner
-        yield process, match.group(1), banner
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-
-
-async def stop(process: asyncio.subprocess.Process, sig: int) -> tuple[int, str]:
-    process.send_signal(sig)
-    async with asyncio.timeout(10):
-        _, stderr = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, stderr.decode()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

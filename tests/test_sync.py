@@ -38,6 +38,7 @@ from mettl_async.testing import (
 )
 
 from .conftest import HERE
+from .listener import listening, stop
 
 POSTGRES_ENV = "METTL_TEST_POSTGRES_URL"
 README = HERE.parent / "README.md"
@@ -454,29 +455,18 @@ async def test_a_graded_webhook_updates_its_row_before_the_200(
         await sync_results(client, database_url)
     fake.mutate.grade(key, email)
     env = {
-        **os.environ,
         "METTL_PUBLIC_KEY": DEMO_PUBLIC_KEY,
         "METTL_PRIVATE_KEY": DEMO_PRIVATE_KEY,
         "METTL_BASE_URL": server.base_url,
     }
     events = tmp_path / "events.jsonl"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mettl_async", "webhooks", "listen", "--port", "0",
-        "--database", database_url, "--output", str(events),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        banner = ""
-        async with asyncio.timeout(30):
-            while "Press Ctrl+C" not in banner:
-                line = await process.stdout.readline()
-                assert line, "the listener exited before announcing itself"
-                banner += line.decode()
-        match = re.search(r"on (http://\S+) ", banner)
-        assert match is not None, banner
+    async with listening(events, "--database", database_url, env=env, timeout=30) as (
+        process,
+        base_url,
+        banner,
+    ):
         assert "storing results in" in banner
-        url = match.group(1).rstrip("/") + "/graded"
+        url = base_url.rstrip("/") + "/graded"
         async with aiohttp.ClientSession() as http:
             fake.add_fault("http500", times=1000, path=f"/schedules/{key}/candidates/")
             async with http.post(url, data=graded_payload(key, email)) as answer:
@@ -491,12 +481,9 @@ async def test_a_graded_webhook_updates_its_row_before_the_200(
                 assert row["status"] == "Completed"
                 assert row["raw"]["testStatus"]["result"]["totalMarks"] is not None
         assert len(events.read_bytes().splitlines()) == 1  # the 503 wrote no line
-    finally:
-        process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(10):
-            _, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    assert "1 results stored" in err.decode()
+        code, err = await stop(process, signal.SIGTERM)
+    assert code == 0, err
+    assert "1 results stored" in err
 
 
 # -- the README's queries, the command line, URLs, rows ------------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import abc
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
+from collections.abc import Iterable, Iterator, Sequence, Set
 from datetime import datetime
 from typing import IO, Any, Final, Literal, TypeAlias
 
@@ -280,5 +280,6 @@ def redact_url(url: str) -> str:
     return f"{scheme}://{user}:***@{host}"
 
 
-def rows_by_email(rows: Iterable[tuple[Any, ...]]) -> Mapping[str, tuple[str, bool]]:
+def rows_by_email(rows: Iterable[tuple[Any, ...]]) -> Snapshot:
+    """A :data:`Snapshot` of ``(email, content_hash, deleted_at)`` rows."""
     return {email: (digest, deleted is not None) for email, digest, deleted in rows}

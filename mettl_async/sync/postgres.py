@@ -30,7 +30,7 @@ from mettl_async.sync.base import (
     plan_rows,
     rows_by_email,
 )
-from mettl_async.sync.migrations import migrations
+from mettl_async.sync.migrations import migrations, unapplied
 from mettl_async.sync.rows import Row, sections_of
 
 __all__ = ["MIGRATION_LOCK", "SYNC_LOCK", "PostgresDatabase"]
@@ -125,20 +125,13 @@ class PostgresDatabase(Database):
             applied = {
                 r[0] for r in await conn.fetch("SELECT version FROM mettl_schema_migrations")
             }
-            newest = max(applied, default=0)
-            if newest > len(known):
-                raise SyncError(
-                    f"the database {self.url} is at schema version {newest}, newer than this "
-                    f"mettl-async knows ({len(known)}): upgrade mettl-async"
+            for migration in unapplied(known, applied, self.url):
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    "INSERT INTO mettl_schema_migrations (version, name) VALUES ($1, $2)",
+                    migration.version,
+                    migration.name,
                 )
-            for migration in known:
-                if migration.version not in applied:
-                    await conn.execute(migration.sql)
-                    await conn.execute(
-                        "INSERT INTO mettl_schema_migrations (version, name) VALUES ($1, $2)",
-                        migration.version,
-                        migration.name,
-                    )
 
     async def schema_version(self) -> int:
         async with self._turn:
@@ -194,7 +187,7 @@ class PostgresDatabase(Database):
             )
 
     async def _snapshot(self, access_key: str) -> Snapshot:
-        return dict(rows_by_email(await self._conn.fetch(_SNAPSHOT, access_key)))
+        return rows_by_email(await self._conn.fetch(_SNAPSHOT, access_key))
 
     async def snapshot(self, access_key: str) -> Snapshot:
         async with self._turn:

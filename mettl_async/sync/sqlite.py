@@ -38,7 +38,7 @@ from mettl_async.sync.base import (
     plan_rows,
     rows_by_email,
 )
-from mettl_async.sync.migrations import migrations, split_statements
+from mettl_async.sync.migrations import migrations, split_statements, unapplied
 from mettl_async.sync.rows import Row, sections_of
 
 __all__ = ["SQLiteDatabase"]
@@ -153,15 +153,7 @@ class SQLiteDatabase(Database):
         conn.execute("BEGIN IMMEDIATE")
         try:
             applied = {v for (v,) in conn.execute("SELECT version FROM mettl_schema_migrations")}
-            newest = max(applied, default=0)
-            if newest > len(known):
-                raise SyncError(
-                    f"the database {self.path} is at schema version {newest}, newer than this "
-                    f"mettl-async knows ({len(known)}): upgrade mettl-async"
-                )
-            for migration in known:
-                if migration.version in applied:
-                    continue
+            for migration in unapplied(known, applied, self.path):
                 for statement in split_statements(migration.sql):
                     conn.execute(statement)
                 conn.execute(
@@ -247,7 +239,7 @@ class SQLiteDatabase(Database):
     # -- schedules ------------------------------------------------------------------------------
 
     def _snapshot(self, access_key: str) -> Snapshot:
-        return dict(rows_by_email(self.conn.execute(_SNAPSHOT, (access_key,))))
+        return rows_by_email(self.conn.execute(_SNAPSHOT, (access_key,)))
 
     async def snapshot(self, access_key: str) -> Snapshot:
         return await self._run(self._snapshot, access_key)

@@ -9,12 +9,15 @@ here was written by a newer mettl-async, and is refused.
 from __future__ import annotations
 
 import re
+from collections.abc import Set
 from importlib import resources
 from typing import Final
 
 import attrs
 
-__all__ = ["Migration", "migrations", "split_statements"]
+from mettl_async.sync.base import SyncError
+
+__all__ = ["Migration", "migrations", "split_statements", "unapplied"]
 
 _NAME: Final = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -39,6 +42,18 @@ def migrations(dialect: str) -> list[Migration]:
     if versions != list(range(1, len(found) + 1)):
         raise RuntimeError(f"{dialect} migrations are not numbered 1..n: {versions}")
     return found
+
+
+def unapplied(known: list[Migration], applied: Set[int], database: str) -> list[Migration]:
+    """The migrations of ``known`` not in ``applied``, by version; a :class:`SyncError`
+    if ``database`` (for the message) is at a version newer than any known."""
+    newest = max(applied, default=0)
+    if newest > len(known):
+        raise SyncError(
+            f"the database {database} is at schema version {newest}, newer than this "
+            f"mettl-async knows ({len(known)}): upgrade mettl-async"
+        )
+    return [migration for migration in known if migration.version not in applied]
 
 
 def split_statements(sql: str) -> list[str]:
