@@ -6,6 +6,7 @@ It imports none of them, so each command module imports it directly, without cyc
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from typing import Final
 
@@ -36,6 +37,26 @@ def positive_int(what: str = "a whole number") -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if value < 1:
             raise argparse.ArgumentTypeError(f"expected {what} >= 1, got {value}")
+        return value
+
+    return convert
+
+
+def finite_float(what: str, finite: str, *, positive: bool) -> Callable[[str], float]:
+    """An argparse type for finite numbers > 0 (``positive``) or >= 0.
+
+    ``nan`` and ``inf`` parse as floats but are refused. Errors say ``what``
+    was expected, or the ``finite`` kind with its bound.
+    """
+    bound = "> 0" if positive else ">= 0"
+
+    def convert(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            raise argparse.ArgumentTypeError(f"expected {finite} {bound}, got {text!r}")
         return value
 
     return convert

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import collections
 import io
-import math
 import os
 import shlex
 import sys
@@ -40,27 +39,26 @@ from mettl_async.testing.data import FakeAccount
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-from .common import EXIT_API, EXIT_OK, UsageError, add_api_arguments, client_from_args, positive_int
+from .common import (
+    EXIT_API,
+    EXIT_OK,
+    UsageError,
+    add_api_arguments,
+    client_from_args,
+    finite_float,
+    positive_int,
+)
 
 __all__ = ["ProgressLine", "register", "run_export", "summary_line"]
 
 
 _positive_int = positive_int()
+_milliseconds = finite_float("milliseconds", "finite milliseconds", positive=False)
 
 #: ``--output -``: standard output.
 STDOUT: Final = "-"
 #: Extensions that name a format (besides ``.<format name>`` of any registered format).
 _EXTENSIONS: Final = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
-
-
-def _milliseconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected milliseconds, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected finite milliseconds >= 0, got {text!r}")
-    return value
 
 
 def _format_for(output: Path, given: str | None, *, flag: str = "--output") -> str:
