@@ -6,12 +6,12 @@ It imports none of them, so each command module imports it directly, without cyc
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Callable
 from typing import Final
 
 from mettl_async._client import MettlClient
 from mettl_async._errors import MettlError
+from mettl_async._validation import is_finite_number
 
 EXIT_OK: Final = 0
 EXIT_API: Final = 1
@@ -55,7 +55,7 @@ def finite_float(what: str, finite: str, *, positive: bool) -> Callable[[str], f
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        if not is_finite_number(value) or value < 0 or (positive and value == 0):
             raise argparse.ArgumentTypeError(f"expected {finite} {bound}, got {text!r}")
         return value
 
