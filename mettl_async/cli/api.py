@@ -4,11 +4,8 @@
 ``result show`` and ``candidates register``. Listings stream: a table row or a
 JSON line is printed as each page arrives. ``--format jsonl`` prints each
 record exactly as Mettl sent it, one per line, for ``jq`` and friends.
-Errors are raised and reported by :func:`mettl_async._cli.main` (one line,
-an exit code); ``candidates register`` exits 1 when any candidate failed.
-
-``_cli`` imports this module to list its commands, so this module imports
-``_cli``'s helpers inside the functions that use them (never at import time).
+Errors are raised and reported by :func:`mettl_async.cli.entry.main` (one
+line, an exit code); ``candidates register`` exits 1 when any candidate failed.
 """
 
 from __future__ import annotations
@@ -20,7 +17,7 @@ import re
 import sys
 from collections.abc import AsyncIterable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import orjson
 
@@ -39,15 +36,9 @@ from .common import (
     positive_int,
 )
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = ["read_candidates_csv", "register"]
 
 FORMATS: Final = ("table", "jsonl")
-
-
-# -- the shared helpers of _cli, imported when used ------------------------------------
 
 
 # -- output helpers ------------------------------------------------------------------------
