@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import re
 import sys
 from collections.abc import AsyncIterable, Callable, Sequence
@@ -34,6 +33,7 @@ from .common import (
     add_api_arguments,
     client_from_args,
     positive_int,
+    silence_stdout,
 )
 
 __all__ = ["read_candidates_csv", "register"]
@@ -100,20 +100,11 @@ async def _print_listing(
             )
         out.flush()
     except BrokenPipeError:
-        _silence_stdout()  # `mettl-async ... | head`: the reader has what it wanted
+        silence_stdout()  # `mettl-async ... | head`: the reader has what it wanted
         return EXIT_OK
     if format == "table":
         print(f"{count:,} {what if count != 1 else what.removesuffix('s')}", file=sys.stderr)
     return EXIT_OK
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null so that the interpreter's final flush cannot fail."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):  # not a real file (tests): nothing to protect
-        pass
 
 
 def _date(value: Any) -> str:

@@ -6,6 +6,8 @@ It imports none of them, so each command module imports it directly, without cyc
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Callable
 from typing import Final
 
@@ -60,6 +62,23 @@ def finite_float(what: str, finite: str, *, positive: bool) -> Callable[[str], f
         return value
 
     return convert
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so that writes to a pipe whose reader left cannot fail.
+
+    For ``mettl-async ... | head``: the interpreter's final flush would raise otherwise.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (tests): nothing to protect
+        pass
+    finally:
+        os.close(devnull)
 
 
 def add_api_arguments(parser: argparse.ArgumentParser) -> None:

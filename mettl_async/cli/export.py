@@ -47,6 +47,7 @@ from .common import (
     client_from_args,
     finite_float,
     positive_int,
+    silence_stdout,
 )
 
 __all__ = ["ProgressLine", "register", "run_export", "summary_line"]
@@ -360,9 +361,7 @@ async def _to_stdout(
     except BrokenPipeError:
         # The reader stopped reading (``| head``): not an error of the export's. Further
         # writes to the closed pipe (at exit) would fail too: point stdout elsewhere.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        silence_stdout()
         raise _ReaderGone from None
 
 
