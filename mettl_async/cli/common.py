@@ -64,6 +64,12 @@ def finite_float(what: str, finite: str, *, positive: bool) -> Callable[[str], f
     return convert
 
 
+def check_access_keys(access_keys: list[str] | None) -> None:
+    """Refuse an empty or blank ``--access-key`` (a schedule's key is never empty)."""
+    if access_keys and not all(key.strip() for key in access_keys):
+        raise UsageError("--access-key needs a schedule's access key, not an empty string")
+
+
 def silence_stdout() -> None:
     """Point stdout at /dev/null, so that writes to a pipe whose reader left cannot fail.
 

@@ -40,10 +40,12 @@ if TYPE_CHECKING:
     from tqdm import tqdm
 
 from .common import (
+    DEFAULT_CONCURRENCY,
     EXIT_API,
     EXIT_OK,
     UsageError,
     add_api_arguments,
+    check_access_keys,
     client_from_args,
     finite_float,
     positive_int,
@@ -303,8 +305,7 @@ def _register_export(commands: Any) -> None:
 
 
 def _export_options(args: argparse.Namespace) -> ExportOptions:
-    if args.access_keys and not all(key.strip() for key in args.access_keys):
-        raise UsageError("--access-key needs a schedule's access key, not an empty string")
+    check_access_keys(args.access_keys)
     to_stdout = str(args.output) == STDOUT
     if to_stdout:
         if args.resume or args.overwrite:
@@ -409,7 +410,7 @@ def resume_command(args: argparse.Namespace, options: ExportOptions) -> str:
     parts += [flag for flag, on in flags.items() if on]
     if getattr(args, "base_url", None):
         parts += ["--base-url", args.base_url]
-    if getattr(args, "concurrency", None) not in (None, 16):
+    if getattr(args, "concurrency", None) not in (None, DEFAULT_CONCURRENCY):
         parts += ["--concurrency", str(args.concurrency)]
     parts.append("--resume")
     return f"{_program()} {shlex.join(parts)}"
@@ -456,7 +457,7 @@ def _register_demo(commands: Any) -> None:
     )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace PATH if it exists")
     parser.add_argument(
-        "--concurrency", type=_positive_int, default=16, metavar="N",
+        "--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY, metavar="N",
         help="requests in flight at once",
     )  # fmt: skip
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress, no summary")
