@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import time
 from collections.abc import (
@@ -89,7 +88,7 @@ from ._session import DEFAULT_MAX_RESPONSE_BYTES, ClientStats, Transport
 from ._signing import SigningKey, algorithm_for_version
 from ._streaming import AccountResults, Listing, ListingSpec, PageDecoder, as_raw, iterate
 from ._unpaged import UnpagedListing
-from ._validation import pbt_id_problems, raise_if
+from ._validation import is_finite_number, is_whole_number, pbt_id_problems, raise_if
 
 if TYPE_CHECKING:
     import aiohttp
@@ -132,17 +131,8 @@ def _check_base_url(base_url: str) -> str:
     return base_url.rstrip("/")
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _positive_finite(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
+    return is_finite_number(value) and value > 0
 
 
 def _check_seconds(name: str, value: object) -> None:
@@ -237,7 +227,7 @@ class MettlClient:
             algorithm = algorithm_for_version(api_version)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from None
-        if not _is_int(max_in_flight) or max_in_flight < 1:
+        if not is_whole_number(max_in_flight) or max_in_flight < 1:
             raise ConfigurationError(f"max_in_flight must be >= 1, got {max_in_flight!r}")
         _check_seconds("timeout", timeout)
         if requests_per_second is not None and not _positive_finite(requests_per_second):
@@ -245,7 +235,7 @@ class MettlClient:
                 "requests_per_second must be a finite number > 0 or None, "
                 f"got {requests_per_second!r}"
             )
-        if not _is_int(max_response_bytes) or max_response_bytes < 1:
+        if not is_whole_number(max_response_bytes) or max_response_bytes < 1:
             raise ConfigurationError(
                 f"max_response_bytes must be a whole number >= 1, got {max_response_bytes!r}"
             )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import random
 from collections.abc import Callable
 
@@ -16,6 +15,7 @@ from ._errors import (
     RateLimitError,
     ServerError,
 )
+from ._validation import is_finite_number, is_whole_number
 
 __all__ = ["RetryPolicy"]
 
@@ -23,12 +23,7 @@ __all__ = ["RetryPolicy"]
 def _positive(instance: object, attribute: attrs.Attribute[float], value: float) -> None:
     # ``nan`` compares false with everything: it would pass ``value < 0`` and then
     # make every wait ``nan`` (``inf``: wait forever). Only finite seconds are taken.
-    if (
-        not isinstance(value, int | float)
-        or isinstance(value, bool)
-        or not math.isfinite(value)
-        or value < 0
-    ):
+    if not is_finite_number(value) or value < 0:
         raise ValueError(f"{attribute.name} must be >= 0 (a finite number), got {value!r}")
 
 
@@ -63,7 +58,7 @@ class RetryPolicy:
 
     @attempts.validator
     def _check_attempts(self, attribute: attrs.Attribute[int], value: int) -> None:
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        if not is_whole_number(value) or value < 1:
             raise ValueError(f"attempts must be >= 1 (a whole number), got {value!r}")
 
     @classmethod

@@ -63,6 +63,8 @@ __all__ = [
     "assessment_problems",
     "assessment_settings_problems",
     "image_problems",
+    "is_finite_number",
+    "is_whole_number",
     "pbt_id_problems",
     "raise_if",
     "registration_problems",
@@ -122,11 +124,13 @@ def _root(cls: type) -> _Path:
 # --------------------------------------------------------------------------
 
 
-def _is_int(value: object) -> TypeGuard[int]:
+def is_whole_number(value: object) -> TypeGuard[int]:
+    """An ``int`` that is not a ``bool``."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: object) -> TypeGuard[float]:
+def is_finite_number(value: object) -> TypeGuard[float]:
+    """An ``int`` or ``float``, not a ``bool``, neither ``nan`` nor infinite."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     return math.isfinite(value)
@@ -176,12 +180,12 @@ def _check_bool(problems: _Problems, path: _Path, value: object) -> None:
 
 
 def _check_positive_int(problems: _Problems, path: _Path, value: object) -> None:
-    if value is not None and (not _is_int(value) or value <= 0):
+    if value is not None and (not is_whole_number(value) or value <= 0):
         problems.add(path, f"must be an integer greater than 0, got {value!r}")
 
 
 def _check_non_negative_int(problems: _Problems, path: _Path, value: object) -> None:
-    if value is not None and (not _is_int(value) or value < 0):
+    if value is not None and (not is_whole_number(value) or value < 0):
         problems.add(path, f"must be an integer of 0 or more, got {value!r}")
 
 
@@ -284,10 +288,10 @@ def _skill_problems(problems: _Problems, path: _Path, skill: Skill) -> None:
     grade_path = path.field("correct_grade")
     if skill.correct_grade is None:
         problems.add(grade_path, "required: the marks for a correct answer")
-    elif not _is_number(skill.correct_grade) or skill.correct_grade <= 0:
+    elif not is_finite_number(skill.correct_grade) or skill.correct_grade <= 0:
         problems.add(grade_path, f"must be a number greater than 0, got {skill.correct_grade!r}")
     penalty = skill.incorrect_grade
-    if penalty is not None and (not _is_number(penalty) or penalty > 0):
+    if penalty is not None and (not is_finite_number(penalty) or penalty > 0):
         problems.add(
             path.field("incorrect_grade"), f"must be a number of 0 or less, got {penalty!r}"
         )
@@ -728,7 +732,7 @@ def pbt_id_problems(ids: Sequence[object]) -> list[ValidationProblem]:
     if not ids:
         problems.add("pbts", "must not be empty: the ids of the PBTs to add")
     for index, value in enumerate(ids):
-        if not _is_int(value) or value <= 0:
+        if not is_whole_number(value) or value <= 0:
             problems.add(f"pbts[{index}]", f"must be a PBT id (an integer > 0), got {value!r}")
     return problems.found
 
@@ -808,13 +812,13 @@ def registration_problems(
         if context_data is not None and not isinstance(context_data, str):
             problems.add(f"{optional}.context_data", f"must be a string, got {context_data!r}")
         compensatory: object = candidate.compensatory_time
-        if compensatory is not None and (not _is_int(compensatory) or compensatory < 0):
+        if compensatory is not None and (not is_whole_number(compensatory) or compensatory < 0):
             problems.add(
                 f"{optional}.compensatory_time",
                 f"must be a whole number of extra minutes (0 or more), got {compensatory!r}",
             )
     if time_limit_seconds is not None and (
-        not _is_int(time_limit_seconds) or time_limit_seconds <= 0
+        not is_whole_number(time_limit_seconds) or time_limit_seconds <= 0
     ):
         problems.add(
             "timeLimitInSec",

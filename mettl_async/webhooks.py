@@ -76,7 +76,6 @@ import hashlib
 import hmac
 import inspect
 import logging
-import math
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Final, Literal, Protocol, TypeAlias, runtime_checkable
@@ -98,6 +97,7 @@ from ._models import (
     WebhookEvent,
 )
 from ._timefmt import format_timestamp
+from ._validation import is_finite_number, is_whole_number
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",
@@ -238,7 +238,7 @@ def _id_problems(data: Mapping[str, Any]) -> list[ValidationProblem]:
 
 def _whole_number(value: object) -> int | None:
     """An id as Mettl sends it (a JSON number), or a string of digits; else ``None``."""
-    if isinstance(value, int) and not isinstance(value, bool):
+    if is_whole_number(value):
         return value
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 30:
         return int(value)
@@ -472,10 +472,6 @@ class ReceiverStats:
     timed_out: int = 0  # 408, the body was too slow to arrive
 
 
-def _is_whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _answer(status: int, state: str, reason: str | None = None, **headers: str) -> web.Response:
     body: dict[str, str] = {"status": state}
     if reason is not None:
@@ -533,16 +529,11 @@ class WebhookReceiver:
     ) -> None:
         if (username is None) != (password is None):
             raise ConfigurationError("give both username and password, or neither")
-        if not _is_whole(max_body_size) or max_body_size < 1:
+        if not is_whole_number(max_body_size) or max_body_size < 1:
             raise ConfigurationError(f"max_body_size must be >= 1, got {max_body_size!r}")
-        if not _is_whole(retry_after) or retry_after < 0:
+        if not is_whole_number(retry_after) or retry_after < 0:
             raise ConfigurationError(f"retry_after must be whole seconds >= 0, got {retry_after!r}")
-        if (
-            not isinstance(read_timeout, int | float)
-            or isinstance(read_timeout, bool)
-            or not math.isfinite(read_timeout)
-            or read_timeout <= 0
-        ):
+        if not is_finite_number(read_timeout) or read_timeout <= 0:
             raise ConfigurationError(
                 f"read_timeout must be a finite number of seconds > 0, got {read_timeout!r}"
             )

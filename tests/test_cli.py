@@ -262,3 +262,23 @@ def test_an_empty_access_key_exits_2_and_leaves_no_files(tmp_path: Path) -> None
     assert result.returncode == EXIT_USAGE
     assert "access key" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [
+        (["--latency-ms", "nan"], "--latency-ms"),
+        (["--latency-ms", "inf"], "--latency-ms"),
+        (["--latency-ms", "-1"], "--latency-ms"),
+        (["--rate", "inf"], "--rate"),
+        (["--rate", "5", "--burst", "inf"], "--burst"),
+        (["--window-limit", "3", "--window", "inf"], "--window"),
+    ],
+)
+def test_fake_server_refuses_numbers_that_are_not_finite(
+    argv: list[str], flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["fake-server", "--port", "0", *argv]) == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert f"error: {flag} expects" in captured.err
+    assert "listening" not in captured.out

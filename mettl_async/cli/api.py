@@ -4,23 +4,19 @@
 ``result show`` and ``candidates register``. Listings stream: a table row or a
 JSON line is printed as each page arrives. ``--format jsonl`` prints each
 record exactly as Mettl sent it, one per line, for ``jq`` and friends.
-Errors are raised and reported by :func:`mettl_async._cli.main` (one line,
-an exit code); ``candidates register`` exits 1 when any candidate failed.
-
-``_cli`` imports this module to list its commands, so this module imports
-``_cli``'s helpers inside the functions that use them (never at import time).
+Errors are raised and reported by :func:`mettl_async.cli.entry.main` (one
+line, an exit code); ``candidates register`` exits 1 when any candidate failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import os
 import re
 import sys
 from collections.abc import AsyncIterable, Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import orjson
 
@@ -37,17 +33,12 @@ from .common import (
     add_api_arguments,
     client_from_args,
     positive_int,
+    silence_stdout,
 )
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["read_candidates_csv", "register"]
 
 FORMATS: Final = ("table", "jsonl")
-
-
-# -- the shared helpers of _cli, imported when used ------------------------------------
 
 
 # -- output helpers ------------------------------------------------------------------------
@@ -109,20 +100,11 @@ async def _print_listing(
             )
         out.flush()
     except BrokenPipeError:
-        _silence_stdout()  # `mettl-async ... | head`: the reader has what it wanted
+        silence_stdout()  # `mettl-async ... | head`: the reader has what it wanted
         return EXIT_OK
     if format == "table":
         print(f"{count:,} {what if count != 1 else what.removesuffix('s')}", file=sys.stderr)
     return EXIT_OK
-
-
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null so that the interpreter's final flush cannot fail."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):  # not a real file (tests): nothing to protect
-        pass
 
 
 def _date(value: Any) -> str:

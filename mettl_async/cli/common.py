@@ -6,11 +6,14 @@ It imports none of them, so each command module imports it directly, without cyc
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from collections.abc import Callable
 from typing import Final
 
 from mettl_async._client import MettlClient
 from mettl_async._errors import MettlError
+from mettl_async._validation import is_finite_number
 
 EXIT_OK: Final = 0
 EXIT_API: Final = 1
@@ -39,6 +42,49 @@ def positive_int(what: str = "a whole number") -> Callable[[str], int]:
         return value
 
     return convert
+
+
+def finite_float(what: str, finite: str, *, positive: bool) -> Callable[[str], float]:
+    """An argparse type for finite numbers > 0 (``positive``) or >= 0.
+
+    ``nan`` and ``inf`` parse as floats but are refused. Errors say ``what``
+    was expected, or the ``finite`` kind with its bound.
+    """
+    bound = "> 0" if positive else ">= 0"
+
+    def convert(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not is_finite_number(value) or value < 0 or (positive and value == 0):
+            raise argparse.ArgumentTypeError(f"expected {finite} {bound}, got {text!r}")
+        return value
+
+    return convert
+
+
+def check_access_keys(access_keys: list[str] | None) -> None:
+    """Refuse an empty or blank ``--access-key`` (a schedule's key is never empty)."""
+    if access_keys and not all(key.strip() for key in access_keys):
+        raise UsageError("--access-key needs a schedule's access key, not an empty string")
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so that writes to a pipe whose reader left cannot fail.
+
+    For ``mettl-async ... | head``: the interpreter's final flush would raise otherwise.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # not a real file (tests): nothing to protect
+        pass
+    finally:
+        os.close(devnull)
 
 
 def add_api_arguments(parser: argparse.ArgumentParser) -> None:

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import collections
 import io
-import math
 import os
 import shlex
 import sys
@@ -40,27 +39,29 @@ from mettl_async.testing.data import FakeAccount
 if TYPE_CHECKING:
     from tqdm import tqdm
 
-from .common import EXIT_API, EXIT_OK, UsageError, add_api_arguments, client_from_args, positive_int
+from .common import (
+    DEFAULT_CONCURRENCY,
+    EXIT_API,
+    EXIT_OK,
+    UsageError,
+    add_api_arguments,
+    check_access_keys,
+    client_from_args,
+    finite_float,
+    positive_int,
+    silence_stdout,
+)
 
 __all__ = ["ProgressLine", "register", "run_export", "summary_line"]
 
 
 _positive_int = positive_int()
+_milliseconds = finite_float("milliseconds", "finite milliseconds", positive=False)
 
 #: ``--output -``: standard output.
 STDOUT: Final = "-"
 #: Extensions that name a format (besides ``.<format name>`` of any registered format).
 _EXTENSIONS: Final = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
-
-
-def _milliseconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected milliseconds, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"expected finite milliseconds >= 0, got {text!r}")
-    return value
 
 
 def _format_for(output: Path, given: str | None, *, flag: str = "--output") -> str:
@@ -304,8 +305,7 @@ def _register_export(commands: Any) -> None:
 
 
 def _export_options(args: argparse.Namespace) -> ExportOptions:
-    if args.access_keys and not all(key.strip() for key in args.access_keys):
-        raise UsageError("--access-key needs a schedule's access key, not an empty string")
+    check_access_keys(args.access_keys)
     to_stdout = str(args.output) == STDOUT
     if to_stdout:
         if args.resume or args.overwrite:
@@ -362,9 +362,7 @@ async def _to_stdout(
     except BrokenPipeError:
         # The reader stopped reading (``| head``): not an error of the export's. Further
         # writes to the closed pipe (at exit) would fail too: point stdout elsewhere.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        silence_stdout()
         raise _ReaderGone from None
 
 
@@ -412,7 +410,7 @@ def resume_command(args: argparse.Namespace, options: ExportOptions) -> str:
     parts += [flag for flag, on in flags.items() if on]
     if getattr(args, "base_url", None):
         parts += ["--base-url", args.base_url]
-    if getattr(args, "concurrency", None) not in (None, 16):
+    if getattr(args, "concurrency", None) not in (None, DEFAULT_CONCURRENCY):
         parts += ["--concurrency", str(args.concurrency)]
     parts.append("--resume")
     return f"{_program()} {shlex.join(parts)}"
@@ -459,7 +457,7 @@ def _register_demo(commands: Any) -> None:
     )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace PATH if it exists")
     parser.add_argument(
-        "--concurrency", type=_positive_int, default=16, metavar="N",
+        "--concurrency", type=_positive_int, default=DEFAULT_CONCURRENCY, metavar="N",
         help="requests in flight at once",
     )  # fmt: skip
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress, no summary")

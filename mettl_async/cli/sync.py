@@ -14,7 +14,7 @@ from typing import Any
 from mettl_async.export import ExportProgress
 from mettl_async.sync import DEFAULT_DATABASE_URL, SyncSummary, sync_results
 
-from .common import EXIT_OK, UsageError, add_api_arguments, client_from_args
+from .common import EXIT_OK, add_api_arguments, check_access_keys, client_from_args
 from .export import ProgressLine
 
 __all__ = ["register", "summary_line"]
@@ -62,8 +62,7 @@ def register(commands: Any) -> None:
 
 
 async def _sync(args: argparse.Namespace) -> int:
-    if args.access_keys and not all(key.strip() for key in args.access_keys):
-        raise UsageError("--access-key needs a schedule's access key, not an empty string")
+    check_access_keys(args.access_keys)
     async with client_from_args(args) as client:
         line = ProgressLine(sys.stderr, client, enabled=not args.quiet)
         try:

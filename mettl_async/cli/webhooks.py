@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import math
 import os
 import signal
 import socket
@@ -42,7 +41,7 @@ from mettl_async.webhooks import (
     webhook_urls,
 )
 
-from .common import EXIT_OK, UsageError, client_from_args
+from .common import EXIT_OK, UsageError, client_from_args, finite_float
 
 __all__ = ["BASIC_AUTH_ENV", "register"]
 
@@ -130,14 +129,7 @@ def _port(text: str) -> int:
     return value
 
 
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number of seconds > 0, got {text!r}")
-    return value
+_seconds = finite_float("a number of seconds", "a finite number of seconds", positive=True)
 
 
 def _credentials(args: argparse.Namespace) -> tuple[str, str] | None:
