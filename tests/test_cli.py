@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import signal
@@ -23,7 +24,14 @@ from mettl_async.cli.entry import (
     exit_code_for,
     main,
 )
-from mettl_async.testing import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, FakeMettlServer, free_port
+from mettl_async.testing import (
+    DEMO_PRIVATE_KEY,
+    DEMO_PUBLIC_KEY,
+    FakeMettlServer,
+    add_fake_server_arguments,
+    fake_from_arguments,
+    free_port,
+)
 
 
 @pytest.fixture
@@ -273,6 +281,9 @@ def test_an_empty_access_key_exits_2_and_leaves_no_files(tmp_path: Path) -> None
         (["--rate", "inf"], "--rate"),
         (["--rate", "5", "--burst", "inf"], "--burst"),
         (["--window-limit", "3", "--window", "inf"], "--window"),
+        (["--fault", "E509=nan"], "--fault"),
+        (["--fault", "E509=1.5"], "--fault"),
+        (["--fault", "E509=often"], "--fault"),
     ],
 )
 def test_fake_server_refuses_numbers_that_are_not_finite(
@@ -282,3 +293,15 @@ def test_fake_server_refuses_numbers_that_are_not_finite(
     captured = capsys.readouterr()
     assert f"error: {flag} expects" in captured.err
     assert "listening" not in captured.out
+
+
+def test_the_standalone_fake_refuses_the_same_numbers() -> None:
+    """``python -m mettl_async.testing`` reads its options through the same function."""
+    parser = argparse.ArgumentParser()
+    add_fake_server_arguments(parser)
+    for argv, flag in (
+        (["--latency-ms", "nan"], "--latency-ms"),
+        (["--fault", "drop=-1"], "--fault"),
+    ):
+        with pytest.raises(ValueError, match=f"^{flag} expects"):
+            fake_from_arguments(parser.parse_args(argv))

@@ -9,8 +9,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from mettl_async._validation import is_finite_number
-
 from .common import EXIT_OK, UsageError
 
 __all__ = ["register"]
@@ -29,28 +27,9 @@ def register(commands: Any) -> None:
     parser.set_defaults(handler=_fake_server)
 
 
-def _check_finite(args: argparse.Namespace) -> None:
-    """Refuse ``nan`` and ``inf`` (and a negative latency), which argparse's ``float`` takes.
-
-    ``--latency-ms nan`` was taken as no latency at all and ``inf`` as never
-    answering; a usage error (exit 2) says so instead, like ``demo``'s option.
-    """
-    if not is_finite_number(args.latency_ms) or args.latency_ms < 0:
-        raise UsageError(f"--latency-ms expects finite milliseconds >= 0, got {args.latency_ms!r}")
-    for flag, value in (
-        ("--rate", args.rate),
-        ("--burst", args.burst),
-        ("--window", args.window),
-        ("--http429-share", args.http429_share),
-    ):
-        if value is not None and not is_finite_number(value):
-            raise UsageError(f"{flag} expects a finite number, got {value!r}")
-
-
 async def _fake_server(args: argparse.Namespace) -> int:
     from mettl_async.testing import FakeMettlServer, fake_from_arguments, serve_until_stopped
 
-    _check_finite(args)
     try:
         fake = fake_from_arguments(args)
     except ValueError as exc:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import orjson
 
+from mettl_async._validation import is_whole_number
 from mettl_async.export.base import ExportError, ExportFormat
 from mettl_async.export.files import (
     create_new,
@@ -115,7 +116,7 @@ class _JournalState:
 
 
 def _whole(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return is_whole_number(value) and value >= 0
 
 
 def _entry_problem(entry: object, last: _JournalState) -> str | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import signal
 import socket
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from aiohttp import web
 
 from mettl_async._client import MettlClient
 from mettl_async._retry import RetryPolicy
+from mettl_async._validation import is_finite_number
 from mettl_async.testing.app import FAULT_KINDS, FakeMettl
 from mettl_async.testing.data import FakeAccount
 from mettl_async.testing.state import LinkStyle
@@ -164,8 +166,29 @@ def add_fake_server_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _check_finite(args: argparse.Namespace) -> None:
+    """Refuse ``nan`` and ``inf`` (and a negative latency), which argparse's ``float`` takes.
+
+    ``--latency-ms nan`` was taken as no latency at all and ``inf`` as never answering.
+    """
+    if not is_finite_number(args.latency_ms) or args.latency_ms < 0:
+        raise ValueError(f"--latency-ms expects finite milliseconds >= 0, got {args.latency_ms!r}")
+    for flag, value in (
+        ("--rate", args.rate),
+        ("--burst", args.burst),
+        ("--window", args.window),
+        ("--http429-share", args.http429_share),
+    ):
+        if value is not None and not is_finite_number(value):
+            raise ValueError(f"{flag} expects a finite number, got {value!r}")
+
+
 def fake_from_arguments(args: argparse.Namespace) -> FakeMettl:
-    """A :class:`FakeMettl` configured from :func:`add_fake_server_arguments` options."""
+    """A :class:`FakeMettl` configured from :func:`add_fake_server_arguments` options.
+
+    Raises ``ValueError`` naming the option for a value it cannot take.
+    """
+    _check_finite(args)
     account = FakeAccount(args.schedules, args.candidates, seed=args.seed)
     fake = FakeMettl(
         account=account,
@@ -177,10 +200,17 @@ def fake_from_arguments(args: argparse.Namespace) -> FakeMettl:
     )
     rates: dict[str, float] = {}
     for item in args.fault:
-        kind, _, rate = item.partition("=")
-        if kind not in FAULT_KINDS or not rate:
-            raise ValueError(f"--fault expects KIND=RATE with KIND one of {', '.join(FAULT_KINDS)}")
-        rates[kind] = float(rate)
+        kind, _, text = item.partition("=")
+        try:
+            rate = float(text)
+        except ValueError:
+            rate = math.nan
+        if kind not in FAULT_KINDS or not 0 <= rate <= 1:
+            raise ValueError(
+                f"--fault expects KIND=RATE with KIND one of {', '.join(FAULT_KINDS)} "
+                f"and RATE from 0 to 1, got {item!r}"
+            )
+        rates[kind] = rate
     fake.set_fault_rates(rates)  # type: ignore[arg-type]
     if args.burst is not None and args.rate is None:
         raise ValueError("--burst needs --rate")
@@ -217,7 +247,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     add_fake_server_arguments(parser)
     args = parser.parse_args(argv)
-    fake = fake_from_arguments(args)
+    try:
+        fake = fake_from_arguments(args)
+    except ValueError as exc:
+        parser.error(str(exc))  # exits 2 with the usage line
     server = FakeMettlServer(fake, host=args.host, port=args.port)
 
     def announce(base_url: str) -> None:
