@@ -53,10 +53,10 @@ def _signed_urls(server: Server, schedules: list[dict[str, Any]], candidates: in
     return urls
 
 
-async def bare_loop(urls: list[str]) -> tuple[int, int]:
+async def bare_loop(urls: list[str], concurrency: int = CONCURRENCY) -> tuple[int, int]:
     """The floor: fetch and parse each page, nothing else."""
-    gate = asyncio.Semaphore(CONCURRENCY)
-    connector = aiohttp.TCPConnector(limit=CONCURRENCY)
+    gate = asyncio.Semaphore(concurrency)
+    connector = aiohttp.TCPConnector(limit=concurrency)
     records = 0
     async with aiohttp.ClientSession(connector=connector) as session:
 

@@ -5,7 +5,10 @@
 The fake Mettl runs in its own process with injected latency. Every mode is
 measured in the same run, interleaved, after a warm-up, and reported as the
 median of the repeats. The bound of a run is ceil(requests / C) x latency:
-no client can do better with C requests in flight.
+no client can do better with C requests in flight. Beside the library's walks,
+``bare aiohttp`` fetches the same result pages with aiohttp and parses each with
+``orjson.loads``, nothing else (bench_overhead's floor): what this machine
+allows any asyncio client that reads the pages.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import attrs
 from mettl_async import MettlClient, RetryPolicy
 
 from ._harness import Server, against, cpu_seconds, fake_server, machine, median, table
+from .bench_overhead import _schedules, _signed_urls, bare_loop
 
 
 @attrs.frozen
@@ -75,6 +79,29 @@ def account_walk(concurrency: int, *, typed: bool) -> Callable[[MettlClient], Aw
     return body
 
 
+def bare_walk(urls: list[str], concurrency: int) -> Callable[[MettlClient], Awaitable[int]]:
+    """The floor for any aiohttp client: the same result pages fetched and parsed, nothing else.
+
+    The URLs are listed and signed once, before any measure (the walks list the
+    schedules inside theirs: a few requests more), so no signing is measured either.
+    """
+
+    async def body(client: MettlClient) -> int:  # the client stays unused: aiohttp alone
+        records, _ = await bare_loop(urls, concurrency)
+        return records
+
+    return body
+
+
+def _bare_urls(server: Server, candidates: int) -> list[str]:
+    return _signed_urls(server, asyncio.run(_schedules(server)), candidates)
+
+
+def _requests(name: str, run: Run, urls: list[str]) -> int:
+    """Requests of a run: the client's count, or the bare loop's pages."""
+    return len(urls) if name.startswith("bare") else run.requests
+
+
 def one_schedule(window: int) -> Callable[[MettlClient], Awaitable[int]]:
     async def body(client: MettlClient) -> int:
         schedule = await anext(aiter(client.iter_schedules(page_size=1).raw()))
@@ -115,6 +142,9 @@ def account_section(*, quick: bool) -> str:
     for c in levels:
         modes[f"raw C={c}"] = (c, account_walk(c, typed=False))
         modes[f"typed C={c}"] = (c, account_walk(c, typed=True))
+    urls: list[str] = []
+    for c in (16, 32) if not quick else (16,):
+        modes[f"bare aiohttp C={c}"] = (c, bare_walk(urls, c))
     with fake_server(
         "--schedules",
         str(schedules),
@@ -123,14 +153,17 @@ def account_section(*, quick: bool) -> str:
         "--latency-ms",
         str(latency_ms),
     ) as server:
+        urls += _bare_urls(server, candidates)
         runs = _repeat(server, modes, repeats, slow={"following links (C=1)"})
     sequential = median([r.seconds for r in runs["following links (C=1)"]])
     rows = []
+    efficiency: dict[str, float] = {}
     for name, (c, _) in modes.items():
         seconds = median([r.seconds for r in runs[name]])
-        requests = runs[name][0].requests
+        requests = _requests(name, runs[name][0], urls)
         bound = math.ceil(requests / c) * latency
         records = runs[name][0].records
+        efficiency[name] = bound / seconds
         rows.append(
             [
                 name, c, requests, records, seconds, bound, bound / seconds, sequential / seconds,
@@ -141,9 +174,8 @@ def account_section(*, quick: bool) -> str:
         "mode", "C", "requests", "records", "seconds", "bound s", "efficiency", "speed-up",
         "0.9 x C", "records/s", "client CPU µs/request",
     ]  # fmt: skip
-    # The issue's targets for the typed walk, judged beside the raw walk on the same
-    # pages: the raw walk is what the client and this machine allow without models.
-    efficiency = {name: row[6] for name, row in zip(modes, rows, strict=True)}
+    # The targets of the typed walk, judged beside the raw walk and the bare loop on the
+    # same pages: what the library without models, and any aiohttp client, reach here.
     verdicts = []
     for c, target in ((16, 0.9), (32, 0.8)):
         if f"typed C={c}" in efficiency:
@@ -151,7 +183,8 @@ def account_section(*, quick: bool) -> str:
             verdicts.append(
                 f"typed C={c}: {typed:.2f} of the latency bound "
                 f"({against(typed, target, at_most=False)}); the raw walk {raw:.2f}, "
-                f"typed/raw {typed / raw:.2f}"
+                f"typed/raw {typed / raw:.2f}; a bare aiohttp + orjson.loads loop "
+                f"{efficiency[f'bare aiohttp C={c}']:.2f} on the same pages"
             )
     title = (
         f"### Account export: {schedules} schedules x {candidates} candidates, page size 100, "
@@ -167,7 +200,9 @@ def typed_walk_section(*, quick: bool) -> str:
     repeats = 1 if quick else 5
     latency = latency_ms / 1000
     modes: dict[str, tuple[int, Callable[[MettlClient], Awaitable[int]]]] = {}
+    urls: list[str] = []
     for c in (16,) if quick else (16, 32):
+        modes[f"bare aiohttp C={c}"] = (c, bare_walk(urls, c))
         modes[f"raw C={c}"] = (c, account_walk(c, typed=False))
         modes[f"typed C={c}"] = (c, account_walk(c, typed=True))
     with fake_server(
@@ -178,13 +213,14 @@ def typed_walk_section(*, quick: bool) -> str:
         "--latency-ms",
         str(latency_ms),
     ) as server:
+        urls += _bare_urls(server, candidates)
         runs = _repeat(server, modes, repeats, slow=set())
     rows = []
     verdicts = []
     for name, (c, _) in modes.items():
         cpu = median([r.cpu for r in runs[name]])
         seconds = median([r.seconds for r in runs[name]])
-        requests = runs[name][0].requests
+        requests = _requests(name, runs[name][0], urls)
         bound = math.ceil(requests / c) * latency
         raw_cpu = median([r.cpu for r in runs[f"raw C={c}"]])
         records = runs[name][0].records
@@ -194,11 +230,13 @@ def typed_walk_section(*, quick: bool) -> str:
         )  # fmt: skip
         if name.startswith("typed"):
             raw_efficiency = bound / median([r.seconds for r in runs[f"raw C={c}"]])
+            bare_efficiency = bound / median([r.seconds for r in runs[f"bare aiohttp C={c}"]])
             verdicts.append(
                 f"{name}: CPU {cpu / raw_cpu:.2f}x the raw walk's "
                 f"({against(cpu / raw_cpu, 1.6, at_most=True, unit='x')}); "
                 f"{bound / seconds:.2f} of the latency bound, the raw walk "
-                f"{raw_efficiency:.2f} on the same pages"
+                f"{raw_efficiency:.2f} and a bare aiohttp + orjson.loads loop "
+                f"{bare_efficiency:.2f} on the same pages"
             )
     headers = [
         "walk", "requests", "records", "CPU s", "CPU µs/record", "CPU vs raw", "seconds",
