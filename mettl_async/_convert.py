@@ -910,31 +910,6 @@ def _alias_slot(cls: type, attr: str) -> Any:
     return member
 
 
-def _from_mirror(field: _Field) -> Callable[[Any, Any], Any]:
-    """A lazy nested part's value from its JSON text: ``(text, source of the owner) -> value``."""
-    decode = _lazy_decoder(field).decode
-    build = _mirror_builder(cast("type", field.model))
-    wire = field.wire
-    if field.kind == "model":
-
-        def one(text: Any, source: Any) -> Any:
-            value = decode(text)
-            return None if value is None else build(value, (value, source, wire, None))
-
-        return one
-
-    def many(text: Any, source: Any) -> Any:
-        values = decode(text)
-        if values is None:
-            return None
-        out = []
-        for i, value in enumerate(values):
-            out.append(build(value, (value, source, wire, i)))
-        return out
-
-    return many
-
-
 def _from_dict(field: _Field) -> Callable[[Any], Any]:
     """A lazy attribute's value from the owner's mapping (checked first, as a typed page is)."""
     convert = _dict_converter(field)
@@ -1020,32 +995,57 @@ def _lazy_attribute(field: _Field) -> None:
             {"_U": _UNSTRUCTURED, "_call": field.call, "_WireRecord": WireRecord, **_TIMESTAMP},
         )
     else:
-        from_mirror = _from_mirror(field)
-
-        def fill(obj: Any) -> Any:
-            source = obj._slot_raw
-            try:
-                if type(source) is tuple:
-                    value = from_mirror(getattr(source[0], attr), source)
-                elif isinstance(source, WireRecord):
-                    value = from_mirror(getattr(source, attr), source)
-                else:
-                    value = from_dict(source.get(wire))
-            except (msgspec.ValidationError, TypeError, AttributeError, ValueError) as exc:
-                # an AttributeError must not escape a property: it would read as "no attribute"
-                raise _lazy_error(field, exc) from exc
-            write_slot(obj, value)
-            return value
-
-        # once filled, a read is a slot read and a test
+        # A nested part: its JSON text decoded into mirrors, each built with the place of
+        # its own raw (see _resolve); from the owner's mapping on the dict path. The whole
+        # read is generated: reading a result's marks is one call. An AttributeError must
+        # not escape a property (it would read as "no attribute"): it becomes the error.
+        build = (
+            [f"            value = _build(x, (x, source, {wire!r}, None))"]
+            if field.kind == "model"
+            else [
+                "            value = []",
+                "            i = 0",
+                "            for y in x:",  # a loop: cheaper than a comprehension's call
+                f"                value.append(_build(y, (y, source, {wire!r}, i)))",
+                "                i += 1",
+            ]
+        )
         read = _compile(
             f"read_{attr}",
             [
                 f"def read_{attr}(obj):",
                 f"    value = obj.{slot}",
-                "    return fill(obj) if value is _U else value",
+                "    if value is not _U:",
+                "        return value",  # once filled, a read is a slot read and a test
+                "    source = obj._slot_raw",
+                "    try:",
+                "        if type(source) is tuple:",
+                f"            x = _decode(source[0].{attr})",
+                "        elif isinstance(source, _WireRecord):",
+                f"            x = _decode(source.{attr})",
+                "        else:",
+                f"            value = _from_dict(source.get({wire!r}))",
+                f"            obj.{slot} = value",
+                "            return value",
+                "        if x is None:",
+                "            value = None",
+                "        else:",
+                *build,
+                "    except _Refused as exc:",
+                "        raise _lazy_error(_field, exc) from exc",
+                f"    obj.{slot} = value",
+                "    return value",
             ],
-            {"_U": _UNSTRUCTURED, "fill": fill},
+            {
+                "_U": _UNSTRUCTURED,
+                "_WireRecord": WireRecord,
+                "_decode": _lazy_decoder(field).decode,
+                "_build": _mirror_builder(field.model),
+                "_from_dict": from_dict,
+                "_Refused": (msgspec.ValidationError, TypeError, AttributeError, ValueError),
+                "_lazy_error": _lazy_error,
+                "_field": field,
+            },
         )
     setattr(cls, attr, property(read, write_slot, member.__delete__, f"``{wire}`` (lazy)"))
 
