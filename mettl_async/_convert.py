@@ -1171,42 +1171,26 @@ def instance_from_wire(raw: dict[str, Any]) -> TestInstance:
 _REFUSED: Final = (_Fallback, TypeError, ValueError, AttributeError, KeyError)
 
 
-def result_from_record(record: Any) -> CandidateResult:
-    """A record of a typed results page -> :class:`CandidateResult`.
+def _record_reader(
+    mirror: type[WireRecord], build: Callable[[Any, Any], Any], from_wire: Callable[[Any], Any]
+) -> Callable[[Any], Any]:
+    """How a record of a typed page becomes its model (one function per listing: it runs
+    once per record of a walk, so it is the function itself, not a wrapper calling one).
 
-    A record the page decoded into its mirror is built from it (no parsing);
-    any other (a :class:`~mettl_async.RawRecord` of a page that had to be read
-    record by record, or a mapping) goes through :func:`candidate_result_from_wire`.
+    A record the page decoded into its mirror is built from it (no parsing); any
+    other (a :class:`~mettl_async.RawRecord` of a page that had to be read record
+    by record, or a mapping) goes through ``from_wire``.
     """
-    if type(record) is _CANDIDATE_RESULT_WIRE:
-        try:
-            result: CandidateResult = _mirror_candidate_result(record, record)
-        except _REFUSED:
-            return candidate_result_from_wire(record.data())
-        return result
-    return candidate_result_from_wire(record.to_dict() if isinstance(record, RawRecord) else record)
 
+    def read(record: Any) -> Any:
+        if type(record) is mirror:
+            try:
+                return build(record, record)
+            except _REFUSED:
+                return from_wire(record.data())
+        return from_wire(record.to_dict() if isinstance(record, RawRecord) else record)
 
-def instance_from_record(record: Any) -> TestInstance:
-    """A record of a typed ``testInstances`` page -> :class:`TestInstance` (see above)."""
-    if type(record) is _TEST_INSTANCE_WIRE:
-        try:
-            instance: TestInstance = _mirror_test_instance(record, record)
-        except _REFUSED:
-            return instance_from_wire(record.data())
-        return instance
-    return instance_from_wire(record.to_dict() if isinstance(record, RawRecord) else record)
-
-
-def schedule_from_record(record: Any) -> Schedule:
-    """A record of a typed ``schedules`` page -> :class:`Schedule` (see above)."""
-    if type(record) is _SCHEDULE_WIRE:
-        try:
-            schedule: Schedule = _mirror_schedule(record, record)
-        except _REFUSED:
-            return schedule_from_wire(record.data())
-        return schedule
-    return schedule_from_wire(record.to_dict() if isinstance(record, RawRecord) else record)
+    return read
 
 
 #: Page decoders of typed listings (``_paging.decode_typed_listing`` with its mirror),
@@ -1228,6 +1212,20 @@ def schedule_from_wire(raw: dict[str, Any]) -> Schedule:
         raise
     except Exception as exc:
         raise _decode_error(Schedule, exc) from exc
+
+
+#: A record of a typed results page -> :class:`CandidateResult`.
+result_from_record: Final[Callable[[Any], CandidateResult]] = _record_reader(
+    _CANDIDATE_RESULT_WIRE, _mirror_candidate_result, candidate_result_from_wire
+)
+#: A record of a typed ``testInstances`` page -> :class:`TestInstance`.
+instance_from_record: Final[Callable[[Any], TestInstance]] = _record_reader(
+    _TEST_INSTANCE_WIRE, _mirror_test_instance, instance_from_wire
+)
+#: A record of a typed ``schedules`` page -> :class:`Schedule`.
+schedule_from_record: Final[Callable[[Any], Schedule]] = _record_reader(
+    _SCHEDULE_WIRE, _mirror_schedule, schedule_from_wire
+)
 
 
 def parse_webhook_event(data: Mapping[str, Any]) -> WebhookEvent:
