@@ -55,7 +55,8 @@ install_postgres() {
 # Run a command as the cluster's owner.
 as_owner() {
     if [ "$(id -u)" = 0 ]; then
-        runuser -u "$PG_USER_SYSTEM" -- "$@"
+        # from /, which the owner may enter (a checkout under a private /tmp/tmp.* may not)
+        (cd / && runuser -u "$PG_USER_SYSTEM" -- "$@")
     else
         "$@"
     fi
