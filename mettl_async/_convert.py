@@ -61,7 +61,7 @@ import orjson
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 from cattrs.preconf.orjson import OrjsonConverter, make_converter
 
-from . import _models, _timefmt
+from . import _models
 from ._enums import MettlEnum, WebhookEventType, enum_decoder
 from ._errors import ValidationError, ValidationProblem
 from ._models import (
@@ -86,9 +86,11 @@ from ._models import (
 )
 from ._paging import RawRecord, WireRecord, decode_typed_listing
 from ._timefmt import (
+    INLINE_TIMESTAMP_NAMES,
     format_date,
     format_time,
     format_timestamp,
+    inline_timestamp_source,
     parse_date,
     parse_time,
     parse_timestamp,
@@ -925,31 +927,6 @@ def _from_dict(field: _Field) -> Callable[[Any], Any]:
     return checked
 
 
-# parse_timestamp's fast path, inlined in the generated reads of lazy timestamps (a
-# call and a type test less each): the same conditions, the same cache of days and
-# zone table (_timefmt's own), and parse_timestamp itself for anything else.
-_TIMESTAMP: Final[dict[str, Any]] = {
-    "_combine": datetime.combine,
-    "_time_of_day": time.fromisoformat,
-    "_days": _timefmt._DAYS_SEEN,
-    "_zones": _timefmt._ZONE_TABLE,
-}
-
-
-def _inlined_timestamp(target: str, text: str, parse: str) -> list[str]:
-    return [
-        "    try:",
-        f"        if {text}[25] == ' ' and {text}[19] == ':' and {text}[22] == ':':",
-        f"            {target} = _combine(",
-        f"                _days[{text}[5:16]], _time_of_day({text}[17:25]), _zones[{text}[26:]]",
-        "            )",
-        "        else:",
-        f"            {target} = {parse}({text})",
-        "    except (TypeError, IndexError, KeyError, ValueError):",
-        f"        {target} = {parse}({text})",
-    ]
-
-
 def _lazy_attribute(field: _Field) -> None:
     """Replace the attrs slot ``owner.attr`` by a property that fills it on first read.
 
@@ -985,14 +962,19 @@ def _lazy_attribute(field: _Field) -> None:
                 "    else:",
                 f"        text = source.get({wire!r})",
                 *(
-                    _inlined_timestamp("value", "text", "_call")
+                    inline_timestamp_source("value", "text", "_call")
                     if field.call is parse_timestamp
                     else ["    value = _call(text)"]
                 ),
                 f"    obj.{slot} = value",
                 "    return value",
             ],
-            {"_U": _UNSTRUCTURED, "_call": field.call, "_WireRecord": WireRecord, **_TIMESTAMP},
+            {
+                "_U": _UNSTRUCTURED,
+                "_call": field.call,
+                "_WireRecord": WireRecord,
+                **INLINE_TIMESTAMP_NAMES,
+            },
         )
     else:
         # A nested part: its JSON text decoded into mirrors, each built with the place of
