@@ -93,8 +93,26 @@ def bare_walk(urls: list[str], concurrency: int) -> Callable[[MettlClient], Awai
     return body
 
 
-def _bare_urls(server: Server, candidates: int) -> list[str]:
-    return _signed_urls(server, asyncio.run(_schedules(server)), candidates)
+def _run_account(
+    schedules: int,
+    candidates: int,
+    latency_ms: float,
+    modes: dict[str, tuple[int, Callable[[MettlClient], Awaitable[int]]]],
+    urls: list[str],
+    repeats: int,
+    slow: set[str],
+) -> dict[str, list[Run]]:
+    """``modes`` against a fake account, interleaved; ``urls`` (the bare loops') filled first."""
+    with fake_server(
+        "--schedules",
+        str(schedules),
+        "--candidates",
+        str(candidates),
+        "--latency-ms",
+        str(latency_ms),
+    ) as server:
+        urls += _signed_urls(server, asyncio.run(_schedules(server)), candidates)
+        return _repeat(server, modes, repeats, slow)
 
 
 def _requests(name: str, run: Run, urls: list[str]) -> int:
@@ -145,16 +163,9 @@ def account_section(*, quick: bool) -> str:
     urls: list[str] = []
     for c in (16, 32) if not quick else (16,):
         modes[f"bare aiohttp C={c}"] = (c, bare_walk(urls, c))
-    with fake_server(
-        "--schedules",
-        str(schedules),
-        "--candidates",
-        str(candidates),
-        "--latency-ms",
-        str(latency_ms),
-    ) as server:
-        urls += _bare_urls(server, candidates)
-        runs = _repeat(server, modes, repeats, slow={"following links (C=1)"})
+    runs = _run_account(
+        schedules, candidates, latency_ms, modes, urls, repeats, slow={"following links (C=1)"}
+    )
     sequential = median([r.seconds for r in runs["following links (C=1)"]])
     rows = []
     efficiency: dict[str, float] = {}
@@ -205,16 +216,7 @@ def typed_walk_section(*, quick: bool) -> str:
         modes[f"bare aiohttp C={c}"] = (c, bare_walk(urls, c))
         modes[f"raw C={c}"] = (c, account_walk(c, typed=False))
         modes[f"typed C={c}"] = (c, account_walk(c, typed=True))
-    with fake_server(
-        "--schedules",
-        str(schedules),
-        "--candidates",
-        str(candidates),
-        "--latency-ms",
-        str(latency_ms),
-    ) as server:
-        urls += _bare_urls(server, candidates)
-        runs = _repeat(server, modes, repeats, slow=set())
+    runs = _run_account(schedules, candidates, latency_ms, modes, urls, repeats, slow=set())
     rows = []
     verdicts = []
     efficiency: dict[str, float] = {}
