@@ -391,14 +391,18 @@ class PageText:
         self._items_key = items_key
         self._items: list[msgspec.Raw] | None = None
 
-    def record(self, index: int) -> dict[str, Any]:
-        """Record ``index`` of the page, parsed (a new ``dict`` on each call)."""
+    def text(self, index: int) -> bytes:
+        """Record ``index`` of the page: the JSON Mettl sent for it."""
         items = self._items
         if items is None:
             items = getattr(_page_decoder(self._items_key).decode(self._body), self._items_key)
             assert items is not None  # this page decoded with its list once already
             self._items = items
-        data = orjson.loads(bytes(items[index]))
+        return bytes(items[index])
+
+    def record(self, index: int) -> dict[str, Any]:
+        """Record ``index`` of the page, parsed (a new ``dict`` on each call)."""
+        data = orjson.loads(self.text(index))
         assert isinstance(data, dict)  # it decoded as an object once already
         return data
 
@@ -423,6 +427,13 @@ class WireRecord(msgspec.Struct, kw_only=True, gc=False):
     page_: Any = None
     index_: Any = None
     data_: Any = None
+
+    @property
+    def json(self) -> bytes:
+        """The record's JSON as Mettl sent it (as :attr:`RawRecord.json`: a record
+        without a key is known by a digest of it)."""
+        page: PageText = self.page_
+        return page.text(self.index_)
 
     def data(self) -> dict[str, Any]:
         """The record's JSON as a mapping: parsed on first call, then kept."""

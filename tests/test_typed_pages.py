@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import gc
 import logging
+import re
 import types
 import typing
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from hypothesis import strategies as st
 from mettl_async import (
     Candidate,
     CandidateResult,
+    MettlClient,
     MettlEnum,
     Schedule,
     TestInstance,
@@ -52,7 +54,8 @@ from mettl_async._convert import (
 )
 from mettl_async._enums import enum_decoder
 from mettl_async._models import wire_names
-from mettl_async._paging import RawRecord, WireRecord
+from mettl_async._paging import RawRecord, WireRecord, decode_listing
+from mettl_async._streaming import _content_key
 from mettl_async._timefmt import (
     ZONES,
     format_date,
@@ -516,3 +519,33 @@ async def test_a_typed_walk_yields_what_the_raw_walk_decodes(client: Any, fake: 
     listed = [s async for s in client.iter_schedules(page_size=3).raw()]
     for got, sent in zip(schedules, listed, strict=True):
         assert_same(got, REFERENCE.structure(sent.to_dict(), Schedule))
+
+
+def test_a_typed_record_without_its_key_is_known_by_its_bytes_as_a_raw_one_is() -> None:
+    """A schedule without ``accessKey`` on a typed page: identified by a digest of its JSON,
+    the same digest as the scan of the same page gives (it used to raise AttributeError)."""
+    body = orjson.dumps(
+        {"status": "SUCCESS", "schedules": [{"name": "no key", "assessmentId": 1}], "paging": {}}
+    )
+    options: dict[str, Any] = {
+        "items_key": "schedules", "key_field": "accessKey", "method": "GET", "url": "u",
+    }  # fmt: skip
+    typed = decode_schedule_page(200, body, **options)["schedules"][0]
+    scanned = decode_listing(200, body, **options)["schedules"][0]
+    assert isinstance(typed, WireRecord)
+    assert typed.key is None
+    assert scanned.key is None
+    assert typed.json == scanned.json == orjson.dumps({"name": "no key", "assessmentId": 1})
+    assert _content_key(typed) == _content_key(scanned)
+
+
+async def test_a_typed_walk_yields_a_schedule_without_its_access_key(mocked: Any) -> None:
+    """The walk identifies such a schedule by its bytes, and yields it (it used to crash)."""
+    schedules = [{"name": "no key", "assessmentId": 1}, {"name": "keyed", "accessKey": "k1"}]
+    mocked.get(
+        re.compile(r"^https://api\.mettl\.com/v2/schedules\?.*"),
+        payload={"status": "SUCCESS", "schedules": schedules, "paging": {"totalRecords": 2}},
+    )
+    async with MettlClient("pub", "priv") as mettl:
+        got = [(s.name, s.access_key) async for s in mettl.iter_schedules()]
+    assert got == [("no key", None), ("keyed", "k1")]
