@@ -9,7 +9,7 @@ import re
 import secrets
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -326,7 +326,7 @@ async def test_a_cancelled_sync_rerun_ends_equal(
     fake.latency = 0.02
     async with server.client(max_in_flight=2) as client:
         task = asyncio.create_task(sync_results(client, database_url, concurrency=1))
-        await committed_one(database_url)
+        await committed_one(database_url, lambda: task.done() and (task.exception() or "done"))
         assert not task.done()
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -347,11 +347,16 @@ async def runs_if_any(url: str) -> list[tuple[Any, ...]]:
         return []
 
 
-async def committed_one(url: str, seconds: float = 60) -> None:
-    """Wait until a run has committed a schedule."""
+async def committed_one(
+    url: str, ended: Callable[[], object] | None = None, seconds: float = 60
+) -> None:
+    """Wait until a run has committed a schedule; fail at once if the sync ``ended``
+    (a callable giving a true value, e.g. the task's exception, once it has)."""
     for _ in range(int(seconds / 0.02)):
         if any(r[6] for r in await runs_if_any(url)):
             return
+        if ended is not None and (why := ended()):
+            pytest.fail(f"the sync ended before it committed a schedule: {why!r}")
         await asyncio.sleep(0.02)
     pytest.fail("no schedule was committed")
 
@@ -372,7 +377,7 @@ async def test_a_killed_sync_rerun_ends_equal(server: FakeMettlServer, database_
         "--concurrency", "1", "--quiet", env=env,
     )  # fmt: skip
     try:
-        await committed_one(database_url)
+        await committed_one(database_url, lambda: process.returncode is not None)
         assert process.returncode is None, "the sync ended before it could be killed"
         process.send_signal(signal.SIGKILL)
         await process.wait()
@@ -557,6 +562,62 @@ async def test_a_database_newer_than_the_library_is_refused(tmp_path: Path) -> N
         conn.execute("INSERT INTO mettl_schema_migrations VALUES (99, 'future', 'now')")
     with pytest.raises(SyncError, match="schema version 99"):
         await open_database(url)
+
+
+async def test_many_openers_of_a_new_sqlite_file_all_get_it(tmp_path: Path) -> None:
+    """A sync starting while a reader (a dashboard, a webhook listener) opens the same new
+    file: every one of them opens it, in WAL mode, none fails with "database is locked"."""
+    for round_ in range(25):
+        url = f"sqlite:///{tmp_path / f'{round_}.db'}"
+
+        async def read(url: str = url) -> list[tuple[Any, ...]]:
+            async with await open_database(url) as db:
+                return await db.fetch_all("PRAGMA journal_mode")
+
+        assert await asyncio.gather(*(read() for _ in range(4))) == [[("wal",)]] * 4
+
+
+def test_the_switch_to_wal_waits_for_a_busy_file() -> None:
+    """SQLite fails a change of journal mode at once while another connection sets the file
+    up (no busy handler there); the switch is retried until the busy timeout, as a write."""
+    import sqlite3
+
+    from mettl_async.sync import sqlite as sync_sqlite
+
+    class Busy:
+        def __init__(self, failures: int, message: str = "database is locked") -> None:
+            self.failures, self.message, self.calls = failures, message, 0
+
+        def execute(self, sql: str) -> None:
+            self.calls += 1
+            if self.calls <= self.failures:
+                raise sqlite3.OperationalError(self.message)
+
+    busy = Busy(3)
+    sync_sqlite._enter_wal(busy, timeout=5)  # type: ignore[arg-type]
+    assert busy.calls == 4
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        sync_sqlite._enter_wal(Busy(10**6), timeout=0.05)  # type: ignore[arg-type]
+    other = Busy(1, "disk I/O error")
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        sync_sqlite._enter_wal(other, timeout=5)  # type: ignore[arg-type]
+    assert other.calls == 1
+
+
+async def test_opening_an_up_to_date_database_takes_no_write_lock(tmp_path: Path) -> None:
+    """A reader opening the database while another connection writes does not wait for it."""
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'mettl.db'}"
+    await (await open_database(url)).close()
+    writer = sqlite3.connect(tmp_path / "mettl.db", isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        async with await open_database(url) as db:
+            assert await db.fetch_all("SELECT count(*) FROM sync_runs") == [(0,)]
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
 
 
 def test_times_become_utc_text() -> None:

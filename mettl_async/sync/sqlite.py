@@ -18,6 +18,7 @@ import contextlib
 import functools
 import sqlite3
 import sys
+import time
 from collections.abc import Callable, Sequence, Set
 from datetime import datetime
 from pathlib import Path
@@ -81,6 +82,26 @@ _ADD_COUNTS: Final = (
 )
 
 
+def _enter_wal(conn: sqlite3.Connection, timeout: float = BUSY_TIMEOUT) -> None:
+    """Put the database in WAL mode, waiting up to ``timeout`` for other connections.
+
+    SQLite does not call its busy handler for a change of journal mode: while
+    another connection opens or reads a new file, ``PRAGMA journal_mode = WAL``
+    fails at once with "database is locked". Retried here, as a write would be.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
 def _time(when: datetime) -> str:
     """The sync's own times: UTC text with microseconds."""
     return when.strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -137,7 +158,11 @@ class SQLiteDatabase(Database):
             raise SyncConfigurationError(
                 f"cannot open the SQLite database {self.path}: {exc}"
             ) from exc
-        conn.execute("PRAGMA journal_mode = WAL")
+        try:
+            _enter_wal(conn)
+        except BaseException:
+            conn.close()
+            raise
         conn.execute("PRAGMA synchronous = NORMAL")
         # 16 MiB of page cache (2 MiB by default): the primary key's pages stay in memory.
         conn.execute("PRAGMA cache_size = -16384")
@@ -150,9 +175,12 @@ class SQLiteDatabase(Database):
             "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
         known = migrations("sqlite")
+        select = "SELECT version FROM mettl_schema_migrations"
+        if not unapplied(known, {v for (v,) in conn.execute(select)}, self.path):
+            return  # up to date: opening takes no write lock (a reader never holds up the sync)
         conn.execute("BEGIN IMMEDIATE")
         try:
-            applied = {v for (v,) in conn.execute("SELECT version FROM mettl_schema_migrations")}
+            applied = {v for (v,) in conn.execute(select)}
             for migration in unapplied(known, applied, self.path):
                 for statement in split_statements(migration.sql):
                     conn.execute(statement)
