@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +24,20 @@ def load_json(relative: str) -> Any:
 
 @pytest.fixture(autouse=True)
 def _no_mettl_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests see no METTL_* variable of the shell that runs them (say, after fake-server)."""
-    for name in ("METTL_PUBLIC_KEY", "METTL_PRIVATE_KEY", "METTL_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
+    """Tests see no METTL_* variable of the shell that runs them (say, after fake-server,
+    or METTL_WEBHOOK_BASIC_AUTH), but for the suite's own METTL_TEST_* settings."""
+    for name in list(os.environ):
+        if name.startswith("METTL_") and not name.startswith("METTL_TEST_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def refused_url() -> Iterator[str]:
+    """A loopback URL whose connections are refused: its port is held by a socket that is
+    bound and never listens, so no other process can take it while the test runs."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}"
 
 
 @pytest.fixture

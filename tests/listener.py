@@ -13,7 +13,7 @@ from pathlib import Path
 
 @asynccontextmanager
 async def listening(
-    output: Path, *extra: str, env: dict[str, str] | None = None, timeout: float = 20
+    output: Path, *extra: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, str, str]]:
     """``python -m mettl_async webhooks listen --port 0``; yields the process, URL and banner.
 
@@ -53,9 +53,9 @@ async def listening(
 
 
 async def stop(process: asyncio.subprocess.Process, sig: int) -> tuple[int, str]:
-    """Send ``sig`` and wait (10 s at most) for the exit; the exit code and the stderr."""
+    """Send ``sig`` and wait (60 s at most) for the exit; the exit code and the stderr."""
     process.send_signal(sig)
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(60):
         _, stderr = await process.communicate()
     assert process.returncode is not None
     return process.returncode, stderr.decode()

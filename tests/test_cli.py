@@ -30,7 +30,6 @@ from mettl_async.testing import (
     FakeMettlServer,
     add_fake_server_arguments,
     fake_from_arguments,
-    free_port,
 )
 
 
@@ -77,7 +76,7 @@ def fake_server_process() -> Iterator[tuple[str, subprocess.Popen[str]]]:
         yield match.group(1), process
     finally:
         process.terminate()
-        process.wait(timeout=10)
+        process.wait(timeout=60)
         if process.stdout is not None:
             process.stdout.close()
 
@@ -128,7 +127,7 @@ def test_a_killed_export_resumes_to_the_same_lines(
         pytest.fail("the export never wrote a checkpoint")
     assert process.poll() is None, "the export finished before it could be killed"
     process.send_signal(signal.SIGKILL)
-    process.wait(timeout=10)
+    process.wait(timeout=60)
     assert not output.exists()
     assert partial.exists()
 
@@ -208,23 +207,23 @@ def test_wrong_private_key_exits_3_with_a_hint(
     assert len(result.stderr.strip().splitlines()) <= 2
 
 
-def test_unreachable_base_url_exits_4(tmp_path: Path) -> None:
+def test_unreachable_base_url_exits_4(tmp_path: Path, refused_url: str) -> None:
     result = run_cli(
         "export",
         "--all",
         "-o",
         str(tmp_path / "r"),
-        env=keyed_env(f"http://127.0.0.1:{free_port()}"),
+        env=keyed_env(refused_url),
     )
     assert result.returncode == EXIT_NETWORK
     assert "could not connect" in result.stderr
     assert not (tmp_path / "r").exists()
 
 
-def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+def test_debug_shows_the_traceback(tmp_path: Path, refused_url: str) -> None:
     result = run_cli(
         "--debug", "export", "--all", "-o", str(tmp_path / "r"),
-        env=keyed_env(f"http://127.0.0.1:{free_port()}"),
+        env=keyed_env(refused_url),
     )  # fmt: skip
     assert result.returncode == EXIT_NETWORK
     assert "Traceback" in result.stderr

@@ -25,7 +25,7 @@ from mettl_async import (
     ServerError,
     TimestampError,
 )
-from mettl_async.testing import FakeMettl, FakeMettlServer, free_port
+from mettl_async.testing import FakeMettl, FakeMettlServer
 
 
 def stepping_clock(start: float | None = None) -> Callable[[], float]:
@@ -184,10 +184,9 @@ async def test_post_is_repeated_after_a_rate_limit_answer(
     assert len(fake.assessments) == before + 1
 
 
-async def test_post_is_repeated_when_the_connection_was_refused() -> None:
-    base_url = f"http://127.0.0.1:{free_port()}"
+async def test_post_is_repeated_when_the_connection_was_refused(refused_url: str) -> None:
     async with MettlClient(
-        "a", "b", base_url=base_url, retry=RetryPolicy(attempts=3, instant=True)
+        "a", "b", base_url=refused_url, retry=RetryPolicy(attempts=3, instant=True)
     ) as mettl:
         with pytest.raises(MettlConnectionError) as caught:
             await mettl.request("POST", "/assessments", {"assessments": "{}"})
