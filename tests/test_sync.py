@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import signal
+import sqlite3
 import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -581,8 +582,6 @@ async def test_a_database_newer_than_the_library_is_refused(tmp_path: Path) -> N
     url = f"sqlite:///{tmp_path / 'mettl.db'}"
     db = await open_database(url)
     await db.close()
-    import sqlite3
-
     with sqlite3.connect(tmp_path / "mettl.db") as conn:
         conn.execute("INSERT INTO mettl_schema_migrations VALUES (99, 'future', 'now')")
     with pytest.raises(SyncError, match="schema version 99"):
@@ -605,25 +604,30 @@ async def test_many_openers_of_a_new_sqlite_file_all_get_it(tmp_path: Path) -> N
 def test_the_switch_to_wal_waits_for_a_busy_file() -> None:
     """SQLite fails a change of journal mode at once while another connection sets the file
     up (no busy handler there); the switch is retried until the busy timeout, as a write."""
-    import sqlite3
-
     from mettl_async.sync import sqlite as sync_sqlite
 
     class Busy:
-        def __init__(self, failures: int, message: str = "database is locked") -> None:
-            self.failures, self.message, self.calls = failures, message, 0
+        def __init__(
+            self,
+            failures: int,
+            message: str = "database is locked",
+            code: int = sqlite3.SQLITE_BUSY,
+        ) -> None:
+            self.failures, self.message, self.code, self.calls = failures, message, code, 0
 
         def execute(self, sql: str) -> None:
             self.calls += 1
             if self.calls <= self.failures:
-                raise sqlite3.OperationalError(self.message)
+                error = sqlite3.OperationalError(self.message)
+                error.sqlite_errorcode = self.code  # as sqlite3 sets it
+                raise error
 
     busy = Busy(3)
     sync_sqlite._enter_wal(busy, timeout=5)  # type: ignore[arg-type]
     assert busy.calls == 4
     with pytest.raises(sqlite3.OperationalError, match="locked"):
         sync_sqlite._enter_wal(Busy(10**6), timeout=0.05)  # type: ignore[arg-type]
-    other = Busy(1, "disk I/O error")
+    other = Busy(1, "disk I/O error", sqlite3.SQLITE_IOERR)
     with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
         sync_sqlite._enter_wal(other, timeout=5)  # type: ignore[arg-type]
     assert other.calls == 1
@@ -631,8 +635,6 @@ def test_the_switch_to_wal_waits_for_a_busy_file() -> None:
 
 async def test_opening_an_up_to_date_database_takes_no_write_lock(tmp_path: Path) -> None:
     """A reader opening the database while another connection writes does not wait for it."""
-    import sqlite3
-
     url = f"sqlite:///{tmp_path / 'mettl.db'}"
     await (await open_database(url)).close()
     writer = sqlite3.connect(tmp_path / "mettl.db", isolation_level=None)

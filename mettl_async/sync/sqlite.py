@@ -87,7 +87,8 @@ def _enter_wal(conn: sqlite3.Connection, timeout: float = BUSY_TIMEOUT) -> None:
 
     SQLite does not call its busy handler for a change of journal mode: while
     another connection opens or reads a new file, ``PRAGMA journal_mode = WAL``
-    fails at once with "database is locked". Retried here, as a write would be.
+    fails at once with ``SQLITE_BUSY`` ("database is locked"). Retried here, as a
+    write would be; any other error is raised at once.
     """
     deadline = time.monotonic() + timeout
     pause = 0.001
@@ -96,7 +97,8 @@ def _enter_wal(conn: sqlite3.Connection, timeout: float = BUSY_TIMEOUT) -> None:
             conn.execute("PRAGMA journal_mode = WAL")
             return
         except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+            busy = exc.sqlite_errorcode == sqlite3.SQLITE_BUSY
+            if not busy or time.monotonic() + pause > deadline:
                 raise
         time.sleep(pause)
         pause = min(pause * 2, 0.05)
