@@ -26,6 +26,7 @@ from aiohttp import web
 
 from mettl_async._signing import SigningKey, algorithm_for_version, string_to_sign
 from mettl_async.testing import routes
+from mettl_async.testing.churn import check_churn
 from mettl_async.testing.data import FakeAccount, FakeSchedule
 from mettl_async.testing.errors import MESSAGES, Reply
 from mettl_async.testing.state import (
@@ -170,10 +171,17 @@ class FakeMettl:
     ``totalRecords``; ``link_style`` shapes ``paging.next``/``previous``:
     ``"absolute"`` or ``"relative"`` links, optionally ``-stale`` (carrying the
     request's own ``ak``, ``ts`` and ``asgn``, as Mettl's pre-signed links
-    appear to), or ``"none"`` for no paging block at all. ``arrival_every=N``
-    makes a new candidate start the test in a schedule before every N-th page
-    request on it (live data shifting offsets under a walk). ``clamp_limit``
+    appear to), or ``"none"`` for no paging block at all. ``clamp_limit``
     silently serves at most that many records per page, whatever ``limit`` says.
+
+    A busy account, on every paged listing (articles 6, 11 and 16; see
+    :mod:`~mettl_async.testing.churn`): ``arrival_every=N`` adds a record at the
+    front of a listing (a candidate starts the test; a schedule, an assessment
+    is created) before every N-th request of that listing, ``deletion_every=M``
+    deletes one chosen at random before every M-th, and ``late_share`` of the
+    listing requests are answered ``late_delay`` seconds late, each page read
+    from the account after the wait (pages out of order, each showing what
+    changed meanwhile). :meth:`set_churn` changes these while the fake runs.
 
     Every endpoint of articles 1 to 19 is served (see :data:`~.routes.ROUTES`),
     with E404 for an unknown assessment id, access key or email. Uploads are
@@ -204,6 +212,9 @@ class FakeMettl:
     total_records = _Grouped[bool]("config")
     link_style = _Grouped[LinkStyle]("config")
     arrival_every = _Grouped[int]("config")
+    deletion_every = _Grouped[int]("config")
+    late_share = _Grouped[float]("config")
+    late_delay = _Grouped[float]("config")
     clamp_limit = _Grouped[int | None]("config")
     white_label_allowed = _Grouped[bool]("config")
     rate_limit = _Grouped[FakeRateLimit]("config")
@@ -222,6 +233,10 @@ class FakeMettl:
     throttled = _Grouped[int]("stats")
     registration_calls = _Grouped[int]("stats")
     page_requests = _Grouped[collections.Counter[str]]("stats")
+    listing_requests = _Grouped[collections.Counter[str]]("stats")
+    arrivals = _Grouped[int]("stats")
+    deletions = _Grouped[int]("stats")
+    late_pages = _Grouped[int]("stats")
 
     account = _Grouped[FakeAccount]("state")
     assessments = _Grouped[dict[int, dict[str, Any]]]("state")
@@ -247,7 +262,11 @@ class FakeMettl:
         link_style: LinkStyle = "absolute-stale",
         arrival_every: int = 0,
         clamp_limit: int | None = None,
+        deletion_every: int = 0,
+        late_share: float = 0.0,
+        late_delay: float = 0.0,
     ) -> None:
+        check_churn(arrival_every, deletion_every, late_share, late_delay)
         self.config = FakeConfig(
             keys=dict(keys or {DEMO_PUBLIC_KEY: DEMO_PRIVATE_KEY}),
             latency=latency,
@@ -257,10 +276,16 @@ class FakeMettl:
             link_style=link_style,
             arrival_every=arrival_every,
             clamp_limit=clamp_limit,
+            deletion_every=deletion_every,
+            late_share=late_share,
+            late_delay=late_delay,
         )
         self.fault_plan = FaultPlan(Random(seed))
         self.stats = FakeStats(collections.deque(maxlen=record))
-        self.state = FakeState(account if account is not None else FakeAccount(seed=seed))
+        self.state = FakeState(
+            account if account is not None else FakeAccount(seed=seed),
+            churn_random=Random(seed),
+        )
         self._routes: list[tuple[str, str, Handler]] = list(routes.ROUTES)
         self._signing_keys: dict[tuple[str, str], SigningKey] = {}
 
@@ -305,6 +330,32 @@ class FakeMettl:
         self.config.rate_limit = limit
         return limit
 
+    def set_churn(
+        self,
+        *,
+        arrival_every: int | None = None,
+        deletion_every: int | None = None,
+        late_share: float | None = None,
+        late_delay: float | None = None,
+    ) -> None:
+        """Change how busy the account is (see the class): the settings given, others kept.
+
+        ``arrival_every=3``: a new record at the front of a listing before every
+        third request of it; ``deletion_every=4``: one deleted at random before
+        every fourth; ``late_share=0.2, late_delay=0.25``: a fifth of the listing
+        pages answered 250 ms late, read after the wait. 0 turns each off.
+        """
+        config = self.config
+        settings = {
+            "arrival_every": config.arrival_every if arrival_every is None else arrival_every,
+            "deletion_every": config.deletion_every if deletion_every is None else deletion_every,
+            "late_share": config.late_share if late_share is None else late_share,
+            "late_delay": config.late_delay if late_delay is None else late_delay,
+        }
+        check_churn(**settings)
+        for name, value in settings.items():
+            setattr(config, name, value)
+
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         """Serve ``method`` on ``/{version}`` + ``pattern`` (aiohttp route syntax)."""
         self._routes.append((method, pattern, handler))
@@ -334,7 +385,9 @@ class FakeMettl:
             loop = asyncio.get_running_loop()
             started = loop.time()
             response = await handler(request)
-            remaining = self.config.latency - (loop.time() - started)
+            # A page answered late (see churn) is late by its delay on top of the latency.
+            late = request.get("late_delay", 0.0)
+            remaining = self.config.latency - (loop.time() - started - late)
             if remaining > 0:
                 await asyncio.sleep(remaining)
             return response

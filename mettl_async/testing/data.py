@@ -157,12 +157,18 @@ class FakeAccount:
         return self._by_key.get(access_key)
 
     def add_schedule(self, size: int = 0, **overrides: Any) -> FakeSchedule:
-        schedule = self._make_schedule(len(self.schedules), size)
+        schedule = self._make_schedule(len(self._by_key), size)
         for name, value in overrides.items():
             setattr(schedule, name, value)
         self.schedules.insert(0, schedule)  # newest first
         self._by_key[schedule.access_key] = schedule
         return schedule
+
+    def archive_schedule(self, access_key: str) -> None:
+        """Take a schedule out of the account's listing (article 11). Its own endpoints still
+        answer, as an archived test link's would."""
+        schedule = self._by_key[access_key]
+        self.schedules.remove(schedule)
 
     def schedule_json(self, schedule: FakeSchedule) -> dict[str, Any]:
         """A schedule as article 11 lists it."""

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from mettl_async._protocol import encode_params
 from mettl_async._validation import FAVICON_MAX_BYTES, LOGO_MAX_BYTES, sniff_image
+from mettl_async.testing import churn
 from mettl_async.testing.data import FakeSchedule
 from mettl_async.testing.errors import Reply
 from mettl_async.testing.state import DEFAULT_REGISTRATION_FIELDS, FakeParts
@@ -312,6 +313,12 @@ async def _list_assessments(
 ) -> dict[str, Any]:
     """Article 6, ``GET /assessments``: the account's assessments, paged."""
     limit, offset, sort, sort_order = _listing_params(params, _SCHEDULE_SORTS)
+    request["late_delay"] = await churn.before_listing_read(
+        fake,
+        churn.ASSESSMENTS,
+        arrive=lambda: fake.state.add_assessment(f"Assessment {fake.state.last_assessment_id + 1}"),
+        delete=lambda: churn.delete_assessment(fake),
+    )
     listed = [fake.state.assessment_json(assessment_id) for assessment_id in fake.state.assessments]
     key = {"createdAt": "id", "testTaken": "testTaken", "name": "name"}[sort]
     listed.sort(key=lambda a: (a[key], a["id"]), reverse=sort_order == "desc")
@@ -397,6 +404,12 @@ async def _list_schedules(
     """Article 11, ``GET /schedules``: every schedule of the account."""
     limit, offset, sort, sort_order = _listing_params(params, _SCHEDULE_SORTS)
     wanted = _json_param(params, "filter")
+    request["late_delay"] = await churn.before_listing_read(
+        fake,
+        churn.SCHEDULES,
+        arrive=lambda: fake.state.account.add_schedule(0),
+        delete=lambda: churn.archive_schedule(fake),
+    )
     schedules = list(fake.state.account.schedules)  # newest first: createdAt desc
     if sort == "name":
         schedules.sort(key=lambda s: (s.name, s.index), reverse=sort_order == "desc")
@@ -545,11 +558,12 @@ async def _list_candidates(
     recommendation = isinstance(ir, dict) and ir.get("recommendation") is True
     essays = params.get("qr", "false") == "true"
     fake.stats.page_requests[schedule.access_key] += 1
-    if (
-        fake.config.arrival_every
-        and fake.stats.page_requests[schedule.access_key] % fake.config.arrival_every == 0
-    ):
-        fake.state.account.arrive(schedule.access_key)
+    request["late_delay"] = await churn.before_listing_read(
+        fake,
+        churn.candidates_of(schedule.access_key),
+        arrive=lambda: fake.state.account.arrive(schedule.access_key),
+        delete=lambda: churn.delete_candidate(fake, schedule),
+    )
     order = fake.state.account.candidate_order(schedule, sort, sort_order)
     account = fake.state.account
     if fake.config.clamp_limit is not None:

@@ -134,6 +134,39 @@ def add_fake_server_arguments(parser: argparse.ArgumentParser) -> None:
         "repeatable",
     )
     parser.add_argument("--warm", action="store_true", help="generate every record before serving")
+    busy = parser.add_argument_group(
+        "a busy account",
+        "records arrive and leave while a listing is walked, on every paged listing "
+        "(candidates, schedules, assessments), and pages come back out of order",
+    )
+    busy.add_argument(
+        "--arrival-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="a new record at the front of a listing before every N-th request of it",
+    )
+    busy.add_argument(
+        "--deletion-every",
+        type=int,
+        default=0,
+        metavar="M",
+        help="a record of a listing, chosen at random, deleted before every M-th request of it",
+    )
+    busy.add_argument(
+        "--late-share",
+        type=float,
+        default=0.0,
+        metavar="X",
+        help="share of listing requests answered late, read after the wait (0..1)",
+    )
+    busy.add_argument(
+        "--late-ms",
+        type=float,
+        default=250.0,
+        metavar="D",
+        help="how late those answers are, in milliseconds (default: 250)",
+    )
     limits = parser.add_argument_group(
         "rate limits",
         "refuse requests beyond a rate as Mettl does: E509 in an HTTP 200 body, or HTTP 429 "
@@ -173,6 +206,16 @@ def _check_finite(args: argparse.Namespace) -> None:
     """
     if not is_finite_number(args.latency_ms) or args.latency_ms < 0:
         raise ValueError(f"--latency-ms expects finite milliseconds >= 0, got {args.latency_ms!r}")
+    for flag, every in (
+        ("--arrival-every", args.arrival_every),
+        ("--deletion-every", args.deletion_every),
+    ):
+        if every < 0:
+            raise ValueError(f"{flag} expects an integer >= 0 (0: never), got {every!r}")
+    if not is_finite_number(args.late_ms) or args.late_ms < 0:
+        raise ValueError(f"--late-ms expects finite milliseconds >= 0, got {args.late_ms!r}")
+    if not is_finite_number(args.late_share) or not 0 <= args.late_share <= 1:
+        raise ValueError(f"--late-share expects a share from 0 to 1, got {args.late_share!r}")
     for flag, value in (
         ("--rate", args.rate),
         ("--burst", args.burst),
@@ -197,6 +240,10 @@ def fake_from_arguments(args: argparse.Namespace) -> FakeMettl:
         link_style=args.link_style,
         seed=args.seed,
         record=0,
+        arrival_every=args.arrival_every,
+        deletion_every=args.deletion_every,
+        late_share=args.late_share,
+        late_delay=args.late_ms / 1000.0,
     )
     rates: dict[str, float] = {}
     for item in args.fault:

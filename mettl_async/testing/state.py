@@ -13,6 +13,7 @@ import collections
 import datetime as dt
 import math
 from collections.abc import Callable, Mapping
+from random import Random
 from typing import Any, Final, Literal, Protocol
 
 import attrs
@@ -117,6 +118,11 @@ class FakeConfig:
     link_style: LinkStyle
     arrival_every: int
     clamp_limit: int | None
+    #: A record of a listing is deleted before every this-many-th request of it (0: never).
+    deletion_every: int = 0
+    #: The share of listing requests answered ``late_delay`` seconds late (read after the wait).
+    late_share: float = 0.0
+    late_delay: float = 0.0
     #: Whether the account may use Update White Label (article 3); E403 otherwise.
     white_label_allowed: bool = True
     #: The rate limit it enforces (none by default).
@@ -151,6 +157,13 @@ class FakeStats:
     registration_calls: int = 0
     #: Access key -> listing requests (article 16) on that schedule.
     page_requests: collections.Counter[str] = attrs.Factory(collections.Counter)
+    #: Listing -> its requests (``"schedules"``, ``"assessments"``, ``"candidates of KEY"``).
+    listing_requests: collections.Counter[str] = attrs.Factory(collections.Counter)
+    #: Records added to, and deleted from, listings under walks (see ``arrival_every``).
+    arrivals: int = 0
+    deletions: int = 0
+    #: Listing pages answered late (see ``late_share``).
+    late_pages: int = 0
 
 
 def _assessments_of(state: FakeState) -> dict[int, dict[str, Any]]:
@@ -175,6 +188,8 @@ class FakeState:
     white_label_files: dict[str, tuple[str, bytes]] = attrs.Factory(dict)
     #: New assessment ids count up from this one.
     last_assessment_id: int = 1_000_001
+    #: Which records leave a listing and which pages are late (seeded by the fake's seed).
+    churn_random: Random = attrs.Factory(lambda: Random(0))
 
     def fail_registration(
         self, *emails: str, code: str = "E028", message: str | None = None
