@@ -1,15 +1,17 @@
 """Walking listings: concurrent pages, exactly once, never quietly short.
 
 A :class:`Listing` walks one offset-paginated listing (the schedules of an
-account, the candidates of a schedule). It fetches the first page alone, then
-the following offsets concurrently, a window at a time, and yields pages in
-offset order, the order that following the links one by one gives. A record
-whose key was already yielded is dropped, so offsets that shift under live data
-never duplicate anyone; and because such a shift can also open a gap between
-pages fetched out of order, a walk that saw the evidence of one (a page
-repeating records of the page before it) walks again from there. A walk that
-ends with fewer records than the server reported, or whose page fails for good,
-raises :class:`IncompleteListingError`.
+account, the candidates of a schedule): the first page alone, then the
+following offsets concurrently, a window at a time, yielded in offset order
+(the order that following the links one by one gives). A record whose key was
+already yielded is dropped, so offsets that shift under live data never
+duplicate anyone; and since a shift can also open a gap between two pages
+(records arriving move the others to later offsets, deletions to earlier
+ones, and concurrent pages are read in any order), every page must be proven
+to meet the pages before it, or a repair page is read where the walk had got
+to (see :mod:`._coverage` for the proof, :mod:`._walk` for the walk). A walk
+that cannot vouch for what it read, or whose page fails for good, raises
+:class:`IncompleteListingError`.
 
 :class:`AccountResults` walks every schedule of an account at once, under the
 client's one bound on requests in flight, with a bounded buffer between the
@@ -21,58 +23,34 @@ Nothing here imports aiohttp: requests go through the client's ``fetch``.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import functools
-import hashlib
 from collections.abc import (
     AsyncGenerator,
     AsyncIterable,
     AsyncIterator,
-    Awaitable,
     Callable,
-    Hashable,
     Iterable,
-    Sequence,
 )
 from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
 from ._closing import OpenIterations
-from ._errors import (
-    DecodeError,
-    IncompleteListingError,
-    PaginationError,
-    RepeatedPageLinkError,
-    RequestError,
-)
-from ._paging import (
-    Page,
-    RawRecord,
-    WireRecord,
-    decode_listing,
-    link_identity,
-    link_request,
-    page_from_envelope,
-    record_of,
-)
+from ._errors import IncompleteListingError
+from ._paging import Page, RawRecord
 from ._protocol import Request
+from ._walk import Fetch as Fetch  # where the client and _unpaged import them from
+from ._walk import PageDecoder as PageDecoder
+from ._walk import Walk, content_key, walk_pages
 
 __all__ = ["AccountResults", "Listing", "ListingSpec", "SchedulePage", "as_raw", "iterate"]
 
 T = TypeVar("T")
 U = TypeVar("U")
 Raw = RawRecord
-#: ``Transport.call_with``: send a request, read the answer with a decoder.
-Fetch = Callable[[Request, Any], Awaitable[Any]]
-#: Reads a listing page's answer (``_paging.decode_listing`` and its keyword arguments).
-PageDecoder = Callable[..., dict[str, Any]]
+#: The identity of a record without a key (kept here for code that imported it).
+_content_key = content_key
 
-#: Walks of the same listing again after seeing offsets shift, before going sequential.
-MAX_REPAIR_ROUNDS: Final = 3
-#: Pages in a row with no new record before a walk is declared stuck (unknown total).
-MAX_STALE_PAGES: Final = 3
 #: Schedules listed ahead of the account walk: two pages of the schedule listing.
 SCHEDULES_AHEAD: Final = 200
 
@@ -87,8 +65,8 @@ class ListingSpec:
     key_field: str | None  # "email", "accessKey"; None: no de-duplication
     window: int  # pages fetched ahead; 1 follows the links one by one
     #: New records appear at the start of this listing (its default sort: newest
-    #: first). Shifts then only move records to later offsets, which the walk repairs;
-    #: under another sort, a listing that grew during the walk is reported incomplete.
+    #: first): the walk may then prove pages meet by their totals (see ``_coverage``).
+    #: Under another sort, a listing that grew during the walk is reported incomplete.
     grows_at_front: bool = True
 
     @property
@@ -98,150 +76,6 @@ class ListingSpec:
     @property
     def offset(self) -> int:
         return int(self.request.params.get("offset", "0"))
-
-
-class _Walk:
-    """The state of one walk over one listing: one page at a time, in order."""
-
-    def __init__(
-        self,
-        fetch: Fetch,
-        spec: ListingSpec,
-        slots: asyncio.Semaphore | None,
-        decode: PageDecoder | None = None,
-    ) -> None:
-        self.fetch = fetch
-        self.spec = spec
-        self.slots = slots
-        self.seen: set[Hashable] = set()
-        self.unique = 0
-        self.first_total: int | None = None
-        self.max_total: int | None = None
-        self.frontier = 0  # the furthest offset any page of this walk reached
-        self.stale = 0  # pages in a row past the frontier with nothing new
-        self.pending: collections.deque[tuple[int, asyncio.Task[Page[Raw]]]] = collections.deque()
-        self.held = 0  # page slots held by this walk
-        # Pages are never parsed into dicts. A raw walk scans each page (each
-        # record stays the bytes Mettl sent); a typed walk decodes it in one pass
-        # into wire-named structs the garbage collector does not track. Pages
-        # waiting in the prefetch window then hold a few bytes objects or
-        # untracked structs instead of thousands of dicts, which would slow every
-        # allocation (and the garbage collector) of the whole walk.
-        self.decode = functools.partial(
-            decode or decode_listing, items_key=spec.items_key, key_field=spec.key_field
-        )
-
-    # -- fetching one page ---------------------------------------------------------
-
-    async def fetch_page(self, url: str, params: dict[str, str], offset: int) -> Page[Raw]:
-        request = Request("GET", url, params)
-        envelope = await self.fetch(request, self.decode)
-        try:
-            limit = int(params.get("limit", self.spec.limit))
-            page = page_from_envelope(envelope, self.spec.items_key, offset=offset, limit=limit)
-        except (KeyError, TypeError) as exc:
-            raise DecodeError(
-                f"{self.spec.label}: the page at offset {offset} has no list of "
-                f"{self.spec.items_key!r} ({exc})",
-                method="GET",
-                path=request.path,
-            ) from None
-
-        items: Sequence[Any] = page.items
-        if items and not isinstance(items[0], RawRecord | WireRecord):
-            # A page the fast scan could not read, parsed in full instead.
-            field = self.spec.key_field
-            items = [record_of(item, field) for item in items]
-        return page.with_items(items)
-
-    def offset_request(
-        self, template: tuple[str, dict[str, str]], offset: int
-    ) -> tuple[str, dict[str, str]]:
-        url, params = template
-        return url, {**params, "offset": str(offset)}
-
-    # -- de-duplication ------------------------------------------------------------
-
-    def keys_of(self, page: Page[Raw]) -> list[Hashable]:
-        """Each record's identity: its key, or for a record without one, a digest of its
-        bytes (so that a record without an email, pushed to the next page by an
-        arrival, is recognised there too)."""
-        if self.spec.key_field is None:
-            return []
-        return [_content_key(item) if item.key is None else item.key for item in page.items]
-
-    def fresh(self, page: Page[Raw], keys: list[Hashable]) -> Page[Raw]:
-        """The page with only records not yielded before (by key, else by content)."""
-        self.frontier = max(self.frontier, page.offset + page.received)
-        if page.total_records is not None:
-            self.max_total = max(self.max_total or 0, page.total_records)
-        if self.spec.key_field is None:
-            self.unique += len(page.items)
-            return page
-        seen = self.seen
-        items = []
-        for item, key in zip(page.items, keys, strict=True):
-            if key is None:
-                items.append(item)
-            elif key not in seen:
-                seen.add(key)
-                items.append(item)
-        self.unique += len(items)
-        return page.with_items(items)
-
-    def accept(self, page: Page[Raw], keys: list[Hashable]) -> Page[Raw]:
-        """:meth:`fresh`, watching for a server that ignores ``offset``.
-
-        Only pages past everything walked so far count: a walk repeated after a
-        shift meets records it already yielded, legitimately.
-        """
-        beyond = page.offset >= self.frontier
-        fresh = self.fresh(page, keys)
-        self.stale = self.stale + 1 if beyond and page.received and not fresh.items else 0
-        if self.stale >= MAX_STALE_PAGES:
-            raise PaginationError(
-                f"{self.spec.label}: {self.stale} pages in a row up to offset {page.offset} "
-                "held only records already seen; the server seems to ignore offset",
-                listing=self.spec.label,
-                offset=page.offset,
-            )
-        return fresh
-
-    # -- page slots (memory bound shared by the walks of one account) ----------------
-
-    async def take_slot(self, *, wait: bool) -> bool:
-        if self.slots is None:
-            return True
-        if not wait and self.slots.locked():
-            return False
-        await self.slots.acquire()
-        self.held += 1
-        return True
-
-    def give_slot(self) -> None:
-        if self.slots is not None and self.held:
-            self.held -= 1
-            self.slots.release()
-
-    async def close(self) -> None:
-        pending = [task for _, task in self.pending]
-        self.pending.clear()
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.gather(*pending, return_exceptions=True)
-        while self.held:
-            self.give_slot()
-
-    def failed(self, offset: int, error: RequestError) -> IncompleteListingError:
-        failure = IncompleteListingError(
-            f"{self.spec.label}: the page at offset {offset} failed after "
-            f"{error.attempts} attempt{'s' if error.attempts != 1 else ''} ({error})",
-            listing=self.spec.label,
-            offset=offset,
-        )
-        failure.__cause__ = error
-        return failure
 
 
 class Listing(Generic[T]):
@@ -327,11 +161,11 @@ class Listing(Generic[T]):
         export must never record a short schedule as done. Other pages are
         yielded as they come.
         """
-        walk = _Walk(self._fetch, self._spec, self._slots, self._decode)
+        walk = Walk(self._fetch, self._spec, self._slots, self._decode)
         self._iterations.begin()
         try:
             held: Page[Raw] | None = None
-            async with contextlib.aclosing(self._walk_pages(walk)) as pages:
+            async with contextlib.aclosing(walk_pages(walk)) as pages:
                 async for page in pages:
                     if held is not None:
                         yield held
@@ -350,33 +184,16 @@ class Listing(Generic[T]):
             finally:
                 self._iterations.end()
 
-    async def _walk_pages(self, walk: _Walk) -> AsyncGenerator[Page[Raw], None]:
-        spec = self._spec
-        await walk.take_slot(wait=True)
-        # The first page's errors are raised as they are: nothing was yielded yet.
-        first = await walk.fetch_page(spec.request.url, dict(spec.request.params), spec.offset)
-        walk.give_slot()
-        walk.first_total = first.total_records
-        keys = walk.keys_of(first)
-        yield walk.fresh(first, keys)
-        if first.is_end():
-            return
-        if spec.window <= 1:
-            pages = self._follow(walk, spec.request.url, first)
-        else:
-            pages = self._concurrent(walk, first, keys)
-        async with contextlib.aclosing(pages):
-            async for page in pages:
-                yield page
-
-    def _check_complete(self, walk: _Walk) -> None:
+    def _check_complete(self, walk: Walk) -> None:
+        """What the chain cannot prove: totals that disagree with a walk that saw no change."""
         label = self._spec.label
         total = walk.first_total
-        if total is not None and walk.unique < total:
+        quiet = walk.coverage is None or walk.coverage.quiet
+        if quiet and total is not None and walk.unique < total:
             raise IncompleteListingError(
                 f"{label}: the server reported {total} records but the walk found "
-                f"{walk.unique}; the listing changed under the walk (records deleted?) or the "
-                "server skipped some. Walk it again.",
+                f"{walk.unique}, and the listing did not change under the walk: the server "
+                "skipped some. Walk it again.",
                 listing=label,
                 offset=None,
             )
@@ -393,157 +210,6 @@ class Listing(Generic[T]):
                 listing=label,
                 offset=None,
             )
-
-    async def _follow(
-        self, walk: _Walk, url: str, page: Page[Raw]
-    ) -> AsyncGenerator[Page[Raw], None]:
-        """One page at a time after ``page``: follow ``paging.next`` as given, else step."""
-        spec = self._spec
-        params = dict(spec.request.params)
-        followed: set[Hashable] = set()
-        while not page.is_end():
-            if page.next is not None:
-                url, params = link_request(page.next, url)
-                identity = link_identity(url, params)
-                if identity in followed:
-                    raise RepeatedPageLinkError(
-                        f"{spec.label}: the server sent the link to offset "
-                        f"{params.get('offset', '?')} twice; stopping instead of looping",
-                        listing=spec.label,
-                        offset=_int_or_none(params.get("offset")),
-                    )
-                followed.add(identity)
-                offset = _int_or_none(params.get("offset"))
-                if offset is None:
-                    offset = page.offset + page.received
-            else:
-                offset = page.offset + page.received
-                params = {**params, "offset": str(offset)}
-            params.setdefault("limit", str(spec.limit))
-            await walk.take_slot(wait=True)
-            try:
-                page = await walk.fetch_page(url, params, offset)
-            except RequestError as error:
-                raise walk.failed(offset, error) from error
-            finally:
-                walk.give_slot()
-            yield walk.accept(page, walk.keys_of(page))
-
-    async def _concurrent(
-        self, walk: _Walk, first: Page[Raw], first_keys: list[Hashable]
-    ) -> AsyncGenerator[Page[Raw], None]:
-        """Later offsets a window at a time, yielded in order; walk again after a shift."""
-        spec = self._spec
-        template = (spec.request.url, dict(spec.request.params))
-        # A server may clamp the limit: step by what it actually gave.
-        step = min(first.limit, first.received)
-        start = first.offset + step
-        if first.next is not None:
-            # The server's own next link is the template: its parameters as it gives them.
-            url, params = link_request(first.next, spec.request.url)
-            link_offset = _int_or_none(params.get("offset"))
-            if link_offset is not None and link_offset > first.offset:
-                params.setdefault("limit", str(first.limit))
-                template, start, step = (url, params), link_offset, link_offset - first.offset
-        total = first.total_records
-        previous_keys = first_keys
-        for round_number in range(MAX_REPAIR_ROUNDS + 1):
-            shifted_at: int | None = None
-            window = self._window(walk, template, start, step, total, round_number > 0)
-            async with contextlib.aclosing(window):
-                async for page, keys in window:
-                    if shifted_at is None and _overlaps(previous_keys, keys):
-                        shifted_at = page.offset
-                    previous_keys = keys
-                    yield walk.accept(page, keys)
-            if shifted_at is None:
-                return
-            # Records moved to later offsets while pages were fetched out of order:
-            # the pages before ``shifted_at`` are contiguous, a gap can only follow.
-            # Walk again from there (records already yielded are dropped).
-            total = walk.max_total
-            start, previous_keys = shifted_at, []
-        # Still shifting after every round: one page at a time leaves no gap.
-        stand_in = Page[Raw]([], start - step, step, received=step)
-        async with contextlib.aclosing(self._follow(walk, template[0], stand_in)) as pages:
-            async for page in pages:
-                yield page
-
-    async def _window(
-        self,
-        walk: _Walk,
-        template: tuple[str, dict[str, str]],
-        start: int,
-        step: int,
-        total: int | None,
-        lead_alone: bool,
-    ) -> AsyncGenerator[tuple[Page[Raw], list[Hashable]], None]:
-        """Pages from ``start`` on, up to ``spec.window`` ahead, in offset order."""
-        window_max = self._spec.window
-        # Unknown total: speculate, doubling the window while pages come back full.
-        window = window_max if total is not None else min(2, window_max)
-        next_offset = start
-        ended = False
-
-        def launch(offset: int) -> asyncio.Task[Page[Raw]]:
-            url, params = walk.offset_request(template, offset)
-            task = asyncio.ensure_future(walk.fetch_page(url, params, offset))
-            walk.pending.append((offset, task))
-            return task
-
-        if lead_alone:
-            # A walk repeated after a shift fetches its first page before the others,
-            # so that the shift this page sees is the smallest of the round.
-            await walk.take_slot(wait=True)
-            await asyncio.wait([launch(next_offset)])
-            next_offset += step
-        while True:
-            while not ended and len(walk.pending) < window:
-                if total is not None and next_offset >= total:
-                    break
-                if not await walk.take_slot(wait=not walk.pending):
-                    break
-                launch(next_offset)
-                next_offset += step
-            if not walk.pending:
-                return
-            offset, task = walk.pending[0]
-            try:
-                page = await task
-            except RequestError as error:
-                raise walk.failed(offset, error) from error
-            walk.pending.popleft()
-            if page.is_end():
-                ended = True
-            if page.total_records is not None and (total is None or page.total_records > total):
-                total = page.total_records  # grew under the walk: keep going
-                window = window_max
-            elif total is None and not ended:
-                window = min(window * 2, window_max)
-            yield page, walk.keys_of(page)
-            walk.give_slot()
-
-
-def _content_key(record: Raw) -> bytes:
-    """The identity of a record without a key: a digest of its JSON (never equal to a key,
-    which is a string or a number)."""
-    return hashlib.blake2b(record.json, digest_size=16).digest()
-
-
-def _overlaps(previous: list[Hashable], current: list[Hashable]) -> bool:
-    if not previous or not current:
-        return False
-    before = {key for key in previous if key is not None}
-    return any(key in before for key in current if key is not None)
-
-
-def _int_or_none(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        return None
 
 
 def as_raw(value: Raw) -> Raw:
