@@ -16,18 +16,17 @@ extends the chain when either
   page was read, those records followed that one with nothing in between, so
   no record that existed throughout is missing up to the page's last record,
   whenever the page was read; or
-- the listing has ``totalRecords`` and new records appear only at its front,
-  the page starts right after where the chain's end was last seen, and its
-  total proves nothing fell in between. Since the first page was read, a
-  record has moved by the arrivals less the deletions before it: at least by
-  the change of the total (deletions after it do not move it), and the further
-  down the listing, the less. :attr:`Coverage.drift` bounds from above how far
-  the records at the chain's end had moved when last seen: 0 for the first
-  page; where a page meets the chain at a record, that bound for the page that
-  put the record on the chain plus how far the record has moved between the
-  two pages. A page whose total changed by at least ``drift`` was read when
-  the chain's end had moved at least as far as when it was seen: the page's
-  first record follows it with nothing in between.
+- the walk has seen no sign of change yet, the listing has ``totalRecords``
+  and new records appear only at its front, and the page starts right after
+  where the chain's end was seen and reports the first page's total. Since the
+  first page was read (alone, before any other), a record has moved by the
+  arrivals less the deletions before it: at least by the change of the total,
+  and the further down the listing, the less. While every page reports the
+  same total and none repeats a record of the one before it, no record can have
+  moved back at the boundary between two of them: nothing fell in between.
+  (Only a burst of arrivals and as many deletions between two reads, a page's
+  worth or more, would cancel out in the totals unseen; from the first sign of
+  change on, the walk relies on overlaps alone, which assume nothing.)
 
 Anything else is a *break*: the walk reads a repair page placed where the
 chain's end should now be, and goes on from the page that holds it. The one
@@ -41,7 +40,6 @@ Pure: no I/O, no clock. The walk (``_walk``) fetches, this judges.
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Hashable, Sequence
 from typing import Any, Final, Literal
 
@@ -85,16 +83,11 @@ class Coverage:
         self.keyed = keyed
         #: Recent chain records -> their place in the chain (1, 2, ...), oldest first.
         self._recent: dict[Hashable, int] = {}
-        #: Where runs of chain records were read: (place of the first, its offset, drift).
-        self._runs: collections.deque[tuple[int, int, int | None]] = collections.deque()
         self._count = 0
         #: The offset at which the chain's last record was last seen.
         self.end_offset = -1
         #: ``totalRecords`` of the page that last extended the chain.
         self.end_total: int | None = None
-        #: How far, at most, the records at the chain's end had moved when last seen
-        #: (since the first page was read; None: unknown, totals prove nothing).
-        self.drift: int | None = None
         #: The walk has proven its chain reaches the end of the listing.
         self.complete = False
         #: No sign of any change so far: every total equal, no shift, no break.
@@ -105,49 +98,48 @@ class Coverage:
     def start(self, page: Page[Any], keys: Sequence[Hashable]) -> None:
         """The first page, read alone: the chain's start, and what later totals compare to."""
         self.base_total = page.total_records
-        drift = 0 if self.totals_prove else None
-        self._extend(page, keys, 0, drift)
+        self._extend(page, keys, 0)
 
     @property
     def totals_prove(self) -> bool:
-        """Whether totals can prove that a page meets the chain (see the module)."""
-        return self.front_only and self.keyed and self.base_total is not None
+        """Whether the next page may be proven by its total (see the module)."""
+        return self.quiet and self.front_only and self.keyed and self.base_total is not None
 
     # -- judging a page --------------------------------------------------------------
 
     def judge(self, page: Page[Any], keys: Sequence[Hashable]) -> Verdict:
         """What ``page`` does for the chain, updating it (see :class:`Verdict`)."""
         if not self.keyed:
-            self._extend(page, keys, 0, None)
+            self._extend(page, keys, 0)
             return Verdict("extend")
         total = page.total_records
-        if total is not None and total != self.base_total:
-            self.quiet = False
+        by_total = self.totals_prove and page.offset == self.end_offset + 1
+        if total != self.base_total:
+            self.quiet = by_total = False
         found, latest = self._latest_in(keys)
         if found >= 0:
             position = page.offset + found
             if latest != self._count or position != self.end_offset:
                 self.quiet = False
-            drift = self._moved(latest, position)
             if latest == self._count:
-                self.end_offset, self.drift = position, drift  # the chain's end, now
+                self.end_offset = position  # where the chain's end is now
             if found < len(keys) - 1 or page.is_end():
                 # What follows the chain's record here followed it when the page was
                 # read. (A page ending with it, the last of the listing then: the
                 # chain's later records were deleted, and nothing came after.)
-                self._extend(page, keys, found + 1, drift)
+                self._extend(page, keys, found + 1)
                 return Verdict("extend", found + 1)
             # Every record is behind the chain's end, which is further on.
             return Verdict("covered", seek=position + (self._count - latest))
-        if self._proven_by_total(page):
-            self._extend(page, keys, 0, self.drift)
+        if by_total:
+            self._extend(page, keys, 0)
             return Verdict("extend")
         self.quiet = False
         if page.offset == 0:
             # The listing's first page meets the chain where both start: every record
             # before the chain's end that existed throughout was yielded, and the page
             # holds everything from the start to its last record.
-            self._extend(page, keys, 0, None)
+            self._extend(page, keys, 0)
             return Verdict("extend")
         # The chain's end is before this page: records were deleted before it, or
         # the page was read before records arrived that moved the end further on.
@@ -155,25 +147,6 @@ class Coverage:
         if total is not None and self.end_total is not None:
             moved = max(0, self.end_total - total)
         return Verdict("break", seek=max(0, page.offset - 1 - moved))
-
-    def _proven_by_total(self, page: Page[Any]) -> bool:
-        total, base, drift = page.total_records, self.base_total, self.drift
-        return (
-            self.front_only
-            and total is not None
-            and base is not None
-            and drift is not None
-            and page.offset == self.end_offset + 1
-            and total - base >= drift
-        )
-
-    def _moved(self, place: int, position: int) -> int | None:
-        """The drift at a chain record seen at ``position``: its run's drift, plus how far
-        it moved since its run was read."""
-        for first, offset, drift in reversed(self._runs):
-            if first <= place:
-                return None if drift is None else drift + position - (offset + place - first)
-        return None
 
     def _latest_in(self, keys: Sequence[Hashable]) -> tuple[int, int]:
         """The index in ``keys`` of the latest chain record there, and its place (-1, 0: none)."""
@@ -185,14 +158,8 @@ class Coverage:
                 found, latest = index, place
         return found, latest
 
-    def _extend(
-        self, page: Page[Any], keys: Sequence[Hashable], start: int, drift: int | None
-    ) -> None:
+    def _extend(self, page: Page[Any], keys: Sequence[Hashable], start: int) -> None:
         recent = self._recent
-        if start < len(keys):
-            self._runs.append((self._count + 1, page.offset + start, drift))
-            if len(self._runs) > 4 * RECENT_PAGES:
-                self._runs.popleft()
         for key in keys[start:]:
             self._count += 1
             recent.pop(key, None)
@@ -202,7 +169,6 @@ class Coverage:
             self._recent = dict(list(recent.items())[-keep:])
         if page.received:
             self.end_offset = page.offset + page.received - 1
-            self.drift = drift
         if page.total_records is not None:
             self.end_total = page.total_records
         self.complete = page.is_end()

@@ -56,7 +56,7 @@ Fetch = Callable[[Request, Any], Awaitable[Any]]
 #: Reads a listing page's answer (``_paging.decode_listing`` and its keyword arguments).
 PageDecoder = Callable[..., dict[str, Any]]
 
-#: Pages in a row with no new record before a walk is declared stuck (unknown total).
+#: Pages in a row repeating the first page before the server is said to ignore offset.
 MAX_STALE_PAGES: Final = 3
 #: Repair pages read in a row without finding the chain's end before the walk gives up.
 MAX_SEEKS: Final = 8
@@ -80,7 +80,8 @@ class Walk:
         self.first_total: int | None = None
         self.max_total: int | None = None
         self.frontier = 0  # the furthest offset any page of this walk reached
-        self.stale = 0  # pages in a row past the frontier with nothing new
+        self.stale = 0  # pages in a row that repeated the first page, elsewhere
+        self.first_keys: list[Hashable] = []
         self.tasks: set[asyncio.Task[Page[Raw]]] = set()
         self.held = 0  # page slots held by this walk
         self.coverage: Coverage | None = None
@@ -155,14 +156,11 @@ class Walk:
         return page.with_items(items)
 
     def accept(self, page: Page[Raw], keys: list[Hashable]) -> Page[Raw]:
-        """:meth:`fresh`, watching for a server that ignores ``offset``.
-
-        Only pages past everything walked so far count: pages that overlap, or
-        repair pages read behind, meet records already yielded, legitimately.
-        """
-        beyond = page.offset + page.received > self.frontier
+        """:meth:`fresh`, watching for a server that ignores ``offset``: pages at other
+        offsets that hold the first page's records again, and only them, in a row."""
+        again = page.offset != self.spec.offset and keys == self.first_keys
         fresh = self.fresh(page, keys)
-        self.stale = self.stale + 1 if beyond and page.received and not fresh.items else 0
+        self.stale = self.stale + 1 if again and page.received and not fresh.items else 0
         if self.stale >= MAX_STALE_PAGES:
             raise PaginationError(
                 f"{self.spec.label}: {self.stale} pages in a row up to offset {page.offset} "
@@ -244,7 +242,7 @@ async def walk_pages(walk: Walk) -> AsyncGenerator[Page[Raw], None]:
     first = await walk.fetch_page(spec.request.url, dict(spec.request.params), spec.offset)
     walk.give_slot()
     walk.first_total = first.total_records
-    keys = walk.keys_of(first)
+    keys = walk.first_keys = walk.keys_of(first)
     # A server may clamp the limit: step by what it actually gave.
     step = min(first.limit, first.received) or first.limit
     template = (spec.request.url, dict(spec.request.params))

@@ -81,7 +81,11 @@ async def test_records_deleted_before_a_page_is_read_leave_no_gap(kind: str) -> 
     listing = shelf(kind, hook=when(third, second, lambda s: s.delete_at(3, 4)))
     keys = await listing.walk(L, window=8)
     check(listing, keys)
-    assert len(listing.requests) <= listing.sequential_requests(L) + 2
+    # A repair page for the page read after the deletion; with totals, one for each page
+    # read after it (their totals no longer prove anything, and they do not overlap);
+    # without, pages overlapping by one record take one page more than the links.
+    more = 3 if listing.totals else 2
+    assert len(listing.requests) == listing.sequential_requests(L) + more
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -151,18 +155,16 @@ async def test_a_page_read_late_after_arrivals_leaves_no_gap(kind: str) -> None:
     listing = shelf(kind, hook=when(second, third, lambda s: s.arrive(2)))
     keys = await listing.walk(L, window=8)
     check(listing, keys)
-    assert len(listing.requests) <= listing.sequential_requests(L) + 2
+    assert len(listing.requests) <= 2 * listing.sequential_requests(L)
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", ["results without totals", "schedules"])
 async def test_arrivals_read_in_order_cost_no_repair(kind: str) -> None:
-    """Arrivals seen in offset order only repeat records (dropped): no request more."""
-    first = L if kind == "results with totals" else L - 1
-    listing = shelf(kind, hook=when(2 * first, first, lambda s: s.arrive(2)))
+    """Arrivals seen in offset order only make pages overlap more (repeats are dropped)."""
+    listing = shelf(kind, hook=when(2 * (L - 1), L - 1, lambda s: s.arrive(2)))
     keys = await listing.walk(L, window=8)
     check(listing, keys)
-    if listing.totals:
-        assert len(listing.requests) == listing.sequential_requests(L)
+    assert len(listing.requests) <= listing.sequential_requests(L) + 1  # past the end
 
 
 async def test_a_listing_that_runs_away_fails_naming_why() -> None:
@@ -291,33 +293,19 @@ def test_a_page_that_does_not_start_where_the_chain_ends_is_not_proven_by_totals
     assert judge(coverage(), "fghi", 5, 20).kind == "break"
 
 
-def test_the_drift_of_a_page_read_late_is_measured_where_it_meets_the_chain() -> None:
-    """The second page repeats "c" and "d" (two arrivals before it was read): the records
-    at the chain's end moved two places, so the next page's total must show two more."""
+def test_totals_prove_nothing_after_the_first_sign_of_change() -> None:
+    """A page repeating records (two arrived), then a page whose total shows them: the
+    totals no longer prove anything (arrivals and deletions may cancel out in them)."""
     chain = coverage()
-    assert judge(chain, "cdef", 4, 22).kind == "extend"
-    assert chain.drift == 2
-    assert judge(chain, "ghij", 8, 21).kind == "break"
-    assert judge(chain, "ghij", 8, 22).kind == "extend"
-
-
-def test_a_deletion_measured_by_an_anchor_lets_later_totals_prove() -> None:
-    """ "b" deleted: the repair page finds "d" one place back, the records there moved back by
-    one, and a page whose total fell by one since the first page is then proven."""
-    chain = coverage()
-    assert judge(chain, "fghi", 4, 19).kind == "break"
-    assert judge(chain, "cdef", 1, 19).kind == "extend"
-    assert chain.drift == -1
-    assert judge(chain, "fghi", 4, 19).kind == "extend"
-    assert judge(chain, "jklm", 8, 19).kind == "extend"
-    assert judge(chain, "nopq", 12, 18).kind == "break"
+    assert judge(chain, "cdef", 4, 22).kind == "extend"  # met the chain at "d"
+    assert not chain.quiet
+    assert judge(chain, "ghij", 8, 22).kind == "break"
 
 
 def test_the_first_page_of_the_listing_always_meets_the_chain() -> None:
-    chain = coverage()
-    assert judge(chain, "wxyz", 0, 20).kind == "extend"  # everything read was deleted
-    assert chain.drift is None  # how far arrivals moved its records is unknown
-    assert judge(chain, "0123", 4, 20).kind == "break"
+    chain = coverage(total=None)
+    assert judge(chain, "wxyz", 0, None).kind == "extend"  # everything read was deleted
+    assert chain.end_offset == 3
 
 
 def test_a_listing_sorted_otherwise_is_not_proven_by_totals() -> None:
