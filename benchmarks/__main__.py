@@ -7,7 +7,8 @@
 Sections: (1) account export vs the latency bound, (2) the typed walk vs the
 raw walk, (3) one large schedule, (4) client overhead vs a bare aiohttp loop,
 (5) decode, (6) memory, (7) an export against a server that throttles
-(rate-limited export), (8) sync into a database vs the export. The fake
+(rate-limited export), (8) sync into a database vs the export, (9) an export
+of a busy account (records arriving and deleted mid-walk, pages late). The fake
 Mettl runs in its own process; every comparison is measured in the same run,
 interleaved, with warm-up and repeats, and reported as medians and ratios.
 """
@@ -21,6 +22,7 @@ import time
 from collections.abc import Callable
 
 from ._harness import machine
+from .bench_busy import busy_section
 from .bench_decode import decode_section
 from .bench_memory import memory_section
 from .bench_overhead import overhead_section
@@ -37,6 +39,7 @@ SECTIONS: dict[str, Callable[..., str]] = {
     "memory": memory_section,
     "ratelimit": ratelimit_section,
     "sync": sync_section,
+    "busy": busy_section,
 }
 
 

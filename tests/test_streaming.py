@@ -159,6 +159,66 @@ async def test_arrivals_mid_walk_neither_duplicate_nor_lose_anyone(
     assert len(schedule.arrivals) > 0
 
 
+BUSY = {
+    "arrivals": {"arrival_every": 2},
+    "deletions": {"deletion_every": 3},
+    "both": {"arrival_every": 3, "deletion_every": 4},
+}
+
+
+@pytest.mark.parametrize("window", [1, 8])
+@pytest.mark.parametrize("total_records", [True, False], ids=["totals", "no totals"])
+@pytest.mark.parametrize("busy", list(BUSY))
+async def test_a_busy_schedule_walked_has_everyone_who_stayed_exactly_once(
+    busy: str, total_records: bool, window: int
+) -> None:
+    """Candidates arriving and deleted while the walk goes, a third of the pages answered
+    late (read after the wait): every candidate there throughout, once; nobody invented."""
+    fake = FakeMettl(
+        account=FakeAccount([430], seed=window),
+        total_records=total_records,
+        late_share=0.3,
+        late_delay=0.02,
+        seed=window,
+        **BUSY[busy],  # type: ignore[arg-type]
+    )
+    schedule = fake.account.schedules[0]
+    at_start = set(truth(fake)[schedule.access_key])
+    async with FakeMettlServer(fake) as server, server.client() as mettl:
+        emails = [
+            r["email"]
+            async for r in mettl.iter_candidate_results(
+                schedule.access_key, page_size=40, window=window
+            ).raw()
+        ]
+    gone = {fake.account.email(schedule, j) for j in schedule.deleted}
+    ever = at_start | {fake.account.email(schedule, j) for j in schedule.arrivals}
+    assert len(emails) == len(set(emails))
+    assert at_start - gone <= set(emails)
+    assert set(emails) <= ever
+    assert fake.arrivals + fake.deletions > 0
+
+
+@pytest.mark.parametrize("total_records", [True, False], ids=["totals", "no totals"])
+async def test_a_busy_schedule_listing_has_every_schedule_that_stayed(total_records: bool) -> None:
+    """Article 11 (no paging block) with schedules created and archived under the walk."""
+    fake = FakeMettl(
+        account=FakeAccount(230, 0, seed=5),
+        total_records=total_records,
+        arrival_every=2,
+        deletion_every=3,
+        late_share=0.3,
+        late_delay=0.02,
+    )
+    at_start = {s.access_key for s in fake.account.schedules}
+    async with FakeMettlServer(fake) as server, server.client() as mettl:
+        keys = [s["accessKey"] async for s in mettl.iter_schedules(page_size=20).raw()]
+    remaining = {s.access_key for s in fake.account.schedules}
+    assert len(keys) == len(set(keys))
+    assert at_start & remaining <= set(keys)
+    assert fake.deletions > 0
+
+
 @pytest.mark.parametrize(
     ("sort", "sort_order"), [(None, None), ("name", "asc"), ("testStartTime", "asc")]
 )

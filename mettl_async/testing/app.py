@@ -176,9 +176,10 @@ class FakeMettl:
 
     A busy account, on every paged listing (articles 6, 11 and 16; see
     :mod:`~mettl_async.testing.churn`): ``arrival_every=N`` adds a record at the
-    front of a listing (a candidate starts the test; a schedule, an assessment
-    is created) before every N-th request of that listing, ``deletion_every=M``
-    deletes one chosen at random before every M-th, and ``late_share`` of the
+    front of the listing asked for (a candidate starts the test; a schedule, an
+    assessment is created) before every N-th listing request (all listings
+    counted together), ``deletion_every=M`` deletes one of it chosen at random
+    before every M-th, and ``late_share`` of the
     listing requests are answered ``late_delay`` seconds late, each page read
     from the account after the wait (pages out of order, each showing what
     changed meanwhile). :meth:`set_churn` changes these while the fake runs.
@@ -340,9 +341,9 @@ class FakeMettl:
     ) -> None:
         """Change how busy the account is (see the class): the settings given, others kept.
 
-        ``arrival_every=3``: a new record at the front of a listing before every
-        third request of it; ``deletion_every=4``: one deleted at random before
-        every fourth; ``late_share=0.2, late_delay=0.25``: a fifth of the listing
+        ``arrival_every=3``: a new record at the front of the listing asked for
+        before every third listing request; ``deletion_every=4``: one deleted at
+        random before every fourth; ``late_share=0.2, late_delay=0.25``: a fifth of the listing
         pages answered 250 ms late, read after the wait. 0 turns each off.
         """
         config = self.config

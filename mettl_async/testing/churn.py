@@ -1,13 +1,14 @@
 """A busy account under a walk: records arriving and leaving, pages answered late.
 
-Every paged listing of the fake (article 6's assessments, article 11's schedules,
-article 16's candidates of a schedule) counts its own requests. Before the
-``arrival_every``-th request of a listing (and every multiple), a new record joins
-the front of that listing, where Mettl's default order (newest first) puts it:
-a candidate starts the test, a schedule or an assessment is created. Before every
-``deletion_every``-th request, a record of the listing chosen at random (seeded)
-leaves it: a candidate's result is deleted, a schedule is archived (it leaves
-article 11's listing; its own endpoints still answer), an assessment is deleted.
+The fake counts the requests of its paged listings (article 6's assessments,
+article 11's schedules, article 16's candidates of a schedule), all together.
+Before every ``arrival_every``-th of them, a new record joins the front of the
+listing asked for, where Mettl's default order (newest first) puts it: a
+candidate starts the test, a schedule or an assessment is created. Before every
+``deletion_every``-th, a record of the listing asked for, chosen at random
+(seeded), leaves it: a candidate's result is deleted, a schedule is archived (it
+leaves article 11's listing; its own endpoints still answer), an assessment is
+deleted.
 A share ``late_share`` of listing requests (chosen at random, seeded) is
 answered ``late_delay`` seconds late, the page read from the account *after*
 the wait, so that it shows what changed meanwhile: pages come back out of
@@ -36,6 +37,7 @@ __all__ = [
     "check_churn",
     "delete_assessment",
     "delete_candidate",
+    "hold",
 ]
 
 #: The names under which the listings count their requests (``FakeStats.listing_requests``).
@@ -68,7 +70,7 @@ async def before_listing_read(
     arrive: Callable[[], Any],
     delete: Callable[[], Any],
 ) -> float:
-    """Count a request of ``listing``, change the listing as configured, answer late if chosen.
+    """Count a request of ``listing``, change it as configured, answer late if chosen.
 
     Called by a listing's handler before it reads the account. ``arrive`` adds a
     record at the front of the listing; ``delete`` removes one at random. Returns
@@ -76,7 +78,7 @@ async def before_listing_read(
     """
     config, stats = fake.config, fake.stats
     stats.listing_requests[listing] += 1
-    count = stats.listing_requests[listing]
+    count = stats.listing_requests.total()
     if config.arrival_every and count % config.arrival_every == 0:
         arrive()
         stats.arrivals += 1
@@ -85,9 +87,14 @@ async def before_listing_read(
     delay = config.late_delay
     if config.late_share and delay and fake.state.churn_random.random() < config.late_share:
         stats.late_pages += 1
-        await asyncio.sleep(delay)
+        await hold(delay)
         return delay
     return 0.0
+
+
+async def hold(delay: float) -> None:
+    """Hold a late answer back (``asyncio.sleep``; a test may put an event in its place)."""
+    await asyncio.sleep(delay)
 
 
 def delete_candidate(fake: FakeParts, schedule: FakeSchedule) -> bool:

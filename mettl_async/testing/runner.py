@@ -144,14 +144,16 @@ def add_fake_server_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="a new record at the front of a listing before every N-th request of it",
+        help="a new record at the front of the listing asked for, before every N-th listing "
+        "request (all listings counted together)",
     )
     busy.add_argument(
         "--deletion-every",
         type=int,
         default=0,
         metavar="M",
-        help="a record of a listing, chosen at random, deleted before every M-th request of it",
+        help="a record of the listing asked for, chosen at random, deleted before every M-th "
+        "listing request",
     )
     busy.add_argument(
         "--late-share",

@@ -118,7 +118,8 @@ class FakeConfig:
     link_style: LinkStyle
     arrival_every: int
     clamp_limit: int | None
-    #: A record of a listing is deleted before every this-many-th request of it (0: never).
+    #: A record of the listing asked for is deleted before every this-many-th listing
+    #: request (0: never; see ``churn``).
     deletion_every: int = 0
     #: The share of listing requests answered ``late_delay`` seconds late (read after the wait).
     late_share: float = 0.0
