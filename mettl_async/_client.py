@@ -420,7 +420,7 @@ class MettlClient:
         envelope = await self._transport.call(
             Request(
                 "POST",
-                self.url(f"/assessments/{int(assessment_id)}/schedules"),
+                self.url(f"/assessments/{check_assessment_id(assessment_id)}/schedules"),
                 {"sc": to_json(schedule)},
                 placement="query",
             )

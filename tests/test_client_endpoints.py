@@ -200,3 +200,22 @@ async def test_raw_records_are_the_bytes_mettl_sent(account: FakeMettlServer) ->
     ]
     assert records[0]["email"] == records[0].key
     assert dict(records[0]) == orjson.loads(records[0].json)
+
+
+@pytest.mark.parametrize("assessment_id", [3.9, True, "999000", 0, -4])
+async def test_create_schedule_refuses_an_id_that_is_no_positive_integer(
+    account: FakeMettlServer, assessment_id: Any
+) -> None:
+    """Like every other endpoint, before any request: no 3.9 sent as 3, no True as 1, no
+    string taken as the assessment it spells (999000 is one of the account's)."""
+    settings = ScheduleSettings(
+        name="Campus drive",
+        source_app="HR portal",
+        access=Access(type=AccessType.OPEN_FOR_ALL),
+        schedule_type=ScheduleType.ALWAYS_ON,
+    )
+    async with account.client() as mettl:
+        with pytest.raises(ValidationError) as caught:
+            await mettl.create_schedule(assessment_id, settings)
+    assert caught.value.paths == ["assessment_id"]
+    assert account.fake.requests == 0
