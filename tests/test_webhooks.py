@@ -108,6 +108,27 @@ async def serving(app: web.Application) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
+class Arrivals:
+    """A receiver's ``key`` (``event_key``) that sets ``all_in`` once ``count`` deliveries
+    were read: a test then knows they reached the receiver, without sleeping."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.all_in = asyncio.Event()
+
+    def key(self, event: WebhookEvent) -> str | None:
+        self.count -= 1
+        if self.count <= 0:
+            self.all_in.set()
+        return event_key(event)
+
+
+async def spin(turns: int = 200) -> None:
+    """Let everything that can run without waiting for I/O run (event-loop turns, no clock)."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+
+
 @asynccontextmanager
 async def receiver_at(
     on_event: EventCallback, **options: Any
@@ -618,12 +639,15 @@ async def test_a_duplicate_arriving_during_a_failing_delivery_handles_the_event(
             await release.wait()
             raise RuntimeError("first attempt fails")
 
-    async with receiver_at(callback) as (url, http, receiver):
+    read = Arrivals(2)
+    async with receiver_at(callback, key=read.key) as (url, http, receiver):
         first = asyncio.create_task(post(http, url, sample_bytes("finishTest")))
         await entered.wait()
         second = asyncio.create_task(post(http, url, sample_bytes("finishTest")))
-        await asyncio.sleep(0.05)
+        await read.all_in.wait()  # the second delivery was read by the receiver
+        await spin()
         assert not second.done()  # waiting for the first delivery's outcome
+        assert len(calls) == 1
         release.set()
         results = [await first, await second]
         key = event_key(parse_event(sample("finishTest")))
@@ -637,17 +661,21 @@ async def test_a_duplicate_arriving_during_a_successful_delivery_waits_then_says
 ):
     """A second delivery during the first one's callback is answered only once that succeeds."""
     release = asyncio.Event()
+    entered = asyncio.Event()
     recorder = Recorder()
 
     async def slow(event: WebhookEvent) -> None:
+        entered.set()
         await release.wait()
         await recorder(event)
 
-    async with receiver_at(slow) as (url, http, _):
+    read = Arrivals(2)
+    async with receiver_at(slow, key=read.key) as (url, http, _):
         tasks = [asyncio.create_task(post(http, url, sample_bytes("startAssessment")))]
-        await asyncio.sleep(0.05)
+        await entered.wait()
         tasks.append(asyncio.create_task(post(http, url, sample_bytes("startAssessment"))))
-        await asyncio.sleep(0.05)
+        await read.all_in.wait()  # the second delivery was read by the receiver
+        await spin()
         assert not any(task.done() for task in tasks)
         release.set()
         results = await asyncio.gather(*tasks)
