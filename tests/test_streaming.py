@@ -77,6 +77,22 @@ async def settle() -> None:
         await asyncio.sleep(0.005)
 
 
+async def until_quiet(state: Any, turns: int = 100_000) -> None:
+    """Run the loop until ``state()`` (requests made, requests in flight) stays the same,
+    nothing in flight, over several rounds of turns: fetching has stopped. Counted in
+    event-loop turns, not seconds (a loaded machine only makes it take longer)."""
+    last, steady = None, 0
+    for _ in range(turns // 50):
+        for _ in range(50):
+            await asyncio.sleep(0)
+        now = state()
+        steady = steady + 1 if now == last and not any(now[1:]) else 0
+        if steady >= 5:
+            return
+        last = now
+    raise AssertionError(f"still fetching after {turns} turns of the loop: {state()}")
+
+
 async def test_every_result_of_the_account_exactly_once_despite_faults(
     mixed: FakeMettlServer,
 ) -> None:
@@ -389,8 +405,8 @@ async def test_a_slow_consumer_slows_the_fetching(mixed: FakeMettlServer) -> Non
     async with FakeMettlServer(big) as server, server.client(max_in_flight=4) as mettl:
         walk = mettl.iter_all_results(concurrency=4, page_size=10).raw().__aiter__()
         await walk.__anext__()
-        for _ in range(50):
-            await asyncio.sleep(0.005)
+        # The consumer waits: the walk fetches until its buffers are full, then stops.
+        await until_quiet(lambda: (big.requests, big.in_flight, mettl.stats.in_flight))
         fetched_while_waiting = big.requests
         # page budget (2 x 4) + buffer (4) + one page per walk being handed over (4) + listing
         assert fetched_while_waiting <= 2 * 4 + 4 + 4 + 4

@@ -10,6 +10,7 @@ repair page. Every test here fails without the part of the walk it names.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -177,7 +178,7 @@ async def test_a_listing_that_runs_away_fails_naming_why() -> None:
 
     listing = Shelf(6 * L, hook=flood, totals=False)
     with pytest.raises(IncompleteListingError, match="changed faster than the walk could follow"):
-        await listing.walk(L, window=1)
+        await asyncio.wait_for(listing.walk(L, window=1), 60)  # not forever
 
 
 # -- what totals prove, and what they cannot --------------------------------------------
