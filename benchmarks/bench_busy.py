@@ -30,7 +30,7 @@ import orjson
 from mettl_async.testing import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, FakeMettl, FakeMettlServer
 from mettl_async.testing.data import FakeAccount
 
-from ._harness import against, machine, median, table
+from ._harness import against, median, table
 
 __all__ = ["busy_section"]
 
@@ -132,7 +132,6 @@ def busy_section(*, quick: bool) -> str:
     seeds = [1] if quick else [1, 2, 3]
     rows = []
     verdicts = []
-    quiet: dict[bool, list[Run]] = {}
     for total_records in (True, False):
         for name, churn in CHURN.items():
             runs = [
@@ -144,8 +143,6 @@ def busy_section(*, quick: bool) -> str:
                 )
                 for seed in seeds
             ]  # fmt: skip
-            if not churn:
-                quiet[total_records] = runs
             worst = max(runs, key=lambda run: run.ratio)
             complete = all(r.exit_code == 0 and not (r.lost or r.twice or r.unknown) for r in runs)
             rows.append(
@@ -163,27 +160,13 @@ def busy_section(*, quick: bool) -> str:
                     f"{worst.ratio:.2f}x ({against(worst.ratio, 2.0, at_most=True, unit='x')})"
                     f"{'' if complete else '; INCOMPLETE'}"
                 )
-    headers = [
-        "account", "totals", "requests (worst)", "sequential", "ratio (worst)", "ratio (median)",
-        "seconds", "changes", "late pages", "lost", "twice", "complete, exit 0",
-    ]  # fmt: skip
     title = (
         f"### Busy account: export --all of {schedules} schedules x {candidates} candidates, "
         f"page size 100, {latency_ms:g} ms latency, a fifth of the listing pages {late_ms:g} ms "
         f"late ({len(seeds)} seed{'s' if len(seeds) > 1 else ''} each)"
     )
-    return f"{title}\n\n{table(headers, rows)}\n\n" + "\n".join(verdicts) + "\n"
-
-
-def main() -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, seconds")
-    args = parser.parse_args()
-    print(f"Machine: {machine()}\n")
-    print(busy_section(quick=args.quick))
-
-
-if __name__ == "__main__":
-    main()
+    columns = (
+        "account", "totals", "requests (worst)", "sequential", "ratio (worst)", "ratio (median)",
+        "seconds", "changes", "late pages", "lost", "twice", "complete, exit 0",
+    )  # fmt: skip
+    return "\n\n".join([title, table(columns, rows), "\n".join(verdicts)]) + "\n"

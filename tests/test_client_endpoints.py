@@ -134,13 +134,18 @@ async def test_an_invalid_schedule_is_refused_with_every_problem(
     assert fake.requests == 0
 
 
-async def test_unknown_assessment_or_schedule_is_not_found(account: FakeMettlServer) -> None:
-    settings = ScheduleSettings(
-        name="x",
-        source_app="y",
+def open_settings(name: str = "x", source_app: str = "y") -> ScheduleSettings:
+    """Settings of an always-on schedule open for all: what creating one needs at least."""
+    return ScheduleSettings(
+        name=name,
+        source_app=source_app,
         access=Access(type=AccessType.OPEN_FOR_ALL),
         schedule_type=ScheduleType.ALWAYS_ON,
     )
+
+
+async def test_unknown_assessment_or_schedule_is_not_found(account: FakeMettlServer) -> None:
+    settings = open_settings()
     async with account.client() as mettl:
         with pytest.raises(NotFoundError):
             await mettl.create_schedule(424242, settings)
@@ -208,12 +213,7 @@ async def test_create_schedule_refuses_an_id_that_is_no_positive_integer(
 ) -> None:
     """Like every other endpoint, before any request: no 3.9 sent as 3, no True as 1, no
     string taken as the assessment it spells (999000 is one of the account's)."""
-    settings = ScheduleSettings(
-        name="Campus drive",
-        source_app="HR portal",
-        access=Access(type=AccessType.OPEN_FOR_ALL),
-        schedule_type=ScheduleType.ALWAYS_ON,
-    )
+    settings = open_settings("Campus drive", "HR portal")
     async with account.client() as mettl:
         with pytest.raises(ValidationError) as caught:
             await mettl.create_schedule(assessment_id, settings)

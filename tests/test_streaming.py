@@ -163,16 +163,18 @@ async def test_arrivals_mid_walk_neither_duplicate_nor_lose_anyone(
     )
     schedule = fake.account.schedules[0]
     at_start = set(truth(fake)[schedule.access_key])
-    async with FakeMettlServer(fake) as server, server.client() as mettl:
-        emails = [
-            r["email"]
-            async for r in mettl.iter_candidate_results(
-                schedule.access_key, page_size=50, window=window
-            ).raw()
-        ]
+    emails = await walked(fake, page_size=50, window=window)
     assert len(emails) == len(set(emails))
     assert at_start <= set(emails)
     assert len(schedule.arrivals) > 0
+
+
+async def walked(fake: FakeMettl, *, page_size: int, window: int) -> list[str]:
+    """The emails a raw walk of the fake's first schedule yields, served over loopback."""
+    key = fake.account.schedules[0].access_key
+    async with FakeMettlServer(fake) as server, server.client() as mettl:
+        listing = mettl.iter_candidate_results(key, page_size=page_size, window=window)
+        return [r["email"] async for r in listing.raw()]
 
 
 BUSY = {
@@ -200,13 +202,7 @@ async def test_a_busy_schedule_walked_has_everyone_who_stayed_exactly_once(
     )
     schedule = fake.account.schedules[0]
     at_start = set(truth(fake)[schedule.access_key])
-    async with FakeMettlServer(fake) as server, server.client() as mettl:
-        emails = [
-            r["email"]
-            async for r in mettl.iter_candidate_results(
-                schedule.access_key, page_size=40, window=window
-            ).raw()
-        ]
+    emails = await walked(fake, page_size=40, window=window)
     gone = {fake.account.email(schedule, j) for j in schedule.deleted}
     ever = at_start | {fake.account.email(schedule, j) for j in schedule.arrivals}
     assert len(emails) == len(set(emails))
