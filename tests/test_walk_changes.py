@@ -11,6 +11,7 @@ repair page. Every test here fails without the part of the walk it names.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -319,3 +320,52 @@ def test_records_without_identity_are_taken_as_they_come() -> None:
     chain = Coverage(4, front_only=True, keyed=False)
     chain.start(page("abcd", 0, 20), [])
     assert chain.judge(page("zzzz", 9, 3), []).kind == "extend"
+
+
+# -- at random: never short --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("seed", range(12))
+async def test_random_changes_and_answer_orders_never_leave_a_walk_short(
+    kind: str, seed: int
+) -> None:
+    """Arrivals and deletions at random (about one a request at most), pages answered in a
+    random order: every walk ends with every record that stayed, once, or raises."""
+    rng = random.Random(seed)
+    page_size, window = rng.choice([3, 5, 10]), rng.choice([1, 2, 4, 8])
+    arrive, delete, shuffle = rng.choice([0, 0.3, 0.6]), rng.choice([0, 0.3, 0.6]), rng.randrange(8)
+
+    async def hook(shelf: Shelf, number: int, offset: int) -> None:
+        for _ in range(rng.randrange(shuffle + 1)):  # later requests may be read first
+            await asyncio.sleep(0)
+        if number and rng.random() < arrive:
+            shelf.arrive()
+        if number and rng.random() < delete and shelf.records:
+            shelf.delete_at(rng.randrange(len(shelf.records)))
+
+    listing = shelf(kind, rng.choice([0, 7, 30, 100]), hook=hook)
+    try:
+        keys = await asyncio.wait_for(listing.walk(page_size, window), 60)
+    except IncompleteListingError as exc:
+        why = str(exc)
+    else:
+        check(listing, keys)
+        return
+    assert "changed faster than the walk could follow" in why
+
+
+async def test_pages_planned_after_a_change_overlap() -> None:
+    """Once a deletion showed, pages planned afterwards overlap the one before by a record:
+    later deletions then cost nothing where tiled pages would each need a repair."""
+
+    async def deleting(shelf: Shelf, number: int, offset: int) -> None:
+        if number >= 2:
+            shelf.delete(shelf.records[-1])  # one at the end before each read: no gap anywhere
+
+    listing = Shelf(SIZE, hook=deleting)
+    keys = await listing.walk(L, window=1)
+    check(listing, keys)
+    # The page read after the first deletion is proven by a repair page (17), and from then
+    # on each page overlaps the one before it: no further repair.
+    assert listing.requests == [0, 10, 20, 17, 29, 38, 47]
