@@ -151,19 +151,20 @@ class Coverage:
     def _latest_in(self, keys: Sequence[Hashable]) -> tuple[int, int]:
         """The index in ``keys`` of the latest chain record there, and its place (-1, 0: none)."""
         recent = self._recent
-        found, latest = -1, 0
-        for index, key in enumerate(keys):
-            place = recent.get(key)
-            if place is not None and place > latest:
-                found, latest = index, place
-        return found, latest
+        common = recent.keys() & keys  # one pass in C: most pages share 0 or 1 record
+        if not common:
+            return -1, 0
+        latest_key = max(common, key=recent.__getitem__)
+        return list(keys).index(latest_key), recent[latest_key]
 
     def _extend(self, page: Page[Any], keys: Sequence[Hashable], start: int) -> None:
         recent = self._recent
-        for key in keys[start:]:
-            self._count += 1
-            recent.pop(key, None)
-            recent[key] = self._count
+        new = keys[start:]
+        for key in recent.keys() & new:  # read again: moved to the end, with a new place
+            del recent[key]
+        first = self._count + 1
+        self._count += len(new)
+        recent.update(zip(new, range(first, self._count + 1), strict=True))
         keep = RECENT_PAGES * max(self.step, 1)
         if len(recent) > 2 * keep:
             self._recent = dict(list(recent.items())[-keep:])

@@ -346,8 +346,8 @@ class _Walker:
             planned = self.pending[0]
             page = await self.result(planned.offset, planned.task)
             keys = walk.keys_of(page)
-            if not planned.judged:
-                self.check_link(page)
+            if not planned.judged and self.window_max == 1:
+                self.check_link(page)  # following links one by one: a loop would be endless
             planned.judged = True
             verdict = coverage.judge(page, keys)
             if verdict.kind == "break":
