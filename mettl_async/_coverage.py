@@ -35,7 +35,7 @@ order or not, with or without totals. A page at offset 0 meets every chain
 where both start. A walk is complete when a page that extends the chain is
 the last of the listing by what the server said when it was read.
 
-Pure: no I/O, no clock. The walk (``_walk``) fetches, this judges.
+Pure: no I/O, no clock. The walk (``_pagewalk``) fetches, this judges.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ duplicate anyone; and since a shift can also open a gap between two pages
 (records arriving move the others to later offsets, deletions to earlier
 ones, and concurrent pages are read in any order), every page must be proven
 to meet the pages before it, or a repair page is read where the walk had got
-to (see :mod:`._coverage` for the proof, :mod:`._walk` for the walk). A walk
+to (see :mod:`._coverage` for the proof, :mod:`._pagewalk` for the walk). A walk
 that cannot vouch for what it read, or whose page fails for good, raises
 :class:`IncompleteListingError`.
 
@@ -39,9 +39,9 @@ from ._closing import OpenIterations
 from ._errors import IncompleteListingError
 from ._paging import Page, RawRecord
 from ._protocol import Request
-from ._walk import Fetch as Fetch  # where the client and _unpaged import them from
-from ._walk import PageDecoder as PageDecoder
-from ._walk import Walk, content_key, walk_pages
+from ._pagewalk import Fetch as Fetch  # where the client and _unpaged import them from
+from ._pagewalk import PageDecoder as PageDecoder
+from ._pagewalk import Walk, content_key, walk_pages
 
 __all__ = ["AccountResults", "Listing", "ListingSpec", "SchedulePage", "as_raw", "iterate"]
 
