@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ._client import DEFAULT_BASE_URL, EU_BASE_URL, MettlClient
-from ._convert import parse_webhook_event
 from ._enums import (
     AccessType,
     CompletionMode,
@@ -102,6 +101,7 @@ from ._signing import SigningKey, signature, string_to_sign
 from ._streaming import AccountResults, Listing, SchedulePage
 from ._unpaged import UnpagedListing
 from ._version import __version__
+from .webhooks import parse_event as parse_webhook_event
 
 __all__ = [
     "DEFAULT_BASE_URL",

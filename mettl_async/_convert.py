@@ -81,7 +81,6 @@ from ._models import (
     TestInstance,
     TestResult,
     TestStatus,
-    WebhookEvent,
     wire_names,
 )
 from ._paging import RawRecord, WireRecord, decode_typed_listing
@@ -104,7 +103,6 @@ __all__ = [
     "decode_schedule_page",
     "instance_from_record",
     "instance_from_wire",
-    "parse_webhook_event",
     "result_from_record",
     "schedule_from_record",
     "schedule_from_wire",
@@ -322,7 +320,6 @@ _EVENT_CLASSES: Final[dict[WebhookEventType, type[Any]]] = {
     WebhookEventType.GRADED_ASSESSMENT: GradedAssessmentEvent,
     WebhookEventType.CANDIDATE_TEST_RESUMED: CandidateTestResumedEvent,
 }
-_EVENT_BY_NAME: Final = {kind.value.casefold(): cls for kind, cls in _EVENT_CLASSES.items()}
 # The graded payload says "assessmentId", the others "assessment_id" (article 13).
 _ASSESSMENT_ID_SPELLINGS: Final = ("assessment_id", "assessmentId")
 
@@ -1208,29 +1205,3 @@ instance_from_record: Final[Callable[[Any], TestInstance]] = _record_reader(
 schedule_from_record: Final[Callable[[Any], Schedule]] = _record_reader(
     _SCHEDULE_WIRE, _mirror_schedule, schedule_from_wire
 )
-
-
-def parse_webhook_event(data: Mapping[str, Any]) -> WebhookEvent:
-    """A webhook payload (article 13) -> the event class its ``EVENT_TYPE`` names.
-
-    Raises :class:`~mettl_async.ValidationError` when the payload is not an
-    object or its ``EVENT_TYPE`` is missing or unknown.
-    """
-    if not isinstance(data, Mapping):
-        raise ValidationError(
-            [
-                ValidationProblem(
-                    "EVENT_TYPE", f"a webhook payload is a JSON object, not {type(data).__name__}"
-                )
-            ],
-            subject="webhook payload",
-        )
-    kind = data.get("EVENT_TYPE")
-    cls = _EVENT_BY_NAME.get(kind.casefold()) if isinstance(kind, str) else None
-    if cls is None:
-        expected = ", ".join(repr(k.value) for k in _EVENT_CLASSES)
-        raise ValidationError(
-            [ValidationProblem("EVENT_TYPE", f"unknown event type {kind!r}; expected {expected}")],
-            subject="webhook payload",
-        )
-    return cast("WebhookEvent", structure(dict(data), cls))

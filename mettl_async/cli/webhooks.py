@@ -33,13 +33,8 @@ from aiohttp import web
 from mettl_async._errors import ConfigurationError
 from mettl_async._models import ScheduleSettings, wire_names
 from mettl_async.sync import ResultUpdater, open_database
-from mettl_async.webhooks import (
-    _URL_FIELDS,
-    WebhookEvent,
-    WebhookReceiver,
-    event_key,
-    webhook_urls,
-)
+from mettl_async.webhooks import WebhookEvent, WebhookReceiver, event_key, webhook_urls
+from mettl_async.webhooks._schedule import URL_FIELDS
 
 from .common import EXIT_OK, UsageError, client_from_args, finite_float
 
@@ -211,8 +206,8 @@ def _announce(
         "Give the schedule's sc these URLs (with_webhooks(sc, URL, separate_paths=True) "
         "in mettl_async.webhooks sets them):",
     ]
-    width = max(len(names[field]) for field in _URL_FIELDS.values()) + 2
-    lines += [f"  {names[_URL_FIELDS[kind]]:<{width}}{url}" for kind, url in urls.items()]
+    width = max(len(names[field]) for field in URL_FIELDS.values()) + 2
+    lines += [f"  {names[URL_FIELDS[kind]]:<{width}}{url}" for kind, url in urls.items()]
     if authenticated:
         header = names["test_notification_basic_auth_header"]
         lines.append(f"  {header:<{width}}base64 of USER:PASS (not shown)")
