@@ -1,10 +1,13 @@
-"""The aiohttp adapter: sign -> send -> decode, with retries and concurrency limits.
+"""The aiohttp adapter: sign -> send -> decode, with retries, pacing and a size cap.
 
 This is the only client-side module that imports aiohttp. Everything it does
 to a request before sending (signing, encoding) and to an answer after reading
 it (envelope, error mapping) lives in the pure ``_protocol`` and ``_retry``
-modules; this module owns the session, the clock, the sleeps, the semaphore and
-the translation of aiohttp's and asyncio's exceptions into mettl-async's own.
+modules, and the rate math in the pure ``_ratelimit``. This module owns the
+session, the clock and its skew correction, the sleeps, the pacing of requests
+(:class:`_Pacer`: a slot among those in flight, then a turn at the rate), the
+reading of an answer up to ``max_response_bytes``, the client's stats, and the
+translation of aiohttp's and asyncio's exceptions into mettl-async's own.
 """
 
 from __future__ import annotations
@@ -210,14 +213,14 @@ class Transport:
         self._timeout = timeout
         self._max_in_flight = max_in_flight
         self._throttle_deadline = throttle_deadline
-        # One rate for everything this client sends. RetryPolicy(instant=True), for
+        # One rate for everything this client sends. RetryPolicy(learn_rate=False), for
         # tests, keeps the ceiling but never slows down to a learned rate.
         self._pacer = _Pacer(
             AdaptiveRate(
                 now=time.monotonic(),
                 ceiling=requests_per_second or None,
                 max_in_flight=max_in_flight,
-                learn=not retry.instant,
+                learn=retry.learn_rate,
             )
         )
         self._rate_log = RateChangeLog()

@@ -101,9 +101,13 @@ class FakeMettlServer:
         await self.stop()
 
     def client(self, **options: Any) -> MettlClient:
-        """A :class:`MettlClient` for this server, with instant retries unless told otherwise."""
+        """A :class:`MettlClient` for this server.
+
+        Unless given ``retry=``, it retries at once and never slows down to a
+        learned rate: ``RetryPolicy(instant=True, learn_rate=False)``.
+        """
         options.setdefault("base_url", self.base_url)
-        options.setdefault("retry", RetryPolicy(instant=True))
+        options.setdefault("retry", RetryPolicy(instant=True, learn_rate=False))
         return MettlClient(self.public_key, self.private_key, **options)
 
 
