@@ -15,7 +15,7 @@ from ._errors import (
     RateLimitError,
     ServerError,
 )
-from ._validation import is_finite_number, is_whole_number
+from ._numbers import is_finite_number, is_whole_number
 
 __all__ = ["RetryPolicy"]
 

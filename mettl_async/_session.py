@@ -19,7 +19,7 @@ import logging
 import platform
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import aiohttp
 import attrs
@@ -50,8 +50,10 @@ from ._protocol import (
 )
 from ._ratelimit import AdaptiveRate, RateChangeLog
 from ._retry import RetryPolicy
-from ._signing import SigningKey
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._config import ClientConfig
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "ClientStats", "Decoder", "Transport", "user_agent"]
 
@@ -190,48 +192,35 @@ class _Pacer:
 class Transport:
     """Sends signed requests to Mettl through one aiohttp session."""
 
-    def __init__(
-        self,
-        *,
-        public_key: str,
-        key: SigningKey,
-        session: aiohttp.ClientSession | None,
-        timeout: float,
-        max_in_flight: int,
-        requests_per_second: float | None,
-        retry: RetryPolicy,
-        clock: Callable[[], float],
-        correct_clock_skew: bool = True,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        throttle_deadline: float | None = 600.0,
-    ) -> None:
-        self._public_key = public_key
-        self._max_response_bytes = max_response_bytes
-        self._key = key
+    def __init__(self, config: ClientConfig, *, session: aiohttp.ClientSession | None) -> None:
+        self._public_key = config.public_key
+        self._max_response_bytes = config.max_response_bytes
+        self._key = config.key
         self._session = session
         self._owns_session = session is None
-        self._timeout = timeout
-        self._max_in_flight = max_in_flight
-        self._throttle_deadline = throttle_deadline
+        self._timeout = config.timeout
+        self._max_in_flight = config.max_in_flight
+        self._throttle_deadline = config.throttle_deadline
+        retry = config.retry
         # One rate for everything this client sends. RetryPolicy(learn_rate=False), for
         # tests, keeps the ceiling but never slows down to a learned rate.
         self._pacer = _Pacer(
             AdaptiveRate(
                 now=time.monotonic(),
-                ceiling=requests_per_second or None,
-                max_in_flight=max_in_flight,
+                ceiling=config.requests_per_second or None,
+                max_in_flight=config.max_in_flight,
                 learn=retry.learn_rate,
             )
         )
         self._rate_log = RateChangeLog()
         self._retry = retry
-        self._clock = clock
+        self._clock = config.clock
         self._clock_offset = 0.0
-        self._correct_skew = correct_clock_skew
+        self._correct_skew = config.correct_clock_skew
         self._headers = {"Accept": "application/json", "User-Agent": user_agent()}
         self._closed = False
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # replaced in tests
-        self.stats = ClientStats(allowed_rate=requests_per_second or None)
+        self.stats = ClientStats(allowed_rate=config.requests_per_second or None)
 
     @property
     def retry(self) -> RetryPolicy:

@@ -96,8 +96,8 @@ from ._models import (
     StartAssessmentEvent,
     WebhookEvent,
 )
+from ._numbers import is_finite_number, is_whole_number
 from ._timefmt import format_timestamp
-from ._validation import is_finite_number, is_whole_number
 
 __all__ = [
     "DEFAULT_MAX_BODY_SIZE",

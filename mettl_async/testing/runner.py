@@ -19,8 +19,8 @@ from typing import Any, Self, get_args
 from aiohttp import web
 
 from mettl_async._client import MettlClient
+from mettl_async._numbers import is_finite_number
 from mettl_async._retry import RetryPolicy
-from mettl_async._validation import is_finite_number
 from mettl_async.testing.app import FAULT_KINDS, FakeMettl
 from mettl_async.testing.data import FakeAccount
 from mettl_async.testing.state import LinkStyle

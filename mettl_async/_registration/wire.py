@@ -1,29 +1,26 @@
-"""Article 15, Register Candidates, without the I/O: what is sent and how answers are read.
+"""Article 15 on the wire: what each chunk sends, and how its answer is read.
 
-The client checks the candidates (:func:`checked_registrations`), cuts them
-into chunks of at most :data:`REGISTRATION_CHUNK`, sends each chunk's ``rd``
-(:func:`registration_json`) with the call's options
-(:func:`registration_options`), and reads each answer into one
-:class:`RegistrationOutcome` per candidate (:func:`registration_outcomes`);
-:func:`merged_outcomes` puts the chunks back together. Nothing here sends a
-request or imports aiohttp.
+The candidates are cut into chunks of at most :data:`REGISTRATION_CHUNK`
+(:func:`chunked`); each chunk sends its ``rd`` (:func:`registration_json`)
+with the call's options (:func:`registration_options`), and its answer is
+read into one :class:`RegistrationOutcome` per candidate
+(:func:`registration_outcomes`); :func:`merged_outcomes` puts the chunks back
+together. Nothing here sends a request or imports aiohttp.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, TypeVar
 
 import orjson
 
-from ._errors import DecodeError, RequestError
-from ._models import CandidateRegistration, RegistrationOutcome
-from ._validation import raise_if, registration_problems
+from mettl_async._errors import DecodeError, RequestError
+from mettl_async._models import CandidateRegistration, RegistrationOutcome
 
 __all__ = [
     "REGISTRATION_CHUNK",
-    "checked_registrations",
     "chunked",
     "failed_outcome",
     "merged_outcomes",
@@ -39,26 +36,6 @@ REGISTRATION_CHUNK: Final = 20
 #: Per-candidate statuses that mean "not registered" (matched case-insensitively).
 _FAILED_STATUSES: Final = frozenset({"ERROR", "FAILED", "FAILURE", "FAIL"})
 _CODE_IN_MESSAGE: Final = re.compile(r"\s*\(?(E\d{3})\b")
-
-
-def checked_registrations(
-    candidates: Iterable[CandidateRegistration | Mapping[str, str]],
-    *,
-    time_limit_seconds: int | None,
-) -> list[CandidateRegistration]:
-    """The candidates as registrations (a mapping holds field labels), every rule checked.
-
-    Every problem of every candidate is raised at once, in one ValidationError.
-    """
-    registrations: list[Any] = [
-        CandidateRegistration(fields=dict(item)) if isinstance(item, Mapping) else item
-        for item in candidates
-    ]
-    raise_if(
-        registration_problems(registrations, time_limit_seconds=time_limit_seconds),
-        subject="candidate registration",
-    )
-    return registrations
 
 
 def registration_options(
