@@ -611,8 +611,11 @@ class MettlClient:
         network failure, an ERROR envelope like E607) makes its chunk's
         candidates fail with that error while the other chunks' outcomes are
         kept. Only when **every** chunk failed as a whole (so no candidate got
-        an answer: bad keys, Mettl down) is that failure raised, the first
-        chunk's error. A chunk is retried only when Mettl cannot have acted on
+        an answer: bad keys, Mettl down) is that failure raised: one chunk's
+        error as itself, several chunks' as one
+        :class:`~mettl_async.RegistrationError` carrying each (``errors``) and
+        caught by ``except`` of the class they share (``ServerError`` when each
+        chunk got one). A chunk is retried only when Mettl cannot have acted on
         it (a rate-limit answer, a connection refused), so the client never
         registers anyone twice. ``allow_missing_mandatory_fields``,
         ``time_limit_seconds`` (links expire after that many seconds) and

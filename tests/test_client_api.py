@@ -25,8 +25,12 @@ from mettl_async import (
     IncompleteListingError,
     InvalidRequestError,
     MettlClient,
+    MettlConnectionError,
+    MettlError,
     NotFoundError,
     PermissionDeniedError,
+    RegistrationError,
+    RequestError,
     Schedule,
     ScheduleFilter,
     ScheduleSettings,
@@ -642,10 +646,32 @@ async def test_when_every_chunk_fails_the_error_is_raised(
     """No candidate got an answer: the failure is raised, like any other method's."""
     key = fake.account.schedules[0].access_key
     fake.add_fault("http500", path=f"/schedules/{key}/candidates", method="POST", times=2)
-    with pytest.raises(ServerError):
+    with pytest.raises(ServerError) as caught:
         await client.register_candidates(key, [person(i) for i in range(40)])
-    with pytest.raises(NotFoundError):
+    assert isinstance(caught.value, RegistrationError)  # both chunks' errors, still a ServerError
+    assert [(type(e), e.code) for e in caught.value.errors] == [(ServerError, "E000")] * 2
+    with pytest.raises(NotFoundError) as one:
         await client.register_candidates("nope", [person(1)])
+    assert not isinstance(one.value, RegistrationError)  # one chunk: its error as itself
+
+
+async def test_when_every_chunk_fails_differently_every_failure_is_raised(
+    client: MettlClient, fake: FakeMettl
+) -> None:
+    """Two chunks, two different failures: one error carries both, not only the first."""
+    key = fake.account.schedules[0].access_key
+    path = f"/schedules/{key}/candidates"
+    fake.add_fault("http500", path=path, method="POST")
+    fake.add_fault("drop", path=path, method="POST")
+    with pytest.raises(MettlError) as caught:
+        await client.register_candidates(key, [person(i) for i in range(40)])
+    error = caught.value
+    assert isinstance(error, RegistrationError)
+    assert isinstance(error, RequestError)  # the class both failures share
+    assert not isinstance(error, ServerError | MettlConnectionError)
+    assert {type(e) for e in error.errors} == {ServerError, MettlConnectionError}
+    assert error.__cause__ is error.errors[0]
+    assert all(str(e) in str(error) for e in error.errors)
 
 
 async def test_register_candidates_sends_the_optional_parameters(

@@ -3,7 +3,8 @@
 The chunks go concurrently (the client's bound on requests in flight paces
 them). A chunk whose request fails as a whole is an answer, not an exception:
 its candidates fail with that error while the others keep theirs. Only when
-no candidate got an answer is anything raised.
+no candidate got an answer is anything raised, and then every failure, not
+the first (:func:`~mettl_async._registration.wire.raise_failures`).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeAlias
 
-from mettl_async._errors import RequestError
+from mettl_async._errors import MettlError, RequestError
 from mettl_async._models import CandidateRegistration, RegistrationOutcome
 from mettl_async._protocol import Request
 
-from .wire import chunked, merged_outcomes, registration_json, registration_outcomes
+from .wire import chunked, merged_outcomes, raise_failures, registration_json, registration_outcomes
 
 __all__ = ["Call", "register_in_chunks"]
 
@@ -35,11 +36,17 @@ async def register_in_chunks(
     try:
         async with asyncio.TaskGroup() as group:
             tasks = [group.create_task(_answer(call, url, chunk, options)) for chunk in chunks]
-    except ExceptionGroup as group:
-        # Request failures are answers (see _answer); anything else, such as a closed
-        # client, is raised as itself, not wrapped in a group.
-        raise group.exceptions[0] from None
-    return merged_outcomes(chunks, [task.result() for task in tasks])
+    except ExceptionGroup as failed:
+        group_error = failed
+    else:
+        return merged_outcomes(chunks, [task.result() for task in tasks])
+    # Request failures are answers (see _answer); what escaped them, such as a closed
+    # client, is raised here, each one, not wrapped in a group. A programming error
+    # among them leaves the group as Python raised it.
+    escaped = group_error.exceptions
+    if all(isinstance(error, MettlError) for error in escaped):
+        raise_failures([error for error in escaped if isinstance(error, MettlError)])
+    raise group_error
 
 
 async def _answer(

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, TypeVar
+from typing import Any, Final, NoReturn, TypeVar
 
 import orjson
 
-from mettl_async._errors import DecodeError, RequestError
+from mettl_async._errors import DecodeError, MettlError, RegistrationError, RequestError
 from mettl_async._models import CandidateRegistration, RegistrationOutcome
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "chunked",
     "failed_outcome",
     "merged_outcomes",
+    "raise_failures",
     "registration_json",
     "registration_options",
     "registration_outcomes",
@@ -108,11 +109,11 @@ def merged_outcomes(
 
     A chunk whose request failed as a whole fails each of its candidates with
     that error. When every chunk failed so (no candidate got an answer), the
-    first chunk's error is raised instead.
+    failure is raised instead (see :func:`raise_failures`).
     """
     failures = [answer for answer in answers if isinstance(answer, RequestError)]
     if len(failures) == len(answers):
-        raise failures[0]
+        raise_failures(failures)
     outcomes: list[RegistrationOutcome] = []
     for chunk, answer in zip(chunks, answers, strict=True):
         if isinstance(answer, RequestError):
@@ -120,6 +121,17 @@ def merged_outcomes(
         else:
             outcomes += answer
     return outcomes
+
+
+def raise_failures(errors: Sequence[MettlError]) -> NoReturn:
+    """Raise every failure of a registration: the one as itself, several joined.
+
+    Several are raised as one :class:`~mettl_async.RegistrationError` carrying
+    each, caught by ``except`` of the class they share, its cause the first.
+    """
+    if len(errors) == 1:
+        raise errors[0]
+    raise RegistrationError(errors) from errors[0]
 
 
 def _text(value: object) -> str | None:
