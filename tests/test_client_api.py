@@ -21,6 +21,7 @@ from mettl_async import (
     AuthenticationError,
     CandidateRegistration,
     CandidateResult,
+    ClientClosedError,
     FilePart,
     IncompleteListingError,
     InvalidRequestError,
@@ -42,6 +43,8 @@ from mettl_async import (
     WhiteLabel,
 )
 from mettl_async._paging import RawRecord
+from mettl_async._protocol import Request
+from mettl_async._registration import register_in_chunks
 from mettl_async.testing import FakeMettl, FakeMettlServer
 from mettl_async.testing.data import FakeAccount
 
@@ -672,6 +675,28 @@ async def test_when_every_chunk_fails_differently_every_failure_is_raised(
     assert {type(e) for e in error.errors} == {ServerError, MettlConnectionError}
     assert error.__cause__ is error.errors[0]
     assert all(str(e) in str(error) for e in error.errors)
+
+
+async def test_what_escapes_the_chunks_is_raised_every_one() -> None:
+    """A closed client fails every chunk: one error carries each; a bug stays itself."""
+    url = "https://api.mettl.com/v2/schedules/key/candidates"
+    people = [CandidateRegistration(fields=person(i)) for i in range(40)]
+
+    async def closed(request: Request) -> dict[str, Any]:
+        raise ClientClosedError("this MettlClient is closed")
+
+    async def bug(request: Request) -> dict[str, Any]:
+        raise TypeError("a bug")
+
+    with pytest.raises(ClientClosedError) as caught:
+        await register_in_chunks(closed, url, people, {})
+    assert isinstance(caught.value, RegistrationError)
+    assert len(caught.value.errors) == 2
+    with pytest.raises(TypeError):
+        await register_in_chunks(bug, url, people[:20], {})
+    with pytest.raises(ExceptionGroup) as group:
+        await register_in_chunks(bug, url, people, {})
+    assert [type(e) for e in group.value.exceptions] == [TypeError, TypeError]
 
 
 async def test_register_candidates_sends_the_optional_parameters(

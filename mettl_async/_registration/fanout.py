@@ -41,11 +41,14 @@ async def register_in_chunks(
     else:
         return merged_outcomes(chunks, [task.result() for task in tasks])
     # Request failures are answers (see _answer); what escaped them, such as a closed
-    # client, is raised here, each one, not wrapped in a group. A programming error
-    # among them leaves the group as Python raised it.
+    # client, is raised here as itself, and several as one error carrying each. A
+    # programming error among several leaves the group as Python raised it.
     escaped = group_error.exceptions
-    if all(isinstance(error, MettlError) for error in escaped):
-        raise_failures([error for error in escaped if isinstance(error, MettlError)])
+    if len(escaped) == 1:
+        raise escaped[0]
+    failures = [error for error in escaped if isinstance(error, MettlError)]
+    if len(failures) == len(escaped):
+        raise_failures(failures)
     raise group_error
 
 
