@@ -81,7 +81,7 @@ def library(
             server.private_key,
             base_url=server.base_url,
             max_in_flight=CONCURRENCY,
-            retry=RetryPolicy(instant=True),
+            retry=RetryPolicy(instant=True, learn_rate=False),
         ) as client:
             walk: Any = client.iter_all_results(schedules=schedules, concurrency=CONCURRENCY)
             if not typed:

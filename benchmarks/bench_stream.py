@@ -43,7 +43,7 @@ async def _measure(
         server.private_key,
         base_url=server.base_url,
         max_in_flight=concurrency,
-        retry=RetryPolicy(instant=True),
+        retry=RetryPolicy(instant=True, learn_rate=False),
     ) as client:
         cpu0, t0 = cpu_seconds(), time.perf_counter()
         records = await body(client)

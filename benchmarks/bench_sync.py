@@ -48,7 +48,7 @@ async def _client_run(server: Server, body: Callable[[MettlClient], Awaitable[in
         server.private_key,
         base_url=server.base_url,
         max_in_flight=16,
-        retry=RetryPolicy(instant=True),
+        retry=RetryPolicy(instant=True, learn_rate=False),
     ) as client:
         started = time.perf_counter()
         records = await body(client)

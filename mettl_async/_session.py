@@ -1,10 +1,13 @@
-"""The aiohttp adapter: sign -> send -> decode, with retries and concurrency limits.
+"""The aiohttp adapter: sign -> send -> decode, with retries, pacing and a size cap.
 
 This is the only client-side module that imports aiohttp. Everything it does
 to a request before sending (signing, encoding) and to an answer after reading
 it (envelope, error mapping) lives in the pure ``_protocol`` and ``_retry``
-modules; this module owns the session, the clock, the sleeps, the semaphore and
-the translation of aiohttp's and asyncio's exceptions into mettl-async's own.
+modules, and the rate math in the pure ``_ratelimit``. This module owns the
+session, the clock and its skew correction, the sleeps, the pacing of requests
+(:class:`_Pacer`: a slot among those in flight, then a turn at the rate), the
+reading of an answer up to ``max_response_bytes``, the client's stats, and the
+translation of aiohttp's and asyncio's exceptions into mettl-async's own.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import logging
 import platform
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import aiohttp
 import attrs
@@ -47,8 +50,10 @@ from ._protocol import (
 )
 from ._ratelimit import AdaptiveRate, RateChangeLog
 from ._retry import RetryPolicy
-from ._signing import SigningKey
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._config import ClientConfig
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "ClientStats", "Decoder", "Transport", "user_agent"]
 
@@ -187,48 +192,35 @@ class _Pacer:
 class Transport:
     """Sends signed requests to Mettl through one aiohttp session."""
 
-    def __init__(
-        self,
-        *,
-        public_key: str,
-        key: SigningKey,
-        session: aiohttp.ClientSession | None,
-        timeout: float,
-        max_in_flight: int,
-        requests_per_second: float | None,
-        retry: RetryPolicy,
-        clock: Callable[[], float],
-        correct_clock_skew: bool = True,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        throttle_deadline: float | None = 600.0,
-    ) -> None:
-        self._public_key = public_key
-        self._max_response_bytes = max_response_bytes
-        self._key = key
+    def __init__(self, config: ClientConfig, *, session: aiohttp.ClientSession | None) -> None:
+        self._public_key = config.public_key
+        self._max_response_bytes = config.max_response_bytes
+        self._key = config.key
         self._session = session
         self._owns_session = session is None
-        self._timeout = timeout
-        self._max_in_flight = max_in_flight
-        self._throttle_deadline = throttle_deadline
-        # One rate for everything this client sends. RetryPolicy(instant=True), for
+        self._timeout = config.timeout
+        self._max_in_flight = config.max_in_flight
+        self._throttle_deadline = config.throttle_deadline
+        retry = config.retry
+        # One rate for everything this client sends. RetryPolicy(learn_rate=False), for
         # tests, keeps the ceiling but never slows down to a learned rate.
         self._pacer = _Pacer(
             AdaptiveRate(
                 now=time.monotonic(),
-                ceiling=requests_per_second or None,
-                max_in_flight=max_in_flight,
-                learn=not retry.instant,
+                ceiling=config.requests_per_second or None,
+                max_in_flight=config.max_in_flight,
+                learn=retry.learn_rate,
             )
         )
         self._rate_log = RateChangeLog()
         self._retry = retry
-        self._clock = clock
+        self._clock = config.clock
         self._clock_offset = 0.0
-        self._correct_skew = correct_clock_skew
+        self._correct_skew = config.correct_clock_skew
         self._headers = {"Accept": "application/json", "User-Agent": user_agent()}
         self._closed = False
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # replaced in tests
-        self.stats = ClientStats(allowed_rate=requests_per_second or None)
+        self.stats = ClientStats(allowed_rate=config.requests_per_second or None)
 
     @property
     def retry(self) -> RetryPolicy:

@@ -198,7 +198,9 @@ async def test_a_failed_export_leaves_no_file_at_the_output(
         "E503", times=1000, path=f"/schedules/{big.access_key}/candidates", params={"offset": "200"}
     )
     output = tmp_path / "r.jsonl"
-    async with account_server.client(retry=RetryPolicy(attempts=2, instant=True)) as client:
+    async with account_server.client(
+        retry=RetryPolicy(attempts=2, instant=True, learn_rate=False)
+    ) as client:
         with pytest.raises(IncompleteListingError):
             await export_results(client, ExportOptions(output=output))
     assert not output.exists()

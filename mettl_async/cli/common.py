@@ -13,7 +13,7 @@ from typing import Final
 
 from mettl_async._client import MettlClient
 from mettl_async._errors import MettlError
-from mettl_async._validation import is_finite_number
+from mettl_async._numbers import is_finite_number
 
 EXIT_OK: Final = 0
 EXIT_API: Final = 1

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 import attrs
 import orjson
 
-from mettl_async._validation import is_whole_number
+from mettl_async._numbers import is_whole_number
 from mettl_async.export.base import ExportError, ExportFormat
 from mettl_async.export.files import (
     create_new,

@@ -21,8 +21,8 @@ from mettl_async._models import (
     StartAssessmentEvent,
     WebhookEvent,
 )
+from mettl_async._numbers import is_whole_number
 from mettl_async._timefmt import format_timestamp
-from mettl_async._validation import is_whole_number
 
 __all__ = ["EVENT_TYPES", "event_key", "parse_event"]
 

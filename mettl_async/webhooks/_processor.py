@@ -20,7 +20,7 @@ import orjson
 from mettl_async._enums import WebhookEventType
 from mettl_async._errors import ConfigurationError, WebhookPayloadError
 from mettl_async._models import WebhookEvent
-from mettl_async._validation import is_finite_number, is_whole_number
+from mettl_async._numbers import is_finite_number, is_whole_number
 
 from ._auth import AUTH_HEADERS, Credentials, Headers, pick_headers
 from ._events import EVENT_TYPES, event_key, parse_event
