@@ -170,6 +170,37 @@ def test_bad_flags_exit_2() -> None:
     assert run_cli("export", "-o", "x").returncode == EXIT_USAGE  # --all or --access-key
 
 
+def test_the_bare_command_lists_every_command_with_an_example() -> None:
+    """``mettl-async`` alone: each command with its one line, examples, exit 2."""
+    result = run_cli()
+    assert result.returncode == EXIT_USAGE
+    for command in ("export", "sync", "webhooks", "demo", "fake-server", "account"):
+        assert re.search(rf"^ +{command}\b", result.stderr, re.MULTILINE), command
+    assert "mettl-async export --all --output results.jsonl" in result.stderr
+    assert "the following arguments are required" not in result.stderr
+
+
+def test_a_command_group_alone_lists_its_commands() -> None:
+    result = run_cli("webhooks")
+    assert result.returncode == EXIT_USAGE
+    assert re.search(r"^ +listen\b", result.stderr, re.MULTILINE)
+    assert "example: mettl-async webhooks listen" in result.stderr
+
+
+def test_export_alone_names_everything_it_needs_with_an_example() -> None:
+    """argparse alone named only --output; --all / --access-key are needed as much."""
+    result = run_cli("export")
+    assert result.returncode == EXIT_USAGE
+    assert "needs --all or --access-key KEY, and --output PATH" in result.stderr
+    assert "example: mettl-async export --all --output results.jsonl" in result.stderr
+
+
+def test_the_help_lists_every_exit_code() -> None:
+    out = run_cli("--help").stdout
+    for code in ("0", "1", "2", "3", "4", "130", "143"):
+        assert re.search(rf"^  {code} +\S", out, re.MULTILINE), code
+
+
 def test_missing_keys_exit_2_naming_the_variable(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("METTL_")}
     result = subprocess.run(

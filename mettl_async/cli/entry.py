@@ -28,7 +28,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 from urllib.parse import urlsplit
 
 from mettl_async import __version__
@@ -58,6 +58,7 @@ from .common import (
     EXIT_USAGE,
     UsageError,
     client_from_args,
+    silence_stdout,
 )
 
 __all__ = [
@@ -148,7 +149,89 @@ exit codes:
        unwritable output
   3    authentication or timestamp error (check the keys, or this machine's clock)
   4    network failure after retries
-  130  interrupted (Ctrl+C)"""
+  130  interrupted (Ctrl+C)
+  143  terminated (SIGTERM)"""
+
+#: What a newcomer types first; shown by ``mettl-async`` alone and its --help.
+EXAMPLES_HELP: Final = """\
+examples:
+  mettl-async demo                                   a fake account exported end to end
+  mettl-async export --all --output results.jsonl    every result of the account
+  mettl-async sync --database results.db             mirror them into SQLite
+  mettl-async webhooks listen --output events.jsonl  receive Mettl's webhooks
+  mettl-async COMMAND --help                         a command's options"""
+
+#: An example for each command that needs arguments, shown when they are missing.
+COMMAND_EXAMPLES: Final = {
+    "export": "mettl-async export --all --output results.jsonl",
+    "account": "mettl-async account show",
+    "assessments": "mettl-async assessments list",
+    "schedules": "mettl-async schedules list",
+    "result": "mettl-async result show --access-key KEY --email someone@example.com",
+    "result show": "mettl-async result show --access-key KEY --email someone@example.com",
+    "candidates": "mettl-async candidates register --access-key KEY --email someone@example.com",
+    "webhooks": "mettl-async webhooks listen --output events.jsonl",
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser that says what is missing, with an example, instead of only
+    ``the following arguments are required``.
+
+    A command group run without its command (``mettl-async``, ``mettl-async webhooks``)
+    prints its whole help: every command with one line, and examples. A command missing
+    its required options names all of them (argparse names only the first kind: the
+    options, not a required choice such as ``--all`` or ``--access-key``), then an example.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("the following arguments are required"):
+            example = COMMAND_EXAMPLES.get(self.prog.removeprefix("mettl-async").strip())
+            shown = f"\nexample: {example}" if example else ""
+            if _subcommands(self) is not None and not _given_options(self, message):
+                self.print_help(sys.stderr)
+                self.exit(EXIT_USAGE, shown.lstrip("\n") + "\n" if shown else None)
+            needs = _needs(self)
+            if needs:
+                message = f"{message}\n{self.prog} needs {needs}"
+            message += shown
+        super().error(message)
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction[Any] | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return None
+
+
+def _given_options(parser: argparse.ArgumentParser, message: str) -> bool:
+    """Whether the missing argument is an option rather than the command itself."""
+    action = _subcommands(parser)
+    return action is None or str(action.metavar) not in message
+
+
+def _shown(action: argparse.Action) -> str:
+    flag = action.option_strings[0] if action.option_strings else str(action.metavar)
+    if action.nargs == 0 or not action.option_strings:
+        return flag
+    return f"{flag} {action.metavar or action.dest.upper()}"
+
+
+def _needs(parser: argparse.ArgumentParser) -> str:
+    """Every requirement of ``parser``: required choices (``--all or --access-key KEY``)
+    and required options, in the order of its usage line."""
+    parts = [
+        " or ".join(_shown(action) for action in group._group_actions)
+        for group in parser._mutually_exclusive_groups
+        if group.required
+    ]
+    parts += [
+        _shown(action) for action in parser._actions if action.required and action.option_strings
+    ]
+    if len(parts) < 2:
+        return ""  # argparse's message already names the one requirement
+    return ", and ".join(parts)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -189,12 +272,12 @@ def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mettl-async",
         description="Command line of mettl-async, the async client for the Mettl Examine API. "
         "Credentials come from METTL_PUBLIC_KEY and METTL_PRIVATE_KEY; the host from "
         "--base-url or METTL_BASE_URL.",
-        epilog=EXIT_CODES_HELP,
+        epilog=f"{EXAMPLES_HELP}\n\n{EXIT_CODES_HELP}",
     )
     parser.add_argument("--version", action="version", version=f"mettl-async {__version__}")
     parser.add_argument(
@@ -250,6 +333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_INTERRUPTED if signum == signal.SIGINT else 128 + signum
     except Exception as error:
+        if _reader_left(error):
+            silence_stdout()  # `mettl-async ... | head`: the reader has what it wanted
+            return EXIT_OK
         if args.debug:
             traceback.print_exc()
         print(f"mettl-async: error: {describe(error)}", file=sys.stderr)
@@ -300,6 +386,27 @@ async def _stoppable(handler: Handler, args: argparse.Namespace) -> int:
             loop.remove_signal_handler(signum)
 
 
+def _reader_left(error: BaseException | None) -> bool:
+    """Whether a write to stdout failed because its reader closed the pipe (``| head``)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, BrokenPipeError):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def main_entry() -> None:
-    """The ``mettl-async`` console script."""
-    raise SystemExit(main())
+    """The ``mettl-async`` console script (and ``python -m mettl_async``).
+
+    A reader that leaves (``mettl-async account show | head -1``) ends the command
+    quietly with its own exit code (0 when it succeeded): the interpreter's last flush
+    of stdout would otherwise print a BrokenPipeError at exit.
+    """
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        silence_stdout()
+    raise SystemExit(code)
