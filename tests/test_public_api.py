@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,7 +100,10 @@ def test_pure_core_modules_do_no_io() -> None:
 def test_one_version_everywhere() -> None:
     """``__version__``, the User-Agent header and pyproject.toml agree."""
     pyproject = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text(encoding="utf-8"))
-    assert mettl_async.__version__ == pyproject["project"]["version"]
+    # One source: pyproject.toml reads the version from _version.py.
+    assert "version" in pyproject["project"]["dynamic"]
+    assert pyproject["tool"]["hatch"]["version"]["path"] == "mettl_async/_version.py"
+    assert importlib.metadata.version("mettl-async") == mettl_async.__version__
     assert user_agent().startswith(f"mettl-async/{mettl_async.__version__} ")
 
 
