@@ -31,7 +31,8 @@ add_module_names = False
 python_use_unqualified_type_names = True
 
 exclude_patterns = ["_build"]
-html_theme = "alabaster"
+# Furo: a maintained theme with a sidebar of every page and section (the docs extra).
+html_theme = "furo"
 html_title = f"mettl-async {release}"
 html_static_path: list[str] = []
 
