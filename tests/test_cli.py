@@ -335,3 +335,36 @@ def test_the_standalone_fake_refuses_the_same_numbers() -> None:
     ):
         with pytest.raises(ValueError, match=f"^{flag} expects"):
             fake_from_arguments(parser.parse_args(argv))
+
+
+@pytest.mark.parametrize(
+    ("env", "argv", "names"),
+    [
+        ({}, ["account", "show"], ["METTL_PUBLIC_KEY", "METTL_PRIVATE_KEY"]),
+        (
+            {"METTL_PUBLIC_KEY": "p", "METTL_PRIVATE_KEY": "k"},
+            ["account", "show", "--base-url", "https://api.mettl.com/v2"],
+            ["--base-url", "METTL_BASE_URL", "https://api.mettl.com"],
+        ),
+        (
+            {"METTL_PUBLIC_KEY": "p", "METTL_PRIVATE_KEY": "k", "METTL_BASE_URL": "ftp://x"},
+            ["schedules", "list"],
+            ["--base-url", "METTL_BASE_URL"],
+        ),
+    ],
+    ids=["no keys", "a base URL ending in /v2", "not http"],
+)
+def test_configuration_errors_name_flags_and_variables_not_python_keywords(
+    env: dict[str, str], argv: list[str], names: list[str]
+) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("METTL_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "mettl_async", *argv],
+        capture_output=True, text=True, env={**clean, **env}, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == EXIT_USAGE, result.stderr
+    for name in names:
+        assert name in result.stderr
+    assert not re.search(r"\b[a-z_]+=(?!\S)|base_url|api_version|public_key", result.stderr), (
+        result.stderr
+    )
