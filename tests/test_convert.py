@@ -47,7 +47,8 @@ from mettl_async._convert import (
     to_json,
     unstructure,
 )
-from mettl_async._models import wire_names
+from mettl_async._convert.lazy import install_lazy_attributes
+from mettl_async._models import TestResult, TestStatus, wire_names
 
 from .conftest import load_json
 
@@ -197,6 +198,20 @@ def test_structure_of_the_wrong_shape_is_a_validation_error() -> None:
     """A string where an object belongs raises ValidationError, naming the class."""
     with pytest.raises(ValidationError, match="Schedule"):
         structure({"access": "everyone"}, Schedule)
+
+
+def test_lazy_attributes_are_installed_once() -> None:
+    """The installation is explicit and idempotent: a second call changes nothing."""
+    before = {name: TestStatus.__dict__[name] for name in ("start_time", "analysis", "raw")}
+    marks = TestResult.__dict__["section_marks"]
+    install_lazy_attributes()
+    assert {name: TestStatus.__dict__[name] for name in before} == before
+    assert TestResult.__dict__["section_marks"] is marks
+    assert isinstance(marks, property)
+    result = candidate_result_from_wire(
+        load_json("samples/article16_candidate_completed.json")["candidates"][0]
+    )
+    assert result.test_status.start_time is not None
 
 
 def test_unstructure_takes_models_only() -> None:
