@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, time
 from typing import Any
 
+import attrs
 import cattrs
 import orjson
 import pytest
@@ -39,10 +40,12 @@ from mettl_async import (
     VisualProctoringMode,
     VisualProctoringOptions,
     WebProctoring,
+    parse_webhook_event,
 )
 from mettl_async._convert import (
     candidate_result_from_wire,
     converter,
+    records,
     structure,
     to_json,
     unstructure,
@@ -198,6 +201,58 @@ def test_structure_of_the_wrong_shape_is_a_validation_error() -> None:
     """A string where an object belongs raises ValidationError, naming the class."""
     with pytest.raises(ValidationError, match="Schedule"):
         structure({"access": "everyone"}, Schedule)
+
+
+def _broken_hook(value: Any) -> Any:
+    raise RuntimeError("a bug in a hook")
+
+
+@attrs.define
+class _Buggy:
+    """Classes whose structuring has a bug (not the data's fault)."""
+
+    value: Any = attrs.field(converter=lambda value: value.no_such_attribute)
+
+
+@attrs.define
+class _Broken:
+    value: Any = attrs.field(converter=_broken_hook)
+
+
+def test_a_bug_in_structuring_is_not_reported_as_bad_data() -> None:
+    """Only the errors that mean "not Mettl's shape" become ValidationError; a bug surfaces."""
+    with pytest.raises(AttributeError, match="no_such_attribute"):
+        structure({"value": 1}, _Buggy)
+    with pytest.raises(RuntimeError, match="a bug in a hook"):
+        structure({"value": 1}, _Broken)
+
+
+def test_a_bug_in_reading_a_schedule_is_not_reported_as_bad_data(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """schedule_from_wire: a data error is a ValidationError, anything else propagates."""
+
+    def broken(data: Any, cls: type) -> Any:
+        raise RuntimeError("a bug")
+
+    def refused(data: Any, cls: type) -> Any:
+        raise TypeError("a string where an object belongs")
+
+    monkeypatch.setattr(records, "_structure_schedule", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        records.schedule_from_wire({"accessKey": "k"})
+    monkeypatch.setattr(records, "_structure_schedule", refused)
+    with pytest.raises(ValidationError, match="Schedule"):
+        records.schedule_from_wire({"accessKey": "k"})
+
+
+@pytest.mark.parametrize("sent", [["Name"], "Name", 7])
+def test_a_mapping_of_the_wrong_json_type_is_a_validation_error(sent: Any) -> None:
+    """A webhook's registrationDetails that is no object is bad data, not a crash."""
+    payload = {**load_json("samples/article13_webhook_graded_assessment.json")}
+    payload["registrationDetails"] = sent
+    with pytest.raises(ValidationError, match="a JSON object, not"):
+        parse_webhook_event(payload)
 
 
 def test_lazy_attributes_are_installed_once() -> None:

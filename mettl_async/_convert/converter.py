@@ -22,10 +22,13 @@ from datetime import date, datetime, time
 from typing import Any, Final, TypeVar, cast
 
 import attrs
+import cattrs
+import msgspec
 import orjson
 from cattrs.gen import (
     make_dict_structure_fn,
     make_dict_unstructure_fn,
+    make_mapping_structure_fn,
     override,
 )
 from cattrs.preconf.orjson import OrjsonConverter, make_converter
@@ -46,6 +49,7 @@ from mettl_async._models import (
 )
 
 __all__ = [
+    "DATA_ERRORS",
     "NONE_TYPE",
     "converter",
     "decode_error",
@@ -68,6 +72,20 @@ converter: Final[OrjsonConverter] = make_converter(omit_if_default=True, detaile
 
 NONE_TYPE: Final = type(None)
 _SCALARS: Final = frozenset({str, int, float, bool, NONE_TYPE})
+
+#: What decoding raises when the data is not the shape Mettl documents: the
+#: converter's own hooks raise ``TypeError`` for a value of the wrong JSON
+#: type, cattrs' generated code ``KeyError``/``TypeError``/``ValueError``, the
+#: checks ``msgspec.ValidationError``. Anything else is a bug, not bad data,
+#: and is left to propagate as it is.
+DATA_ERRORS: Final = (
+    TypeError,
+    ValueError,
+    KeyError,
+    cattrs.BaseValidationError,
+    msgspec.ValidationError,
+)
+
 
 # --------------------------------------------------------------------------
 # Type introspection (shared with the fast path's classification, ``fields``)
@@ -153,8 +171,29 @@ def _structure_optional_time(t: Any) -> Callable[[Any, Any], Any]:
     return lambda value, _: parse(value)
 
 
+def _is_dict(t: Any) -> bool:
+    return typing.get_origin(t) is dict
+
+
+def _structure_dict(t: Any) -> Callable[[Any, Any], Any]:
+    """cattrs' own mapping hook, after a check that the value is a JSON object."""
+    # (not converter.gen_structure_mapping: it registers its function over this one)
+    generated = make_mapping_structure_fn(
+        t, converter, dict, detailed_validation=converter.detailed_validation
+    )
+
+    def structure_mapping(value: Any, _: Any) -> Any:
+        # cattrs' code would fail on ``value.items()``: an AttributeError, the mark of a bug
+        if not isinstance(value, Mapping):
+            raise TypeError(f"a JSON object, not {type(value).__name__}")
+        return generated(value, t)
+
+    return structure_mapping
+
+
 converter.register_structure_hook_factory(_is_enum_union, _structure_enum_union)
 converter.register_structure_hook_factory(_is_optional_time, _structure_optional_time)
+converter.register_structure_hook_factory(_is_dict, _structure_dict)
 # Scalars pass through unchecked: decoding a response never fails on 2 vs 2.0.
 converter.register_structure_hook_func(_is_scalar_union, _passthrough)
 # date before datetime: singledispatch picks the most specific class either way.
@@ -325,7 +364,7 @@ converter.register_unstructure_hook_factory(is_model, _unstructure_model)
 
 
 def decode_error(cls: type, exc: Exception) -> ValidationError:
-    """``exc`` as the error of a ``cls`` Mettl sent."""
+    """``exc`` (one of :data:`DATA_ERRORS`) as the error of a ``cls`` Mettl sent."""
     return ValidationError(
         [ValidationProblem(cls.__name__, f"not the shape Mettl documents: {exc!r}")],
         subject=f"{cls.__name__} data",
@@ -342,7 +381,7 @@ def structure(data: Any, cls: type[T]) -> T:
         return converter.structure(data, cls)
     except ValidationError:
         raise
-    except Exception as exc:
+    except DATA_ERRORS as exc:
         raise decode_error(cls, exc) from exc
 
 

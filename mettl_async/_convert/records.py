@@ -35,7 +35,7 @@ from mettl_async._models import CandidateResult, Schedule, TestInstance
 from mettl_async._paging import RawRecord, WireRecord, decode_typed_listing
 
 from .builders import Fallback, dict_builder, mirror_builder
-from .converter import converter, decode_error
+from .converter import DATA_ERRORS, converter, decode_error
 from .fields import HOT
 from .lazy import install_lazy_attributes
 from .mirrors import RECORD_MIRRORS, check, mirror
@@ -120,7 +120,7 @@ def schedule_from_wire(raw: dict[str, Any]) -> Schedule:
         return cast("Schedule", _structure_schedule(raw, Schedule))
     except ValidationError:
         raise
-    except Exception as exc:
+    except DATA_ERRORS as exc:
         raise decode_error(Schedule, exc) from exc
 
 
