@@ -122,10 +122,6 @@ class PreparedRequest:
     #: The request's ``asgn``, so that any text shown about it can be cleaned of it.
     signature: str = attrs.field(default="", repr=False)
 
-    @property
-    def display_url(self) -> str:
-        return redact_url(self.url)
-
 
 def endpoint_url(base_url: str, api_version: str, path: str) -> str:
     """``https://api.mettl.com`` + ``v2`` + ``/schedules`` -> the URL that is signed."""
