@@ -87,11 +87,13 @@ from ._retry import RetryPolicy
 from ._session import DEFAULT_MAX_RESPONSE_BYTES, ClientStats, Transport
 from ._signing import SigningKey, algorithm_for_version
 from ._streaming import AccountResults, Listing, ListingSpec, PageDecoder, as_raw, iterate
+from ._tracing import AttemptHook
 from ._unpaged import UnpagedListing
 from ._validation import is_finite_number, is_whole_number, pbt_id_problems, raise_if
 
 if TYPE_CHECKING:
     import aiohttp
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["DEFAULT_BASE_URL", "EU_BASE_URL", "MettlClient"]
 
@@ -194,6 +196,13 @@ class MettlClient:
     tries the refused calls again, POSTs included, for up to
     ``throttle_deadline`` seconds per call (``None``: as long as it takes),
     then raises :class:`ThrottledError`. ``stats`` shows the learned rate.
+
+    With ``opentelemetry-api`` installed (the ``otel`` extra), each call is a
+    span of ``tracer_provider`` (default: the global one; a
+    ``NoOpTracerProvider`` turns tracing off), walks and runs their parents;
+    ``asgn`` is redacted everywhere. ``on_request`` and ``on_response`` are
+    called with an :class:`AttemptInfo` before and after each attempt (for
+    metrics). See "Tracing and metrics" in the README.
     """
 
     def __init__(
@@ -212,6 +221,9 @@ class MettlClient:
         correct_clock_skew: bool = True,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         throttle_deadline: float | None = 600.0,
+        tracer_provider: TracerProvider | None = None,
+        on_request: AttemptHook | None = None,
+        on_response: AttemptHook | None = None,
     ) -> None:
         if public_key is None or private_key is None:
             public_key, private_key = _keys_from(
@@ -260,6 +272,9 @@ class MettlClient:
             correct_clock_skew=correct_clock_skew,
             max_response_bytes=max_response_bytes,
             throttle_deadline=throttle_deadline,
+            tracer_provider=tracer_provider,
+            on_request=on_request,
+            on_response=on_response,
         )
 
     @classmethod
@@ -278,6 +293,9 @@ class MettlClient:
         correct_clock_skew: bool = True,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         throttle_deadline: float | None = 600.0,
+        tracer_provider: TracerProvider | None = None,
+        on_request: AttemptHook | None = None,
+        on_response: AttemptHook | None = None,
     ) -> MettlClient:
         """A client from ``METTL_PUBLIC_KEY``, ``METTL_PRIVATE_KEY`` and ``METTL_BASE_URL``.
 
@@ -303,6 +321,9 @@ class MettlClient:
             correct_clock_skew=correct_clock_skew,
             max_response_bytes=max_response_bytes,
             throttle_deadline=throttle_deadline,
+            tracer_provider=tracer_provider,
+            on_request=on_request,
+            on_response=on_response,
         )
 
     # -- lifecycle -----------------------------------------------------------------
