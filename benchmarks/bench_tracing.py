@@ -24,8 +24,6 @@ import asyncio
 import time
 from typing import Any
 
-from mettl_async import MettlClient, RetryPolicy
-
 from ._harness import Server, against, cpu_seconds, fake_server, machine, median, table
 
 CONCURRENCY = 16
@@ -33,14 +31,7 @@ CONCURRENCY = 16
 
 async def _walk(server: Server, options: dict[str, Any]) -> tuple[float, int, int]:
     """CPU seconds, requests and records of one raw account walk."""
-    async with MettlClient(
-        server.public_key,
-        server.private_key,
-        base_url=server.base_url,
-        max_in_flight=CONCURRENCY,
-        retry=RetryPolicy(instant=True),
-        **options,
-    ) as client:
+    async with server.client(CONCURRENCY, **options) as client:
         cpu0 = cpu_seconds()
         records = 0
         async for _ in client.iter_all_results(concurrency=CONCURRENCY).raw():

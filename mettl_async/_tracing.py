@@ -352,21 +352,18 @@ class AttemptInfo:
 AttemptHook = Callable[[AttemptInfo], object]
 
 
+@attrs.define
 class Observer:
     """What a client reports its calls to: a tracer, hooks, or both."""
 
-    __slots__ = ("hooks", "on_request", "on_response", "tracer")
+    tracer: Tracer | None
+    on_request: AttemptHook | None = None
+    on_response: AttemptHook | None = None
+    hooks: bool = attrs.field(init=False)  #: any hook to call
 
-    def __init__(
-        self,
-        tracer: Tracer | None,
-        on_request: AttemptHook | None = None,
-        on_response: AttemptHook | None = None,
-    ) -> None:
-        self.tracer = tracer
-        self.on_request = on_request
-        self.on_response = on_response
-        self.hooks = on_request is not None or on_response is not None
+    @hooks.default
+    def _any_hook(self) -> bool:
+        return self.on_request is not None or self.on_response is not None
 
     def call(self, request: Request) -> CallTrace:
         return CallTrace(self, request)
