@@ -95,11 +95,12 @@ from ._models import (
     WhiteLabel,
 )
 from ._paging import Page, RawRecord
-from ._protocol import FilePart, path_segment
+from ._protocol import FilePart, path_segment, redact_url
 from ._retry import RetryPolicy
 from ._session import ClientStats
 from ._signing import SigningKey, signature, string_to_sign
 from ._streaming import AccountResults, Listing, SchedulePage
+from ._tracing import AttemptInfo
 from ._unpaged import UnpagedListing
 from ._version import __version__
 from .webhooks import parse_event as parse_webhook_event
@@ -118,6 +119,7 @@ __all__ = [
     "AssessmentDetails",
     "AssessmentInfo",
     "AssessmentSettings",
+    "AttemptInfo",
     "AuthenticationError",
     "Candidate",
     "CandidateRegistration",
@@ -206,6 +208,7 @@ __all__ = [
     "__version__",
     "parse_webhook_event",
     "path_segment",
+    "redact_url",
     "signature",
     "string_to_sign",
 ]

@@ -5,20 +5,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 import orjson
 
+from ._client_base import ClientBase
 from ._config import (
     DEFAULT_BASE_URL,
     ENV_BASE_URL,
     EU_BASE_URL,
     ClientConfig,
     ClientOptions,
-    check_seconds,
     keys_from,
-    shown_key,
 )
 from ._convert import (
     candidate_result_from_wire,
@@ -52,7 +50,6 @@ from ._endpoints import (
     typed_result,
     typed_schedule,
 )
-from ._errors import ConfigurationError
 from ._lister import Lister, ScheduleRef
 from ._models import (
     PBT,
@@ -71,22 +68,24 @@ from ._models import (
     WhiteLabel,
 )
 from ._paging import check_page_size
-from ._protocol import FilePart, Placement, Request, endpoint_url, path_segment
+from ._protocol import Request, path_segment
 from ._registration import checked_registrations, register_in_chunks, registration_options
 from ._retry import RetryPolicy
-from ._session import DEFAULT_MAX_RESPONSE_BYTES, ClientStats, Transport
+from ._session import DEFAULT_MAX_RESPONSE_BYTES, Transport
 from ._streaming import AccountResults, Listing
+from ._tracing import AttemptHook
 from ._unpaged import UnpagedListing
 from ._uploads import logo_part, white_label_parts
 from ._validation import pbt_id_problems, raise_if
 
 if TYPE_CHECKING:
     import aiohttp
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["DEFAULT_BASE_URL", "EU_BASE_URL", "MettlClient"]
 
 
-class MettlClient:
+class MettlClient(ClientBase):
     """An async client for the Mettl Examine REST API.
 
     Use it as an async context manager::
@@ -115,6 +114,9 @@ class MettlClient:
     tries the refused calls again, POSTs included, for up to
     ``throttle_deadline`` seconds per call (``None``: as long as it takes),
     then raises :class:`ThrottledError`. ``stats`` shows the learned rate.
+
+    ``tracer_provider``, ``on_request`` and ``on_response``: spans (with the
+    ``otel`` extra) and per-attempt hooks; see "Tracing and metrics" in the README.
     """
 
     def __init__(
@@ -133,6 +135,9 @@ class MettlClient:
         correct_clock_skew: bool = True,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         throttle_deadline: float | None = 600.0,
+        tracer_provider: TracerProvider | None = None,
+        on_request: AttemptHook | None = None,
+        on_response: AttemptHook | None = None,
     ) -> None:
         self._config = config = ClientConfig.create(
             public_key,
@@ -149,7 +154,13 @@ class MettlClient:
             max_response_bytes=max_response_bytes,
             throttle_deadline=throttle_deadline,
         )
-        self._transport = Transport(config, session=session)
+        self._transport = Transport(
+            config,
+            session=session,
+            tracer_provider=tracer_provider,
+            on_request=on_request,
+            on_response=on_response,
+        )
         self._lister = Lister(
             self._transport.call_with, self.url, max_in_flight=config.max_in_flight
         )
@@ -170,92 +181,6 @@ class MettlClient:
         public_key, private_key = keys_from(env)
         options["base_url"] = options.get("base_url") or env.get(ENV_BASE_URL) or DEFAULT_BASE_URL
         return cls(public_key, private_key, **options)
-
-    # -- lifecycle -----------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the owned session (a borrowed one is left open). Idempotent."""
-        await self._transport.close()
-
-    def __repr__(self) -> str:
-        config = self._config
-        return (
-            f"MettlClient(public_key={shown_key(config.public_key)!r}, "
-            f"base_url={config.base_url!r}, api_version={config.api_version!r})"
-        )
-
-    # -- properties ----------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        return self._config.base_url
-
-    @property
-    def api_version(self) -> str:
-        return self._config.api_version
-
-    @property
-    def max_in_flight(self) -> int:
-        return self._config.max_in_flight
-
-    @property
-    def stats(self) -> ClientStats:
-        """Requests sent, retries, failures and in-flight counts of this client."""
-        return self._transport.stats
-
-    # -- raw access ----------------------------------------------------------------
-
-    def url(self, path: str) -> str:
-        """The full URL (as signed) of an API path such as ``/schedules``."""
-        if path.startswith(("http://", "https://")):
-            return path
-        if not path.startswith("/"):
-            path = "/" + path
-        return endpoint_url(self._config.base_url, self._config.api_version, path)
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        params: Mapping[str, str] | None = None,
-        *,
-        placement: Placement | None = None,
-        files: tuple[FilePart, ...] = (),
-        timeout: float | None = None,
-    ) -> dict[str, Any]:
-        """Send one signed request and return Mettl's JSON envelope.
-
-        The low-level escape hatch under every endpoint method. ``path`` is
-        relative to the API version (``/account``) with path segments already
-        encoded (see :func:`mettl_async.path_segment`), or an absolute URL.
-        ``params`` are raw string values, signed and URL-encoded once. Raises a
-        :class:`~mettl_async.MettlError` subclass for every failure.
-        """
-        method = method.upper()
-        if method not in ("GET", "POST", "DELETE"):
-            raise ConfigurationError(f"Mettl uses GET, POST and DELETE, not {method!r}")
-        if timeout is not None:
-            check_seconds("timeout", timeout)
-        request = Request(
-            method=method,
-            url=self.url(path),
-            params=dict(params or {}),
-            placement=placement,
-            files=files,
-            timeout=timeout,
-        )
-        return await self._transport.call(request)
 
     # -- assessments and schedules (articles 8, 12, 13) -------------------------------
 

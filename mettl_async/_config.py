@@ -23,6 +23,9 @@ from ._signing import SigningKey, algorithm_for_version
 
 if TYPE_CHECKING:
     import aiohttp
+    from opentelemetry.trace import TracerProvider
+
+    from ._tracing import AttemptHook
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -58,6 +61,9 @@ class ClientOptions(TypedDict, total=False):
     correct_clock_skew: bool
     max_response_bytes: int
     throttle_deadline: float | None
+    tracer_provider: TracerProvider | None
+    on_request: AttemptHook | None
+    on_response: AttemptHook | None
 
 
 def shown_key(public_key: str) -> str:

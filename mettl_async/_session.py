@@ -50,9 +50,12 @@ from ._protocol import (
 )
 from ._ratelimit import AdaptiveRate, RateChangeLog
 from ._retry import RetryPolicy
+from ._tracing import AttemptHook, CallTrace, observer
 from ._version import __version__
 
 if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
     from ._config import ClientConfig
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "ClientStats", "Decoder", "Transport", "user_agent"]
@@ -192,7 +195,15 @@ class _Pacer:
 class Transport:
     """Sends signed requests to Mettl through one aiohttp session."""
 
-    def __init__(self, config: ClientConfig, *, session: aiohttp.ClientSession | None) -> None:
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        session: aiohttp.ClientSession | None,
+        tracer_provider: TracerProvider | None = None,
+        on_request: AttemptHook | None = None,
+        on_response: AttemptHook | None = None,
+    ) -> None:
         self._public_key = config.public_key
         self._max_response_bytes = config.max_response_bytes
         self._key = config.key
@@ -221,6 +232,8 @@ class Transport:
         self._closed = False
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # replaced in tests
         self.stats = ClientStats(allowed_rate=config.requests_per_second or None)
+        # Spans and hooks (``_tracing``); None: neither, and no cost per call.
+        self._observer = observer(tracer_provider, on_request, on_response)
 
     @property
     def retry(self) -> RetryPolicy:
@@ -261,6 +274,18 @@ class Transport:
         ``decode`` runs inside each attempt, so an answer it cannot read is
         retried like any other unreadable answer.
         """
+        if self._observer is None:
+            return await self._call(request, decode, None)
+        trace = self._observer.call(request)
+        try:
+            result = await self._call(request, decode, trace)
+        except BaseException as error:
+            trace.finish(error)
+            raise
+        trace.finish(None)
+        return result
+
+    async def _call(self, request: Request, decode: Decoder[T], trace: CallTrace | None) -> T:
         session = self._get_session()
         timeout = aiohttp.ClientTimeout(total=request.timeout or self._timeout)
         retry = self._retry
@@ -277,7 +302,7 @@ class Transport:
                 self.stats.retries += 1
             try:
                 return await self._attempt(
-                    session, request, timeout, sent + 1, decode, not_after=not_after
+                    session, request, timeout, sent + 1, decode, not_after=not_after, trace=trace
                 )
             except _PastDeadline:
                 self.stats.retries -= 1  # this one never went
@@ -394,6 +419,7 @@ class Transport:
         decode: Decoder[T],
         *,
         not_after: float | None = None,
+        trace: CallTrace | None = None,
     ) -> T:
         stats = self.stats
         debug = logger.isEnabledFor(logging.DEBUG)
@@ -403,6 +429,8 @@ class Transport:
         try:
             # Signed once it may go: ts is fresh however long it waited for a slot.
             prepared = self.prepare(request)
+            if trace is not None:
+                trace.sending(prepared.url, attempt)
             started = time.perf_counter()
             stats.requests += 1
             stats.in_flight += 1
@@ -413,6 +441,8 @@ class Transport:
             except MettlError as error:
                 if isinstance(error, RequestError):
                     redact_error(error, prepared.signature)
+                if trace is not None:
+                    trace.answered(getattr(error, "status", None), error)
                 if debug:
                     self._log(prepared, attempt, started, None, type(error).__name__)
                 raise
@@ -444,10 +474,14 @@ class Transport:
             self._answered(sent_at, received_at, throttled=refused)
             if isinstance(error, TimestampError):
                 error.server_skew = server_clock_skew(date, now=self._clock())
+            if trace is not None:
+                trace.answered(status, error)
             if debug:
                 self._log(prepared, attempt, started, status, error.code or type(error).__name__)
             raise
         self._answered(sent_at, received_at, throttled=False)
+        if trace is not None:
+            trace.answered(status, None)
         if debug:
             self._log(prepared, attempt, started, status, "SUCCESS")
         return data

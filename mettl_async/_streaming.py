@@ -58,6 +58,7 @@ from ._paging import (
     record_of,
 )
 from ._protocol import Request
+from ._tracing import Scope, listing_scope
 
 __all__ = ["AccountResults", "Listing", "ListingSpec", "SchedulePage", "as_raw", "iterate"]
 
@@ -121,6 +122,7 @@ class _Walk:
         self.stale = 0  # pages in a row past the frontier with nothing new
         self.pending: collections.deque[tuple[int, asyncio.Task[Page[Raw]]]] = collections.deque()
         self.held = 0  # page slots held by this walk
+        self.scope = listing_scope(spec.request, spec.items_key)  # its span, when traced
         # Pages are never parsed into dicts. A raw walk scans each page (each
         # record stays the bytes Mettl sent); a typed walk decodes it in one pass
         # into wire-named structs the garbage collector does not track. Pages
@@ -135,7 +137,8 @@ class _Walk:
 
     async def fetch_page(self, url: str, params: dict[str, str], offset: int) -> Page[Raw]:
         request = Request("GET", url, params)
-        envelope = await self.fetch(request, self.decode)
+        with self.scope.current():
+            envelope = await self.fetch(request, self.decode)
         try:
             limit = int(params.get("limit", self.spec.limit))
             page = page_from_envelope(envelope, self.spec.items_key, offset=offset, limit=limit)
@@ -224,6 +227,8 @@ class _Walk:
             self.slots.release()
 
     async def close(self) -> None:
+        self.scope.note("mettl.records", self.unique)
+        self.scope.close()
         pending = [task for _, task in self.pending]
         self.pending.clear()
         for task in pending:
@@ -344,6 +349,9 @@ class Listing(Generic[T]):
             if held is None:  # cannot happen by construction; a consumer still needs the mark
                 held = Page[Raw]([], walk.frontier, self._spec.limit)
             yield attrs.evolve(held, is_last=True)
+        except BaseException as exc:
+            walk.scope.fail(exc)
+            raise
         finally:
             try:
                 await walk.close()
@@ -695,8 +703,10 @@ class AccountResults(Generic[T, U]):
             await queue.put(_DONE)
 
         self._iterations.begin()
-        lister = asyncio.ensure_future(list_schedules())
-        feeder = asyncio.ensure_future(feed())
+        scope = Scope("mettl.account_results")  # the parent of the walks' spans, when traced
+        with scope.current():
+            lister = asyncio.ensure_future(list_schedules())
+            feeder = asyncio.ensure_future(feed())
         try:
             while True:
                 item = await queue.get()
@@ -712,6 +722,7 @@ class AccountResults(Generic[T, U]):
             try:
                 await asyncio.gather(*tasks, return_exceptions=True)
             finally:
+                scope.close()
                 self._iterations.end()
 
 

@@ -23,6 +23,7 @@ from typing import IO, Any, Final, Literal, Protocol
 import attrs
 
 from mettl_async._client import MettlClient
+from mettl_async._tracing import traced_run
 from mettl_async.export.base import ExportError, ExportFormat, Format, get_format
 from mettl_async.export.files import (
     ExportLock,
@@ -265,6 +266,7 @@ def _finish(options: ExportOptions, fmt: ExportFormat) -> None:
     remove(options.checkpoint)
 
 
+@traced_run("mettl.export")  # one span over the run's calls, when traced
 async def export_results(
     client: MettlClient,
     options: ExportOptions,
@@ -349,6 +351,7 @@ async def _export_to_partial(
         journal.close()
 
 
+@traced_run("mettl.export")  # one span over the run's calls, when traced
 async def stream_results(
     client: MettlClient,
     options: ExportOptions,

@@ -24,6 +24,7 @@ import attrs
 
 from mettl_async._client import MettlClient
 from mettl_async._paging import RawRecord
+from mettl_async._tracing import traced_run
 from mettl_async.export.engine import ExportProgress
 from mettl_async.sync.base import Counts, Database, ScheduleCommit, Snapshot, Spool
 from mettl_async.sync.database import DEFAULT_DATABASE_URL, open_database
@@ -69,6 +70,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@traced_run("mettl.sync")  # one span over the run's calls, when traced
 async def sync_results(
     client: MettlClient,
     database: str | Database = DEFAULT_DATABASE_URL,
