@@ -21,8 +21,9 @@ flattened records spooled as JSON lines, turned into CSV at the end, when the
 union of columns over all schedules is known; cells that a spreadsheet would
 run as a formula get a leading ``'`` unless ``csv_raw`` is set.
 
-The package: :mod:`~mettl_async.export.engine` walks the schedules and writes
-through the :class:`ExportFormat` of ``ExportOptions.format``;
+The package: :mod:`~mettl_async.export.options` holds :class:`ExportOptions`;
+:mod:`~mettl_async.export.engine` walks the schedules and writes through the
+:class:`ExportFormat` of ``ExportOptions.format``;
 :mod:`~mettl_async.export.journal` keeps the checkpoint and prepares a resume;
 :mod:`~mettl_async.export.jsonl` and :mod:`~mettl_async.export.csv` are the
 formats; :mod:`~mettl_async.export.base` holds the interface and the registry.
@@ -50,7 +51,6 @@ from mettl_async.export.base import (
     FORMATS,
     ExportError,
     ExportFormat,
-    Format,
     FormatFactory,
     get_format,
     register_format,
@@ -60,16 +60,16 @@ from mettl_async.export.csv import CSV_FIXED_COLUMNS, CsvFormat, csv_row, neutra
 from mettl_async.export.csv import csv_columns as csv_columns
 from mettl_async.export.engine import CHECKPOINT_EVERY as CHECKPOINT_EVERY
 from mettl_async.export.engine import (
-    ExportOptions,
     ExportProgress,
     ExportSummary,
     export_results,
     stream_results,
 )
-from mettl_async.export.engine import Mode as Mode
 from mettl_async.export.journal import CHECKPOINT_VERSION as CHECKPOINT_VERSION
 from mettl_async.export.journal import _read_journal as _read_journal
 from mettl_async.export.jsonl import JsonlFormat, jsonl_line
+from mettl_async.export.options import ExportOptions, Format
+from mettl_async.export.options import Mode as Mode
 
 # Also importable from here, as before, though not in ``*``: csv_columns, Mode,
 # CHECKPOINT_EVERY, CHECKPOINT_VERSION, _read_journal.

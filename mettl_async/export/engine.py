@@ -18,12 +18,12 @@ import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Final, Literal, Protocol
+from typing import IO, Any, Final, Protocol
 
 import attrs
 
 from mettl_async._client import MettlClient
-from mettl_async.export.base import ExportError, ExportFormat, Format, get_format
+from mettl_async.export.base import ExportError, ExportFormat, get_format
 from mettl_async.export.files import (
     ExportLock,
     create_new,
@@ -34,6 +34,8 @@ from mettl_async.export.files import (
     write_all,
 )
 from mettl_async.export.journal import _Journal, _prepare, _Resume
+from mettl_async.export.options import ExportOptions
+from mettl_async.export.options import Mode as Mode
 
 __all__ = [
     "ExportError",
@@ -44,43 +46,8 @@ __all__ = [
     "stream_results",
 ]
 
-Mode = Literal["new", "resume", "overwrite"]
-
 #: Seconds between checkpoints (each costs two fsyncs).
 CHECKPOINT_EVERY: Final = 0.5
-
-
-@attrs.frozen
-class ExportOptions:
-    """What to export, where, and how."""
-
-    output: Path
-    format: Format = "jsonl"
-    access_keys: tuple[str, ...] | None = None  # None: every schedule of the account
-    concurrency: int | None = None
-    include_recommendation: bool = False
-    include_essay_responses: bool = False
-    mode: Mode = "new"
-    #: CSV only: write cells as they are, without neutralizing those that start like a
-    #: spreadsheet formula (``=``, ``+``, ``-``, ``@``, tab, carriage return).
-    csv_raw: bool = False
-
-    @property
-    def partial(self) -> Path:
-        return self.output.with_name(self.output.name + ".partial")
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.output.with_name(self.output.name + ".checkpoint")
-
-    def identity(self) -> dict[str, Any]:
-        """What a checkpoint must match to be resumed by these options."""
-        return {
-            "format": self.format,
-            "access_keys": list(self.access_keys) if self.access_keys is not None else None,
-            "include_recommendation": self.include_recommendation,
-            "include_essay_responses": self.include_essay_responses,
-        }
 
 
 @attrs.define

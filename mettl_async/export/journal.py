@@ -22,7 +22,7 @@ import os
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import attrs
 import orjson
@@ -38,9 +38,7 @@ from mettl_async.export.files import (
     remove,
     write_all,
 )
-
-if TYPE_CHECKING:
-    from mettl_async.export.engine import ExportOptions
+from mettl_async.export.options import ExportOptions
 
 __all__ = ["CHECKPOINT_VERSION"]
 
