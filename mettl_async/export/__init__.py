@@ -66,13 +66,16 @@ from mettl_async.export.engine import (
     stream_results,
 )
 from mettl_async.export.journal import CHECKPOINT_VERSION as CHECKPOINT_VERSION
-from mettl_async.export.journal import _read_journal as _read_journal
+from mettl_async.export.journal import read_journal as read_journal
 from mettl_async.export.jsonl import JsonlFormat, jsonl_line
 from mettl_async.export.options import ExportOptions, Format
 from mettl_async.export.options import Mode as Mode
 
+#: The name ``read_journal`` had before it was public within the package.
+_read_journal = read_journal
+
 # Also importable from here, as before, though not in ``*``: csv_columns, Mode,
-# CHECKPOINT_EVERY, CHECKPOINT_VERSION, _read_journal.
+# CHECKPOINT_EVERY, CHECKPOINT_VERSION, read_journal (and _read_journal, its old name).
 __all__ = [
     "CSV_FIXED_COLUMNS",
     "FORMATS",

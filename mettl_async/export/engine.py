@@ -33,7 +33,7 @@ from mettl_async.export.files import (
     remove,
     write_all,
 )
-from mettl_async.export.journal import _Journal, _prepare, _Resume
+from mettl_async.export.journal import Journal, Resume, prepare_resume
 from mettl_async.export.options import ExportOptions
 from mettl_async.export.options import Mode as Mode
 
@@ -155,7 +155,7 @@ class _DataFile:
         self.crc = crc
 
     @classmethod
-    def open(cls, path: Path, resume: _Resume) -> _DataFile:
+    def open(cls, path: Path, resume: Resume) -> _DataFile:
         # Appending: after a failed write, cutting the file back to ``size`` also puts
         # the next write there.
         if resume.started and lexists(path):
@@ -193,7 +193,7 @@ class _Sink(Protocol):
 class _FileSink:
     """Lines to ``PATH.partial``; commits to ``PATH.checkpoint`` vouch for what is synced."""
 
-    def __init__(self, data: _DataFile, journal: _Journal) -> None:
+    def __init__(self, data: _DataFile, journal: Journal) -> None:
         self.data = data
         self.journal = journal
         self.committed = data.size
@@ -252,7 +252,7 @@ async def export_results(
     try:
         _check_paths(options)
         with ExportLock.acquire(options.output):
-            resume = _prepare(options, fmt)
+            resume = prepare_resume(options, fmt)
             kept = progress.records_kept = resume.kept
             if not resume.complete:
                 await _export_to_partial(client, options, fmt, resume, progress, on_progress)
@@ -279,7 +279,7 @@ async def _export_to_partial(
     client: MettlClient,
     options: ExportOptions,
     fmt: ExportFormat,
-    resume: _Resume,
+    resume: Resume,
     progress: ExportProgress,
     on_progress: Callable[[ExportProgress], None] | None,
 ) -> None:
@@ -287,9 +287,9 @@ async def _export_to_partial(
     fresh = not resume.started
     # The checkpoint first: a data file without one is an export that wrote nothing.
     journal = (
-        _Journal.create(options.checkpoint, options.identity())
+        Journal.create(options.checkpoint, options.identity())
         if fresh
-        else _Journal.reopen(options.checkpoint)
+        else Journal.reopen(options.checkpoint)
     )
     data: _DataFile | None = None
     try:
@@ -340,7 +340,7 @@ async def stream_results(
         raise ExportError("a stream cannot be resumed: run the export again")
     progress = progress if progress is not None else ExportProgress()
     requests0, retries0 = client.stats.requests, client.stats.retries
-    await _walk(client, options, fmt, _StreamSink(stream), _Resume(), progress, on_progress)
+    await _walk(client, options, fmt, _StreamSink(stream), Resume(), progress, on_progress)
     return ExportSummary(
         output=options.output,
         schedules=progress.schedules_done,
@@ -356,7 +356,7 @@ async def _walk(
     options: ExportOptions,
     fmt: ExportFormat,
     sink: _Sink,
-    resume: _Resume,
+    resume: Resume,
     progress: ExportProgress,
     on_progress: Callable[[ExportProgress], None] | None,
 ) -> None:
