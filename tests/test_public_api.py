@@ -226,3 +226,22 @@ def test_no_module_imports_a_private_name_of_another() -> None:
                 if private and f"{module}.{alias.name}" not in paths:
                     offenders.add(f"{name}: {module}.{alias.name}")
     assert offenders <= PRIVATE_IMPORTS_KNOWN
+
+
+def test_the_export_and_the_sync_share_the_walk_not_each_other() -> None:
+    """Both walk the schedules with ``mettl_async._walk``; neither package imports the other."""
+    paths = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+    modules = set(paths)
+    reaching = set()
+    for name, path in paths.items():
+        for own, other in (("export", "sync"), ("sync", "export")):
+            if name.startswith(f"mettl_async.{own}"):
+                edges = _import_edges(path, name, modules)
+                reaching.update(
+                    f"{name} -> {target}"
+                    for target in edges
+                    if target.startswith(f"mettl_async.{other}")
+                )
+    assert reaching == set()
+    for engine in ("mettl_async.export.engine", "mettl_async.sync.engine"):
+        assert "mettl_async._walk" in _import_edges(paths[engine], engine, modules)

@@ -22,11 +22,12 @@ union of columns over all schedules is known; cells that a spreadsheet would
 run as a formula get a leading ``'`` unless ``csv_raw`` is set.
 
 The package: :mod:`~mettl_async.export.options` holds :class:`ExportOptions`;
-:mod:`~mettl_async.export.engine` walks the schedules and writes through the
-:class:`ExportFormat` of ``ExportOptions.format``;
-:mod:`~mettl_async.export.journal` keeps the checkpoint and prepares a resume;
-:mod:`~mettl_async.export.jsonl` and :mod:`~mettl_async.export.csv` are the
-formats; :mod:`~mettl_async.export.base` holds the interface and the registry.
+:mod:`~mettl_async.export.engine` writes the pages of the schedule walk (the one
+the sync walks too, :mod:`mettl_async._walk`) through the :class:`ExportFormat`
+of ``ExportOptions.format``; :mod:`~mettl_async.export.journal` keeps the
+checkpoint and prepares a resume; :mod:`~mettl_async.export.jsonl` and
+:mod:`~mettl_async.export.csv` are the formats; :mod:`~mettl_async.export.base`
+holds the interface and the registry.
 
 Adding a format (Parquet, a database load): derive a class from
 :class:`ExportFormat` in a module of its own, with ``encode_page`` (a schedule's
@@ -47,6 +48,7 @@ format whose spooled lines are its finished file sets ``streamable = True``
 them from :class:`ExportOptions` in ``for_options``.
 """
 
+from mettl_async._walk import WalkProgress
 from mettl_async.export.base import (
     FORMATS,
     ExportError,
@@ -88,6 +90,7 @@ __all__ = [
     "Format",
     "FormatFactory",
     "JsonlFormat",
+    "WalkProgress",
     "csv_row",
     "export_results",
     "get_format",
