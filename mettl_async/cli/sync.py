@@ -11,8 +11,7 @@ import argparse
 import sys
 from typing import Any
 
-from mettl_async.export import ExportProgress
-from mettl_async.sync import DEFAULT_DATABASE_URL, SyncSummary, sync_results
+from mettl_async.sync import DEFAULT_DATABASE_URL, SyncSummary, WalkProgress, sync_results
 
 from .common import EXIT_OK, add_api_arguments, check_access_keys, client_from_args
 from .export import ProgressLine
@@ -71,7 +70,7 @@ async def _sync(args: argparse.Namespace) -> int:
                 args.database,
                 access_keys=args.access_keys,
                 concurrency=args.concurrency,
-                progress=ExportProgress(),
+                progress=WalkProgress(),
                 on_progress=line,
             )
         finally:

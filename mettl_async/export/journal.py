@@ -22,7 +22,7 @@ import os
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import attrs
 import orjson
@@ -38,11 +38,16 @@ from mettl_async.export.files import (
     remove,
     write_all,
 )
+from mettl_async.export.options import ExportOptions
 
-if TYPE_CHECKING:
-    from mettl_async.export.engine import ExportOptions
-
-__all__ = ["CHECKPOINT_VERSION"]
+__all__ = [
+    "CHECKPOINT_VERSION",
+    "Journal",
+    "JournalState",
+    "Resume",
+    "prepare_resume",
+    "read_journal",
+]
 
 #: 2: entries carry ``lines`` and ``crc32`` (version 1 checkpoints cannot be resumed).
 CHECKPOINT_VERSION: Final = 2
@@ -50,7 +55,7 @@ _ENTRY_FIELDS: Final = frozenset({"size", "lines", "crc32", "done", "complete"})
 _START_OVER: Final = "use --overwrite to start over"
 
 
-class _Journal:
+class Journal:
     """``PATH.checkpoint`` open for appending: which bytes of ``PATH.partial`` are good."""
 
     def __init__(self, path: Path, fd: int) -> None:
@@ -59,7 +64,7 @@ class _Journal:
         self.done_any = False  # whether a commit named a complete schedule
 
     @classmethod
-    def create(cls, path: Path, identity: Mapping[str, Any]) -> _Journal:
+    def create(cls, path: Path, identity: Mapping[str, Any]) -> Journal:
         fd = create_new(path)
         try:
             header = {"mettl-async-export": CHECKPOINT_VERSION, **identity}
@@ -73,7 +78,7 @@ class _Journal:
         return cls(path, fd)
 
     @classmethod
-    def reopen(cls, path: Path) -> _Journal:
+    def reopen(cls, path: Path) -> Journal:
         fd = open_existing(path, os.O_RDWR | os.O_APPEND)
         try:
             size = os.fstat(fd).st_size
@@ -106,7 +111,9 @@ class _Journal:
 
 
 @attrs.frozen
-class _JournalState:
+class JournalState:
+    """What a checkpoint vouches for (:func:`read_journal`): its last entry, schedules done."""
+
     size: int = 0
     lines: int = 0
     crc: int = 0
@@ -119,7 +126,7 @@ def _whole(value: object) -> bool:
     return is_whole_number(value) and value >= 0
 
 
-def _entry_problem(entry: object, last: _JournalState) -> str | None:
+def _entry_problem(entry: object, last: JournalState) -> str | None:
     """What is wrong with one journal entry, given the state before it; ``None`` if nothing."""
     if not isinstance(entry, dict):
         return f"an entry is JSON {type(entry).__name__}, not an object"
@@ -151,7 +158,7 @@ def _entry_problem(entry: object, last: _JournalState) -> str | None:
     return None
 
 
-def _read_journal(path: Path, identity: Mapping[str, Any]) -> _JournalState:
+def read_journal(path: Path, identity: Mapping[str, Any]) -> JournalState:
     """What a checkpoint vouches for; checks that it belongs to this export, entry by entry."""
     lines = read_regular(path).split(b"\n")
     try:
@@ -174,7 +181,7 @@ def _read_journal(path: Path, identity: Mapping[str, Any]) -> _JournalState:
             f"{path} belongs to an export with other options ({', '.join(mismatched)}); "
             "resume with the same options, or use --overwrite to start over"
         )
-    state = _JournalState()
+    state = JournalState()
     done: set[str] = set()
     for number, line in enumerate(lines[1:], start=2):
         if not line.strip():
@@ -190,7 +197,7 @@ def _read_journal(path: Path, identity: Mapping[str, Any]) -> _JournalState:
                 f"so it cannot vouch for the data: {_START_OVER}"
             )
         done.update(entry["done"])
-        state = _JournalState(
+        state = JournalState(
             entry["size"],
             entry["lines"],
             entry["crc32"],
@@ -202,7 +209,7 @@ def _read_journal(path: Path, identity: Mapping[str, Any]) -> _JournalState:
 
 
 @attrs.frozen
-class _Resume:
+class Resume:
     """What an earlier, interrupted run left: bytes kept, schedules done, records written."""
 
     size: int = 0
@@ -216,9 +223,7 @@ class _Resume:
     started: bool = False  # the files of an earlier run are there to continue
 
 
-def _verify(
-    partial: Path, journal: _JournalState, fmt: ExportFormat, *, checkpoint: Path
-) -> _Resume:
+def _verify(partial: Path, journal: JournalState, fmt: ExportFormat, *, checkpoint: Path) -> Resume:
     """Check ``PATH.partial`` against the checkpoint's last entry, cut it back to the size
     vouched for, and read which records it holds."""
     mismatch = (
@@ -269,7 +274,7 @@ def _verify(
         if actual > journal.size:
             stream.truncate(journal.size)  # drop what came after the last good checkpoint
             os.fsync(fd)
-    return _Resume(
+    return Resume(
         journal.size,
         journal.lines,
         journal.crc,
@@ -291,20 +296,20 @@ def _holds_nothing(options: ExportOptions) -> bool:
     if not lexists(checkpoint):  # without one, only an empty data file is nothing
         return not lexists(partial) or os.path.getsize(partial) == 0
     try:
-        state = _read_journal(checkpoint, options.identity())
+        state = read_journal(checkpoint, options.identity())
     except (ExportError, OSError):
         return False
     # Bytes of the data file that no entry vouches for would be cut by a resume anyway.
     return state.size == 0 and not state.done and not state.complete
 
 
-def _prepare(options: ExportOptions, fmt: ExportFormat) -> _Resume:
+def prepare_resume(options: ExportOptions, fmt: ExportFormat) -> Resume:
     """Check what is on disk against the mode, and what a resume starts from."""
     output, partial, checkpoint = options.output, options.partial, options.checkpoint
     if options.mode == "overwrite":
         for path in (partial, checkpoint):
             remove(path)  # a link planted there goes, its target stays untouched
-        return _Resume()
+        return Resume()
     for path in (partial, checkpoint):
         if os.path.islink(path):
             raise ExportError(
@@ -322,9 +327,9 @@ def _prepare(options: ExportOptions, fmt: ExportFormat) -> _Resume:
                 )
             for path in (partial, checkpoint):
                 remove(path)  # a run that wrote nothing: nothing to keep
-        return _Resume()
+        return Resume()
     # --resume
-    journal = _read_journal(checkpoint, options.identity()) if lexists(checkpoint) else None
+    journal = read_journal(checkpoint, options.identity()) if lexists(checkpoint) else None
     has_partial = lexists(partial)
     if journal is not None and journal.complete:
         if has_partial:
@@ -337,7 +342,7 @@ def _prepare(options: ExportOptions, fmt: ExportFormat) -> _Resume:
                     f"{output} holds {found} records, but its checkpoint says the export "
                     f"wrote {journal.lines}: it was changed since; {_START_OVER}"
                 )
-            return _Resume(
+            return Resume(
                 journal.size,
                 journal.lines,
                 journal.crc,
@@ -352,11 +357,11 @@ def _prepare(options: ExportOptions, fmt: ExportFormat) -> _Resume:
                 f"{output} is complete: nothing to resume (use --overwrite to redo it)"
             )
         remove(checkpoint)  # stopped before anything was written
-        return _Resume()
+        return Resume()
     if journal is None:
         if _holds_nothing(options):
             remove(partial)
-            return _Resume()
+            return Resume()
         raise ExportError(f"the interrupted export to {output} lacks its checkpoint: {_START_OVER}")
     if not has_partial:
         raise ExportError(f"the interrupted export to {output} lacks its data file: {_START_OVER}")

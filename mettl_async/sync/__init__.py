@@ -14,7 +14,7 @@ SQLite (the standard library's ``sqlite3``) by default; PostgreSQL with
 README and created by numbered migrations (:mod:`~mettl_async.sync.migrations`).
 
 The package's parts:
-  engine.py     sync_results: the walk, a commit per schedule
+  engine.py     sync_results: the schedule walk (the export's too), a commit per schedule
   base.py       the errors, a backend's interface, what a commit writes
   rows.py       a record's columns, read from Mettl's JSON (pure)
   database.py   database URLs, open_database
@@ -24,6 +24,7 @@ The package's parts:
 
 from __future__ import annotations
 
+from mettl_async._walk import WalkProgress as WalkProgress
 from mettl_async.sync.base import (
     Counts,
     Database,
@@ -35,6 +36,8 @@ from mettl_async.sync.database import DEFAULT_DATABASE_URL, open_database
 from mettl_async.sync.engine import SyncSummary, sync_results
 from mettl_async.sync.live import ResultUpdater
 
+# Also importable from here, though not in ``*`` (documented with the export, whose
+# ExportProgress it is): WalkProgress, the type of sync_results' ``progress``.
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "Counts",

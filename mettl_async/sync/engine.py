@@ -15,17 +15,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import attrs
 
 from mettl_async._client import MettlClient
 from mettl_async._paging import RawRecord
 from mettl_async._tracing import traced_run
-from mettl_async.export.engine import ExportProgress
+from mettl_async._walk import ScheduleWalk, WalkProgress
 from mettl_async.sync.base import Counts, Database, ScheduleCommit, Snapshot, Spool
 from mettl_async.sync.database import DEFAULT_DATABASE_URL, open_database
 from mettl_async.sync.rows import record_row, schedule_columns
@@ -77,8 +75,8 @@ async def sync_results(
     *,
     access_keys: Sequence[str] | None = None,
     concurrency: int | None = None,
-    progress: ExportProgress | None = None,
-    on_progress: Callable[[ExportProgress], None] | None = None,
+    progress: WalkProgress | None = None,
+    on_progress: Callable[[WalkProgress], None] | None = None,
 ) -> SyncSummary:
     """Bring the database up to date with every result of the account (or of ``access_keys``).
 
@@ -110,37 +108,30 @@ async def _sync(
     db: Database,
     access_keys: list[str] | None,
     concurrency: int | None,
-    progress: ExportProgress | None,
-    on_progress: Callable[[ExportProgress], None] | None,
+    progress: WalkProgress | None,
+    on_progress: Callable[[WalkProgress], None] | None,
 ) -> SyncSummary:
-    progress = progress if progress is not None else ExportProgress()
-    requests0, retries0 = client.stats.requests, client.stats.retries
+    # The totals of the listing and of first pages are not read: the sync's progress
+    # line counts records without a percentage or an ETA.
+    walk = ScheduleWalk(
+        client,
+        access_keys=access_keys,
+        progress=progress,
+        on_progress=on_progress,
+        learn_totals=False,
+    )
+    progress = walk.progress
     run_id = await db.begin_run(_now(), access_keys)
     counts = Counts()
     committed: set[str] = set()
     walking: dict[str, _Walked] = {}
     skipped = 0
     schedules_deleted = 0
-
-    async def schedules() -> AsyncGenerator[Any, None]:
-        if access_keys is not None:
-            progress.schedules_total = len(access_keys)
-            for key in access_keys:
-                yield key
-            return
-        listed = 0
-        async for schedule in client.iter_schedules().raw():
-            listed += 1
-            yield schedule
-        progress.schedules_total = listed
-
-    walk = client.iter_all_results(schedules=schedules(), concurrency=concurrency)
-    last_report = time.monotonic()
+    pages = walk.pages(concurrency=concurrency)
     try:
-        async with contextlib.aclosing(walk.raw().pages()) as pages:
-            async for item in pages:
+        async with contextlib.aclosing(pages):
+            async for key, item in pages:
                 schedule = item.schedule
-                key = str(schedule.key or schedule.get("accessKey"))
                 state = walking.get(key)
                 if state is None:
                     state = walking[key] = _Walked(schedule, await db.snapshot(key))
@@ -169,10 +160,7 @@ async def _sync(
                         state.spool.close()
                     committed.add(key)
                     progress.schedules_done += 1
-                now = time.monotonic()
-                if on_progress is not None and now - last_report >= 0.2:
-                    on_progress(progress)
-                    last_report = now
+                walk.report()
         if access_keys is None:
             schedules_deleted = await db.mark_schedules_deleted(committed, _now())
     except BaseException as exc:
@@ -198,8 +186,8 @@ async def _sync(
         deleted=counts.deleted,
         schedules_deleted=schedules_deleted,
         skipped=skipped,
-        requests=client.stats.requests - requests0,
-        retries=client.stats.retries - retries0,
+        requests=walk.requests,
+        retries=walk.retries,
         seconds=progress.elapsed,
     )
 
