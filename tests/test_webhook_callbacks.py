@@ -305,7 +305,8 @@ async def test_a_change_before_the_loop_runs_is_delivered_once_it_does(
     (email,) = fake.mutate.add(key)
     await asyncio.to_thread(fake.mutate.finish, key, email)  # no event loop in that thread
     assert [d.attempts for d in fake.deliveries] == [0]
-    async with FakeMettlServer(fake):
+    async with FakeMettlServer(fake), asyncio.timeout(60):
+        await receiver.arrived.wait()  # sent as the fake started, before anyone waits
         (delivery,) = await fake.wait_for_deliveries(1)
     assert delivery.delivered
     assert [type(e) for e in receiver.events] == [FinishTestEvent]
@@ -327,7 +328,8 @@ async def test_stopping_the_fake_stops_its_calls(server: FakeMettlServer) -> Non
         server.fake.mutate.add(key)
         await arrived.wait()
         await server.stop()
-        (delivery,) = await server.fake.deliveries_settled()
+        async with asyncio.timeout(60):
+            (delivery,) = await server.fake.deliveries_settled()
     assert delivery.settled
     assert not delivery.delivered
     assert delivery.statuses == []
