@@ -37,6 +37,7 @@ from mettl_async.webhooks import WebhookEvent, WebhookReceiver, event_key, webho
 from mettl_async.webhooks._schedule import URL_FIELDS
 
 from .common import EXIT_OK, UsageError, client_from_args, finite_float
+from .webhooks_trigger import register_trigger
 
 __all__ = ["BASIC_AUTH_ENV", "register"]
 
@@ -112,6 +113,7 @@ def register(commands: Any) -> None:
         help="write every delivery, even of an event already written",
     )
     listen.set_defaults(handler=_listen)
+    register_trigger(subcommands)  # `webhooks trigger`: cli/webhooks_trigger.py
 
 
 def _port(text: str) -> int:

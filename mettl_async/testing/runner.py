@@ -22,6 +22,7 @@ from mettl_async._client import MettlClient
 from mettl_async._numbers import is_finite_number
 from mettl_async._retry import RetryPolicy
 from mettl_async.testing.app import FAULT_KINDS, FakeMettl
+from mettl_async.testing.callbacks import add_callback_arguments, configure_callbacks
 from mettl_async.testing.data import FakeAccount
 from mettl_async.testing.state import LinkStyle
 
@@ -168,6 +169,7 @@ def add_fake_server_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="X",
         help="share of refusals answered HTTP 429 rather than E509 in a 200 (0..1)",
     )
+    add_callback_arguments(parser)
 
 
 def _check_finite(args: argparse.Namespace) -> None:
@@ -226,6 +228,7 @@ def fake_from_arguments(args: argparse.Namespace) -> FakeMettl:
             window=args.window,
             http429_share=args.http429_share,
         )
+    configure_callbacks(fake.callbacks, args)
     if args.warm:
         for schedule in account.schedules:
             for j in schedule.order():
