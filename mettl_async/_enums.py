@@ -6,13 +6,12 @@ that differs only in case or spacing is matched case-insensitively (the
 articles themselves disagree: "Test-taker completed" in article 16's table,
 "Test-taker Completed" in its responses; "Yet to Start" vs "Yet to start"),
 and anything else is kept as the plain ``str`` the server sent and reported
-once per (enum, value) at WARNING on the ``mettl_async`` logger (see
+once per (enum, value) at WARNING on the ``mettl_async.models`` logger (see
 ``_warnonce``). Model fields are therefore typed ``TheEnum | str``.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, Final, Self, TypeVar
@@ -39,10 +38,9 @@ __all__ = [
     "inline_decoder",
 ]
 
-logger = logging.getLogger("mettl_async")
 
 #: Each unknown value is reported once, keyed by (enum name, value).
-_warn_once: Final = WarnOnce(logger)
+_warn_once: Final = WarnOnce()
 #: Per decoder, at most this many case/spacing variants are remembered for a fast match:
 #: enough spellings for any real data, few enough for untrusted input.
 _SPELLINGS_LIMIT: Final = 256

@@ -79,7 +79,7 @@ class Decoder(Protocol[T_co]):
     ) -> T_co: ...
 
 
-logger = logging.getLogger("mettl_async")
+logger = logging.getLogger("mettl_async.http")
 
 #: A clock correction is applied only past this many seconds of disagreement.
 CLOCK_SKEW_THRESHOLD: Final = 60.0

@@ -11,7 +11,7 @@ Three shapes appear in the articles:
 
 Decoding never fails: an empty text (article 16 sends ``"lastResponseTime": ""``)
 gives ``None`` silently; an unknown zone abbreviation or a text in no known
-shape gives ``None`` and one WARNING on the ``mettl_async`` logger (once per
+shape gives ``None`` and one WARNING on the ``mettl_async.models`` logger (once per
 abbreviation, once per text; see ``_warnonce``). The original text stays in the
 model's ``raw`` mapping. ``strptime`` is not used: it is about ten times slower
 than slicing a fixed layout, and it cannot read zone abbreviations other than UTC/GMT.
@@ -23,7 +23,6 @@ it, and the converter's generated readers inline the same lines.
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
@@ -45,9 +44,8 @@ __all__ = [
     "timestamp_fast_path",
 ]
 
-logger = logging.getLogger("mettl_async")
 #: Each unreadable text, unknown zone or odd value is reported once.
-_warn_once: Final = WarnOnce(logger)
+_warn_once: Final = WarnOnce()
 
 _MONTH_NAMES: Final = (
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",

@@ -57,7 +57,7 @@ __all__ = [
 P = ParamSpec("P")
 T = TypeVar("T")
 
-logger = logging.getLogger("mettl_async")
+logger = logging.getLogger("mettl_async.http")
 
 #: The instrumentation scope of every span of this library.
 TRACER_NAME: Final = "mettl_async"

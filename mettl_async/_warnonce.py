@@ -2,7 +2,8 @@
 
 ``_enums`` and ``_timefmt`` never fail on what Mettl sends: an unknown enum
 value, an unreadable timestamp or date is kept (as text, or ``None``) and
-reported once per distinct value, at WARNING, on the logger the decoder names.
+reported once per distinct value, at WARNING, on the ``mettl_async.models`` logger
+(the pure decoders hold no logger of their own).
 Input is untrusted (a webhook sender can invent any number of values), so past
 a limit further reports go to DEBUG and are not remembered: memory stays bounded.
 """
@@ -13,7 +14,10 @@ import logging
 from collections.abc import Hashable
 from typing import Final
 
-__all__ = ["WARN_LIMIT", "WarnOnce"]
+__all__ = ["MODELS_LOGGER", "WARN_LIMIT", "WarnOnce"]
+
+#: Where what the decoders keep despite its shape is reported.
+MODELS_LOGGER: Final = logging.getLogger("mettl_async.models")
 
 #: Past this many distinct reports, further ones go to DEBUG (input is untrusted).
 WARN_LIMIT: Final = 1000
@@ -24,7 +28,7 @@ class WarnOnce:
 
     __slots__ = ("limit", "logger", "seen")
 
-    def __init__(self, logger: logging.Logger, limit: int = WARN_LIMIT) -> None:
+    def __init__(self, logger: logging.Logger = MODELS_LOGGER, limit: int = WARN_LIMIT) -> None:
         self.logger = logger
         self.limit = limit
         #: The keys already reported.

@@ -142,7 +142,7 @@ def test_unknown_value_is_kept_as_text_and_reported_once(
     warnings = [r for r in caplog.records if "Archived" in r.getMessage()]
     assert len(warnings) == 1
     assert warnings[0].levelno == logging.WARNING
-    assert warnings[0].name == "mettl_async"
+    assert warnings[0].name == "mettl_async.models"
     assert "TestState" in warnings[0].getMessage()
 
 

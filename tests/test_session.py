@@ -280,7 +280,7 @@ async def test_one_debug_line_per_attempt(
     lines = [
         r.getMessage()
         for r in caplog.records
-        if r.levelno == logging.DEBUG and r.name == "mettl_async"
+        if r.levelno == logging.DEBUG and r.name == "mettl_async.http"
     ]
     assert len(lines) == 2
     assert lines[0].startswith("GET /v2/account -> HTTP 200 E509 (attempt 1,")

@@ -63,7 +63,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("mettl_async.models")
 
 #: The converter. Hooks are registered below, once, at import.
 converter: Final[OrjsonConverter] = make_converter(omit_if_default=True, detailed_validation=False)

@@ -30,7 +30,7 @@ from mettl_async.sync.rows import record_row, schedule_columns
 
 __all__ = ["SyncSummary", "sync_results"]
 
-logger = logging.getLogger("mettl_async")
+logger = logging.getLogger("mettl_async.sync")
 
 
 @attrs.frozen

@@ -35,7 +35,7 @@ from mettl_async.webhooks import RetryLater
 
 __all__ = ["UPDATING_EVENTS", "ResultUpdater", "UpdaterStats"]
 
-logger = logging.getLogger("mettl_async")
+logger = logging.getLogger("mettl_async.sync")
 
 #: The events after which a candidate's result is fetched and stored.
 UPDATING_EVENTS: Final = (FinishTestEvent, GradedAssessmentEvent, CandidateTestResumedEvent)

@@ -39,7 +39,7 @@ __all__ = [
     "WebhookProcessor",
 ]
 
-logger = logging.getLogger("mettl_async")
+logger = logging.getLogger("mettl_async.webhooks")
 
 #: Largest body the receiver reads by default; Mettl's largest payload (graded) is a few KiB.
 DEFAULT_MAX_BODY_SIZE: Final = 1024 * 1024

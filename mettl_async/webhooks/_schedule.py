@@ -19,7 +19,7 @@ from ._paths import EVENT_PATHS
 
 __all__ = ["URL_FIELDS", "basic_auth_header", "webhook_urls", "with_webhooks"]
 
-logger = logging.getLogger("mettl_async")
+logger = logging.getLogger("mettl_async.webhooks")
 
 #: The ScheduleSettings field of each event's URL (article 13).
 URL_FIELDS: Final[Mapping[WebhookEventType, str]] = {
