@@ -10,10 +10,18 @@ The package has a framework-neutral core, which imports no web framework:
 :func:`parse_event` and :func:`event_key`, the seen-keys stores,
 :func:`verify_basic_auth`, and :class:`WebhookProcessor`, which answers one call
 (method, path, headers, body) with a :class:`WebhookAnswer` and holds every
-decision below. The aiohttp adapter (:func:`create_app`, :class:`WebhookReceiver`)
-only moves a request to the processor and its answer back; it is imported when
-one of its names is first used. :func:`with_webhooks`, :func:`webhook_urls` and
-:func:`basic_auth_header` give a schedule the receiver's URLs.
+decision below. Two adapters only move a request to the processor and its answer
+back, and answer alike:
+
+- :func:`asgi_app` (:class:`WebhookASGIApp`), a plain ASGI 3 application: mounted in
+  Starlette or FastAPI (``app.mount("/mettl", webhooks.asgi_app(...))``), or served on
+  its own by any ASGI server (uvicorn, hypercorn, granian). It needs neither Starlette
+  nor FastAPI.
+- :func:`create_app` (:class:`WebhookReceiver`), an ``aiohttp.web`` application, run on
+  its own or added as a sub-application; imported when one of its names is first used.
+
+:func:`with_webhooks`, :func:`webhook_urls` and :func:`basic_auth_header` give a
+schedule the receiver's URLs.
 
 Quick start::
 
@@ -29,6 +37,23 @@ Quick start::
     # and when creating the schedule:
     sc = webhooks.with_webhooks(sc, "https://hooks.example.com/", username="mettl",
                                 password=SECRET)
+
+In a FastAPI (or Starlette) service, the same receiver is mounted beside the routes::
+
+    from fastapi import FastAPI
+    from mettl_async import webhooks
+
+    app = FastAPI()
+    app.mount("/mettl", webhooks.asgi_app(on_event, username="mettl", password=SECRET))
+
+    # Mettl is given the mount's URL with its trailing slash (Starlette's router
+    # redirects the bare /mettl to /mettl/ with a 307):
+    sc = webhooks.with_webhooks(sc, "https://hooks.example.com/mettl/", username="mettl",
+                                password=SECRET)
+
+or served on its own: ``uvicorn hooks:app``, ``hypercorn hooks:app`` or
+``granian --interface asgi hooks:app`` with ``app = webhooks.asgi_app(...)`` in
+``hooks.py``.
 
 What the receiver answers, in the order it checks:
 
@@ -68,10 +93,13 @@ if it failed. The default store, :class:`InMemorySeenStore`, keeps the last
 100,000 done keys (least recently seen forgotten first) in this process; give
 a shared store when several processes receive the same schedule's webhooks.
 
-Paths. :meth:`WebhookProcessor.process` answers 404 off its routes
-(:func:`webhook_routes`) and 405 to another method than POST, before all of the
-above; the aiohttp adapter leaves both to aiohttp's router, so that its routes sit
-beside an application's own.
+Paths. :meth:`WebhookProcessor.process` answers 404 ``not_found`` off its routes
+(:func:`webhook_routes`) and 405 ``method_not_allowed`` (with ``Allow: POST``) to
+another method than POST, before all of the above. Both adapters answer so:
+:func:`asgi_app` below its mount, :func:`create_app` for the paths its application
+routes (a middleware turns aiohttp's own 404 and 405 into the processor's answers).
+:meth:`WebhookReceiver.add_routes`, which puts the routes on an application of yours,
+leaves 404 and 405 to that application's router.
 
 Slow clients. aiohttp's server waits for a request's headers up to its
 ``keepalive_timeout``, counted from the connection or the previous answer (75 s
@@ -88,6 +116,7 @@ from typing import TYPE_CHECKING, Any
 from mettl_async._errors import WebhookPayloadError
 from mettl_async._models import WebhookEvent
 
+from ._asgi import WebhookASGIApp, asgi_app
 from ._auth import verify_basic_auth
 from ._events import event_key, parse_event
 from ._paths import EVENT_PATHS, webhook_routes
@@ -121,11 +150,13 @@ __all__ = [
     "ReceiverStats",
     "RetryLater",
     "SeenStore",
+    "WebhookASGIApp",
     "WebhookAnswer",
     "WebhookEvent",
     "WebhookPayloadError",
     "WebhookProcessor",
     "WebhookReceiver",
+    "asgi_app",
     "basic_auth_header",
     "create_app",
     "event_key",

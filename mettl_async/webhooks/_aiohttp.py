@@ -1,7 +1,9 @@
 """The aiohttp adapter: routes on an ``aiohttp.web`` application, each handing its request
 to the :class:`WebhookProcessor` and writing back its answer.
 
-Nothing is decided here: every status comes from the processor.
+Nothing is decided here: every status comes from the processor, 404 and 405 included
+(:func:`create_app`'s middleware hands aiohttp's own refusals to it), so that the answers
+are those of the ASGI adapter.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Final, Unpack
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from mettl_async._enums import WebhookEventType
 
@@ -21,6 +24,9 @@ __all__ = ["RECEIVER_KEY", "WebhookReceiver", "create_app"]
 _CHUNK_SIZE: Final = 64 * 1024
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+# A path no route has (each is "" or starts with "/"): the processor answers it 404.
+_OFF_ROUTES: Final = "*"
 
 
 def _response(answer: WebhookAnswer) -> web.Response:
@@ -86,6 +92,35 @@ class WebhookReceiver(WebhookProcessor):
         )
         return _response(answer)
 
+    async def answer_router_refusal(self, request: web.Request) -> web.StreamResponse | None:
+        """The processor's answer where aiohttp's router refused ``request``, else ``None``.
+
+        Its 404 (no route at the path) is the processor's 404 ``not_found``; its 405 at a
+        route that takes only POST (a webhook URL) the processor's 405
+        ``method_not_allowed``. A request the router routed, or a 405 at a route of other
+        methods, is left alone (``None``).
+        """
+        refused = request.match_info.http_exception
+        if isinstance(refused, web.HTTPMethodNotAllowed) and refused.allowed_methods == {"POST"}:
+            path = self.path
+        elif isinstance(refused, web.HTTPNotFound):
+            path = _OFF_ROUTES
+        else:
+            return None
+        answer = await self.process(
+            request.method, path, request.headers, b"", remote=request.remote
+        )
+        return _response(answer)
+
+
+def _answer_router_refusals(receiver: WebhookReceiver) -> Middleware:
+    @web.middleware
+    async def answer_router_refusals(request: web.Request, handler: _Handler) -> web.StreamResponse:
+        answer = await receiver.answer_router_refusal(request)
+        return await handler(request) if answer is None else answer
+
+    return answer_router_refusals
+
 
 #: Where :func:`create_app` keeps its :class:`WebhookReceiver` (``app[RECEIVER_KEY]``).
 RECEIVER_KEY: Final = web.AppKey("mettl_webhook_receiver", WebhookReceiver)
@@ -100,10 +135,13 @@ def create_app(on_event: EventCallback, **options: Unpack[ReceiverOptions]) -> w
     :class:`WebhookProcessor` (``path="/"``, ``separate_paths=True``, ``username``,
     ``password``, ``store``, ``deduplicate``, ``key``, ``max_body_size``,
     ``retry_after``, ``read_timeout``); the routes are
-    :meth:`WebhookReceiver.add_routes`'.
+    :meth:`WebhookReceiver.add_routes`'. What aiohttp's router refuses in this
+    application (404 off its routes, 405 for another method than POST on a webhook URL)
+    is answered by the receiver too, as :func:`asgi_app` answers it; routes of your own
+    added to it or to a parent application are left alone.
     """
     receiver = WebhookReceiver(on_event, **options)
-    app = web.Application()
+    app = web.Application(middlewares=[_answer_router_refusals(receiver)])
     app[RECEIVER_KEY] = receiver
     receiver.add_routes(app)
     return app
