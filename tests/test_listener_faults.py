@@ -24,11 +24,11 @@ from .test_sync_postgres_faults import pg_url  # noqa: F401 (fixture)
 pytestmark = pytest.mark.slow
 
 
-def env_of(server: FakeMettlServer) -> dict[str, str]:
+def env_of(fake_server: FakeMettlServer) -> dict[str, str]:
     return {
         "METTL_PUBLIC_KEY": DEMO_PUBLIC_KEY,
         "METTL_PRIVATE_KEY": DEMO_PRIVATE_KEY,
-        "METTL_BASE_URL": server.base_url,
+        "METTL_BASE_URL": fake_server.base_url,
     }
 
 
