@@ -396,7 +396,12 @@ class PostgresDatabase(Database):
             with contextlib.suppress(SyncError):
                 await self._use(
                     "releasing the sync lock",
-                    lambda c: self._call(c.execute, "SELECT pg_advisory_unlock($1)", SYNC_LOCK),
+                    lambda c: self._call(
+                        c.execute,
+                        "SELECT pg_advisory_unlock($1)",
+                        SYNC_LOCK,
+                        limit=CLEANUP_SECONDS,
+                    ),
                     limit=CLEANUP_SECONDS,
                 )
         self._locked = False
