@@ -9,6 +9,7 @@ import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -58,28 +59,48 @@ async def slow_server() -> AsyncIterator[FakeMettlServer]:
         yield running
 
 
-async def start_sync(server: FakeMettlServer, url: str, *extra: str) -> Any:
+@asynccontextmanager
+async def sync_committed_one(server: FakeMettlServer, url: str, *extra: str) -> AsyncIterator[Any]:
+    """`mettl-async sync` as a process, once it has committed a schedule (killed at the end
+    if still running)."""
     env = {
         **os.environ,
         "METTL_PUBLIC_KEY": DEMO_PUBLIC_KEY,
         "METTL_PRIVATE_KEY": DEMO_PRIVATE_KEY,
         "METTL_BASE_URL": server.base_url,
     }
-    return await asyncio.create_subprocess_exec(
+    process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mettl_async", "sync", "--database", url, "--concurrency", "1",
         "--quiet", *extra, env=env, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-
-
-async def finish(process: Any, seconds: float = 60) -> tuple[int, str]:
     try:
-        async with asyncio.timeout(seconds):
-            _, err = await process.communicate()
+        await committed_one(url, lambda: process.returncode is not None)
+        yield process
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def finish(process: Any, seconds: float = 60) -> tuple[int, str]:
+    async with asyncio.timeout(seconds):
+        _, err = await process.communicate()
     return int(process.returncode), err.decode()
+
+
+def failure_line(code: int, err: str, expected: int) -> str:
+    """The one line a failed sync printed (its exit code checked)."""
+    assert code == expected, err
+    line = err.strip()
+    assert "\n" not in line, line
+    return line
+
+
+async def assert_a_rerun_converges(server: FakeMettlServer, url: str) -> None:
+    async with server.client() as client:
+        summary = await sync_once_unlocked(client, url)
+    assert summary.complete
+    assert_mirrors(await stored(url), server.fake)
 
 
 async def test_a_frozen_server_fails_the_sync_naming_it_and_the_timeout(
@@ -88,25 +109,13 @@ async def test_a_frozen_server_fails_the_sync_naming_it_and_the_timeout(
     """The server stops answering mid-run: the sync fails after --database-timeout with
     one line naming the database (password hidden) and the timeout, exit code 6."""
     _, data = cluster()
-    process = await start_sync(slow_server, pg_url, "--database-timeout", "2")
-    try:
-        await committed_one(pg_url, lambda: process.returncode is not None)
+    async with sync_committed_one(slow_server, pg_url, "--database-timeout", "2") as process:
         with frozen(data):
-            code, err = await finish(process)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert code == 6, err
-    line = err.strip()
-    assert "\n" not in line, line
+            line = failure_line(*await finish(process), expected=6)
     assert "did not answer within 2 s" in line
     assert ":***@127.0.0.1" in line
     assert pg_url.split("@")[0].rpartition(":")[2] not in line  # the password
-    async with slow_server.client() as client:
-        summary = await sync_once_unlocked(client, pg_url)
-    assert summary.complete
-    assert_mirrors(await stored(pg_url), slow_server.fake)
+    await assert_a_rerun_converges(slow_server, pg_url)
 
 
 async def test_the_first_ctrl_c_ends_a_sync_stuck_on_a_frozen_server(
@@ -115,17 +124,11 @@ async def test_the_first_ctrl_c_ends_a_sync_stuck_on_a_frozen_server(
     """Ctrl+C while the server is frozen (a long timeout): the run ends with the usual
     message and 130, without a second Ctrl+C and without waiting for the server."""
     _, data = cluster()
-    process = await start_sync(slow_server, pg_url, "--database-timeout", "600")
-    try:
-        await committed_one(pg_url, lambda: process.returncode is not None)
+    async with sync_committed_one(slow_server, pg_url, "--database-timeout", "600") as process:
         with frozen(data):
             await asyncio.sleep(1)  # the sync's next call is sent, and waits
             process.send_signal(signal.SIGINT)
             code, err = await finish(process, 45)  # not the 600 s of the timeout
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
     assert code == 130, err
     assert "mettl-async: interrupted after" in err
     assert "Traceback" not in err
@@ -138,9 +141,7 @@ async def test_a_connection_killed_mid_run_is_named_and_the_run_closed(
     exit 6, the run's row closed with the error; a rerun ends equal."""
     import asyncpg
 
-    process = await start_sync(slow_server, pg_url)
-    try:
-        await committed_one(pg_url, lambda: process.returncode is not None)
+    async with sync_committed_one(slow_server, pg_url) as process:
         admin = await asyncpg.connect(pg_url.split("?")[0])
         try:
             killed = await admin.fetchval(
@@ -152,20 +153,10 @@ async def test_a_connection_killed_mid_run_is_named_and_the_run_closed(
         finally:
             await admin.close()
         assert killed
-        code, err = await finish(process)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert code == 6, err
-    line = err.strip()
-    assert "\n" not in line, line
+        line = failure_line(*await finish(process), expected=6)
     assert "lost the connection to postgresql://mettl:***@" in line
     assert "InterfaceError" not in line.partition("):")[0]
     last = (await runs(pg_url))[-1]
     assert last[7] is not None  # finished, with its error
     assert "lost the connection" in last[8]
-    async with slow_server.client() as client:
-        summary = await sync_once_unlocked(client, pg_url)
-    assert summary.complete
-    assert_mirrors(await stored(pg_url), slow_server.fake)
+    await assert_a_rerun_converges(slow_server, pg_url)

@@ -30,7 +30,7 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence, Set
 from datetime import datetime
-from typing import IO, Any, Final, Literal, TypeAlias
+from typing import IO, Any, Final, Literal, Self, TypeAlias
 
 import attrs
 import msgspec
@@ -318,6 +318,42 @@ class Database(abc.ABC):
     url: str
     #: How long each call may take.
     timeouts: DatabaseTimeouts = DEFAULT_TIMEOUTS
+    #: Whether a lost connection is made again at the next call (a webhook listener's).
+    reconnect: bool = False
+
+    def __init__(
+        self,
+        location: str,
+        url: str,
+        timeouts: DatabaseTimeouts = DEFAULT_TIMEOUTS,
+        *,
+        reconnect: bool = False,
+    ) -> None:
+        self.location = location  # where it is: a file's path, a DSN (secret: never shown)
+        self.url, self.timeouts, self.reconnect = url, timeouts, reconnect
+
+    @classmethod
+    async def open(
+        cls,
+        location: str,
+        url: str,
+        timeouts: DatabaseTimeouts = DEFAULT_TIMEOUTS,
+        *,
+        reconnect: bool = False,
+    ) -> Self:
+        """The database at ``location``, connected, its schema checked and migrated
+        (``url``: how messages name it)."""
+        database = cls(location, url, timeouts, reconnect=reconnect)
+        try:
+            await database._start()
+        except BaseException:
+            await database.close()
+            raise
+        return database
+
+    async def _start(self) -> None:
+        """Connect, and apply the migrations (:meth:`open`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be opened by Database.open")
 
     async def __aenter__(self) -> Database:
         return self

@@ -29,13 +29,11 @@ import orjson
 
 from mettl_async.sync.base import (
     CLEANUP_SECONDS,
-    DEFAULT_TIMEOUTS,
     Counts,
     Database,
     DatabaseFullError,
     DatabaseLostError,
     DatabaseTimeoutError,
-    DatabaseTimeouts,
     DatabaseUnavailableError,
     ScheduleCommit,
     Snapshot,
@@ -133,18 +131,8 @@ def _driver() -> Any:
 class PostgresDatabase(Database):
     """A PostgreSQL database as a sync target (one connection; calls take turns)."""
 
-    def __init__(
-        self,
-        dsn: str,
-        url: str,
-        timeouts: DatabaseTimeouts = DEFAULT_TIMEOUTS,
-        *,
-        reconnect: bool = False,
-    ) -> None:
-        self._dsn = dsn
-        self.url = url
-        self.timeouts = timeouts
-        self.reconnect = reconnect
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._asyncpg = _driver()
         self._conn: Any = None
         self._lost: str | None = None  # why the connection was dropped
@@ -153,23 +141,9 @@ class PostgresDatabase(Database):
         self._turn = asyncio.Lock()  # one asyncpg connection runs one thing at a time
         self._locked = False
 
-    @classmethod
-    async def open(
-        cls,
-        dsn: str,
-        url: str,
-        timeouts: DatabaseTimeouts = DEFAULT_TIMEOUTS,
-        *,
-        reconnect: bool = False,
-    ) -> PostgresDatabase:
-        database = cls(dsn, url, timeouts, reconnect=reconnect)
-        database._conn = await database._connect()
-        try:
-            await database._migrate()
-        except BaseException:
-            await database.close()
-            raise
-        return database
+    async def _start(self) -> None:
+        self._conn = await self._connect()
+        await self._migrate()
 
     # -- the connection, its deadlines and errors ---------------------------------------------
 
@@ -177,7 +151,7 @@ class PostgresDatabase(Database):
         asyncpg, seconds = self._asyncpg, self.timeouts.connect
         try:
             async with asyncio.timeout(seconds):
-                return await asyncpg.connect(self._dsn, timeout=seconds)
+                return await asyncpg.connect(self.location, timeout=seconds)
         except TimeoutError:
             raise DatabaseUnavailableError(
                 f"cannot connect to {self.url}: no answer within {seconds:g} s"

@@ -46,7 +46,6 @@ from mettl_async.sync.base import (
     DatabaseFullError,
     DatabaseLostError,
     DatabaseTimeoutError,
-    DatabaseTimeouts,
     DatabaseUnavailableError,
     ScheduleCommit,
     Snapshot,
@@ -184,40 +183,17 @@ def _free_space(path: str) -> str:
 class SQLiteDatabase(Database):
     """A SQLite file (or ``:memory:``) as a sync target."""
 
-    def __init__(
-        self,
-        path: str,
-        url: str,
-        timeouts: DatabaseTimeouts = DEFAULT_TIMEOUTS,
-        *,
-        reconnect: bool = False,
-    ) -> None:
-        self.path = path
-        self.url = url
-        self.timeouts = timeouts
-        self.reconnect = reconnect
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.path = self.location
         self._conn: sqlite3.Connection | None = None
         self._file_id: tuple[int, int] | None = None  # (device, inode) of the file opened
         self._closed = False
         self._lock_file: IO[bytes] | None = None
         self._worker = Worker("mettl-sqlite", self._interrupt)
 
-    @classmethod
-    async def open(
-        cls,
-        path: str,
-        url: str,
-        timeouts: DatabaseTimeouts = DEFAULT_TIMEOUTS,
-        *,
-        reconnect: bool = False,
-    ) -> SQLiteDatabase:
-        database = cls(path, url, timeouts, reconnect=reconnect)
-        try:
-            await database._run(database._open, "opening", limit=timeouts.connect, check=False)
-        except BaseException:
-            await database.close()
-            raise
-        return database
+    async def _start(self) -> None:
+        await self._run(self._open, "opening", limit=self.timeouts.connect, check=False)
 
     def _interrupt(self) -> None:
         conn = self._conn
