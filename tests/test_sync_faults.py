@@ -15,30 +15,21 @@ from typing import Any
 
 import pytest
 
+from mettl_async import testing
 from mettl_async.cli.entry import exit_code_for, main
-from mettl_async.sync import (
+from mettl_async.sync import DatabaseTimeouts, SyncError, open_database, sync_results
+from mettl_async.sync.base import (
     DatabaseFullError,
     DatabaseLostError,
     DatabaseTimeoutError,
-    DatabaseTimeouts,
     DatabaseUnavailableError,
+    Spool,
     SpoolFullError,
     SyncConfigurationError,
-    SyncError,
     SyncLockedError,
-    open_database,
-    sync_results,
 )
-from mettl_async.sync.base import Spool
 from mettl_async.sync.live import DatabaseHealth
 from mettl_async.sync.rows import result_row
-from mettl_async.testing import (
-    DEMO_PRIVATE_KEY,
-    DEMO_PUBLIC_KEY,
-    FakeAccount,
-    FakeMettl,
-    FakeMettlServer,
-)
 
 from .test_sync import database_url, runs, server  # noqa: F401 (fixtures)
 
@@ -245,7 +236,7 @@ async def test_a_full_sqlite_database_is_named_and_the_run_closed(tmp_path: Path
     "database or disk is full" with the path, never "cannot rollback"; the run's row is
     closed with it; the command's exit code is 7."""
     path = tmp_path / "mettl.db"
-    async with FakeMettlServer() as fake_server:
+    async with testing.FakeMettlServer() as fake_server:
         db = await open_database(f"sqlite:///{path}")
         try:
             pages = (await db.fetch_all("PRAGMA page_count"))[0][0]
@@ -285,11 +276,13 @@ sys.exit(main(["sync", "--database", "sqlite:///{tmp_path / "mettl.db"}", "--qui
 
     async def serve() -> subprocess.CompletedProcess[str]:
         # one schedule whose changed rows outgrow the limit; the new database stays below it
-        async with FakeMettlServer(FakeMettl(account=FakeAccount(1, 400, seed=3))) as fake_server:
+        async with testing.FakeMettlServer(
+            testing.FakeMettl(account=testing.FakeAccount(1, 400, seed=3))
+        ) as fake_server:
             env = {
                 **os.environ,
-                "METTL_PUBLIC_KEY": DEMO_PUBLIC_KEY,
-                "METTL_PRIVATE_KEY": DEMO_PRIVATE_KEY,
+                "METTL_PUBLIC_KEY": testing.DEMO_PUBLIC_KEY,
+                "METTL_PRIVATE_KEY": testing.DEMO_PRIVATE_KEY,
                 "METTL_BASE_URL": fake_server.base_url,
                 "TMPDIR": str(spool_dir),
             }

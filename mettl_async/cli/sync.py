@@ -53,39 +53,36 @@ DATABASE_EXIT_CODES_HELP: Final = f"""\
 _seconds = finite_float("a number of seconds", "a finite number of seconds", positive=True)
 
 
+#: Each timeout's option, the field of DatabaseTimeouts it sets, and its help.
+_TIMEOUT_OPTIONS: Final = (
+    ("--database-connect-timeout", "connect", "give up connecting to the database after SECONDS"),
+    (
+        "--database-timeout",
+        "statement",
+        "give up a database call (a query, a page of rows, the wait for another writer's "
+        "lock) after SECONDS",
+    ),
+    ("--database-commit-timeout", "commit", "give up a database COMMIT after SECONDS"),
+)
+
+
 def add_timeout_arguments(
     parser: argparse.ArgumentParser, defaults: DatabaseTimeouts = DEFAULT_TIMEOUTS
 ) -> None:
     """``--database-connect-timeout``, ``--database-timeout``, ``--database-commit-timeout``."""
-    parser.add_argument(
-        "--database-connect-timeout",
-        type=_seconds,
-        default=defaults.connect,
-        metavar="SECONDS",
-        help="give up connecting to the database after SECONDS",
-    )
-    parser.add_argument(
-        "--database-timeout",
-        type=_seconds,
-        default=defaults.statement,
-        metavar="SECONDS",
-        help="give up a database call (a query, a page of rows, the wait for another "
-        "writer's lock) after SECONDS",
-    )
-    parser.add_argument(
-        "--database-commit-timeout",
-        type=_seconds,
-        default=defaults.commit,
-        metavar="SECONDS",
-        help="give up a database COMMIT after SECONDS",
-    )
+    for flag, field, text in _TIMEOUT_OPTIONS:
+        parser.add_argument(
+            flag, type=_seconds, default=getattr(defaults, field), metavar="SECONDS", help=text
+        )
 
 
 def timeouts_from_args(args: argparse.Namespace) -> DatabaseTimeouts:
+    """The :class:`DatabaseTimeouts` of the options of :func:`add_timeout_arguments`."""
     return DatabaseTimeouts(
-        connect=args.database_connect_timeout,
-        statement=args.database_timeout,
-        commit=args.database_commit_timeout,
+        **{
+            field: getattr(args, flag.lstrip("-").replace("-", "_"))
+            for flag, field, _ in _TIMEOUT_OPTIONS
+        }
     )
 
 

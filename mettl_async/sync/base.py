@@ -333,17 +333,10 @@ class Database(abc.ABC):
         self.url, self.timeouts, self.reconnect = url, timeouts, reconnect
 
     @classmethod
-    async def open(
-        cls,
-        location: str,
-        url: str,
-        timeouts: DatabaseTimeouts = DEFAULT_TIMEOUTS,
-        *,
-        reconnect: bool = False,
-    ) -> Self:
+    async def open(cls, location: str, url: str, **options: Any) -> Self:
         """The database at ``location``, connected, its schema checked and migrated
-        (``url``: how messages name it)."""
-        database = cls(location, url, timeouts, reconnect=reconnect)
+        (``url``: how messages name it; ``options``: ``timeouts`` and ``reconnect``)."""
+        database = cls(location, url, **options)
         try:
             await database._start()
         except BaseException:

@@ -83,11 +83,11 @@ async def open_database(
     if path is not None:
         from mettl_async.sync.sqlite import SQLiteDatabase
 
-        return await SQLiteDatabase.open(path, shown, timeouts, reconnect=reconnect)
+        return await SQLiteDatabase.open(path, shown, timeouts=timeouts, reconnect=reconnect)
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("postgresql", "postgres"):
         from mettl_async.sync.postgres import PostgresDatabase
 
         check_ports(url, shown)
-        return await PostgresDatabase.open(url, shown, timeouts, reconnect=reconnect)
+        return await PostgresDatabase.open(url, shown, timeouts=timeouts, reconnect=reconnect)
     raise SyncConfigurationError(f"unknown kind of database URL {shown!r}: expected {_FORMS}")
