@@ -20,6 +20,11 @@ EXIT_API: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_AUTH: Final = 3
 EXIT_NETWORK: Final = 4
+#: The database commands' own (``sync``, ``webhooks listen --database``).
+EXIT_DATABASE_UNAVAILABLE: Final = 5
+EXIT_DATABASE_LOST: Final = 6
+EXIT_DATABASE_FULL: Final = 7
+EXIT_SPOOL_FULL: Final = 8
 EXIT_INTERRUPTED: Final = 130
 #: Requests in flight at once unless ``--concurrency`` says otherwise.
 DEFAULT_CONCURRENCY: Final = 16

@@ -3,8 +3,9 @@
 Credentials come from ``METTL_PUBLIC_KEY`` and ``METTL_PRIVATE_KEY`` only (a
 flag would sit in shell history); the base URL from ``--base-url`` or
 ``METTL_BASE_URL``. Exit codes: 0 success, 1 other API errors, 2 usage errors,
-3 authentication or timestamp errors, 4 network failure after retries, 130
-interrupted (Ctrl+C), 143 terminated (SIGTERM). A failure prints one line on
+3 authentication or timestamp errors, 4 network failure after retries, 5-8 the
+database of ``sync`` or ``webhooks listen`` (unreachable, lost, full; the spool
+full), 130 interrupted (Ctrl+C), 143 terminated (SIGTERM). A failure prints one line on
 stderr; ``--debug`` adds the traceback and a DEBUG log of every request.
 SIGINT and SIGTERM stop a command cleanly: the running task is cancelled, so an
 export commits what it wrote and says how to resume; a second signal stops at once.
@@ -47,14 +48,24 @@ from mettl_async._errors import (
 from mettl_async.export import (
     ExportError,
 )
+from mettl_async.sync import (
+    DatabaseFullError,
+    DatabaseLostError,
+    DatabaseUnavailableError,
+    SpoolFullError,
+)
 
 from . import api, export, fake_server, sync, webhooks
 from .common import (
     EXIT_API,
     EXIT_AUTH,
+    EXIT_DATABASE_FULL,
+    EXIT_DATABASE_LOST,
+    EXIT_DATABASE_UNAVAILABLE,
     EXIT_INTERRUPTED,
     EXIT_NETWORK,
     EXIT_OK,
+    EXIT_SPOOL_FULL,
     EXIT_USAGE,
     UsageError,
     client_from_args,
@@ -96,7 +107,18 @@ def exit_code_for(error: BaseException) -> int:
         return EXIT_NETWORK
     if isinstance(cause, ConfigurationError | ValidationError | ExportError | UsageError):
         return EXIT_USAGE
+    for kind, code in _DATABASE_EXIT_CODES:
+        if isinstance(cause, kind):
+            return code
     return EXIT_API
+
+
+_DATABASE_EXIT_CODES: Final = (
+    (DatabaseUnavailableError, EXIT_DATABASE_UNAVAILABLE),
+    (DatabaseLostError, EXIT_DATABASE_LOST),
+    (DatabaseFullError, EXIT_DATABASE_FULL),
+    (SpoolFullError, EXIT_SPOOL_FULL),
+)
 
 
 def _hint(error: BaseException) -> str:
@@ -261,6 +283,14 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def _with_exit_codes(own: str | None) -> str:
+    """The exit codes, with a command's own (its epilog, lines like those) before 130."""
+    if not own:
+        return EXIT_CODES_HELP
+    head, interrupted, last = EXIT_CODES_HELP.partition("\n  130 ")
+    return f"{head}\n{own.rstrip()}{interrupted}{last}"
+
+
 def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
     """``parser`` and every parser of its subcommands, at any depth."""
     found = [parser]
@@ -296,8 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
                 default=argparse.SUPPRESS,
                 help="log every request and show tracebacks",
             )
-            if not each.epilog:
-                each.epilog = EXIT_CODES_HELP
+            each.epilog = _with_exit_codes(each.epilog)
     return parser
 
 

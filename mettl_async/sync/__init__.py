@@ -15,10 +15,10 @@ README and created by numbered migrations (:mod:`~mettl_async.sync.migrations`).
 
 The package's parts:
   engine.py     sync_results: the schedule walk (the export's too), a commit per schedule
-  base.py       the errors, a backend's interface, what a commit writes
+  base.py       the errors, the timeouts, a backend's interface, what a commit writes
   rows.py       a record's columns, read from Mettl's JSON (pure)
   database.py   database URLs, open_database
-  sqlite.py     the SQLite backend; postgres.py the PostgreSQL one
+  sqlite.py     the SQLite backend (worker.py: its thread); postgres.py the PostgreSQL one
   live.py       ResultUpdater: the webhook callback that keeps the database current
 """
 
@@ -28,6 +28,12 @@ from mettl_async._walk import WalkProgress as WalkProgress
 from mettl_async.sync.base import (
     Counts,
     Database,
+    DatabaseFullError,
+    DatabaseLostError,
+    DatabaseTimeoutError,
+    DatabaseTimeouts,
+    DatabaseUnavailableError,
+    SpoolFullError,
     SyncConfigurationError,
     SyncError,
     SyncLockedError,
@@ -42,7 +48,13 @@ __all__ = [
     "DEFAULT_DATABASE_URL",
     "Counts",
     "Database",
+    "DatabaseFullError",
+    "DatabaseLostError",
+    "DatabaseTimeoutError",
+    "DatabaseTimeouts",
+    "DatabaseUnavailableError",
     "ResultUpdater",
+    "SpoolFullError",
     "SyncConfigurationError",
     "SyncError",
     "SyncLockedError",

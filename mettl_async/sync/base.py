@@ -13,15 +13,24 @@ rows a commit writes is decided here, the same way for every backend:
   left it, never overwritten by the older listing; every other differing row is
   inserted or updated, its section marks replaced; a row the complete walk no
   longer lists gets ``deleted_at`` (never removed).
+
+Every call a backend makes is bounded by its :class:`DatabaseTimeouts`, and
+every failure of the database is a typed :class:`SyncError` naming it: the
+database unreachable (:class:`DatabaseUnavailableError`), lost or silent
+mid-run (:class:`DatabaseLostError`, :class:`DatabaseTimeoutError`), its disk
+full (:class:`DatabaseFullError`), or the spool's directory full
+(:class:`SpoolFullError`).
 """
 
 from __future__ import annotations
 
 import abc
+import errno
+import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence, Set
 from datetime import datetime
-from typing import IO, Any, Final, Literal, TypeAlias
+from typing import IO, Any, Final, Literal, Self, TypeAlias
 
 import attrs
 import msgspec
@@ -32,10 +41,16 @@ from mettl_async.sync.rows import Row
 __all__ = [
     "Counts",
     "Database",
+    "DatabaseFullError",
+    "DatabaseLostError",
+    "DatabaseTimeoutError",
+    "DatabaseTimeouts",
+    "DatabaseUnavailableError",
     "Plan",
     "ScheduleCommit",
     "Snapshot",
     "Spool",
+    "SpoolFullError",
     "StoreOutcome",
     "SyncConfigurationError",
     "SyncError",
@@ -54,7 +69,73 @@ class SyncLockedError(SyncError):
 
 
 class SyncConfigurationError(SyncError, ConfigurationError):
-    """A database URL that cannot be used (unknown scheme, a driver not installed)."""
+    """A database that cannot be used as asked: a bad URL, a driver not installed, another
+    application's database, a schema newer than this library, wrong credentials."""
+
+
+class DatabaseUnavailableError(SyncError):
+    """The database cannot be reached: the server refuses or does not answer, the file
+    cannot be opened. Trying again later may work."""
+
+
+class DatabaseLostError(SyncError):
+    """The database was lost during the work: the connection closed, the file went away,
+    or a call did not answer in time. Nothing half-done stays: run again."""
+
+
+class DatabaseTimeoutError(DatabaseLostError):
+    """A database call did not finish within its timeout (a frozen server, a lock held
+    by another connection for too long)."""
+
+
+class DatabaseFullError(SyncError):
+    """The database's disk is full (or it reached its size limit)."""
+
+
+class SpoolFullError(SyncError):
+    """The directory of the sync's temporary files (``TMPDIR``) is full."""
+
+
+@attrs.frozen
+class DatabaseTimeouts:
+    """Seconds a database call may take before it fails with :class:`DatabaseTimeoutError`.
+
+    ``connect``: opening the connection (and, for PostgreSQL, each reconnection);
+    ``statement``: each other call (a query, a page of rows written, and the wait
+    for another writer's lock or for the connection's turn); ``commit``: the
+    ``COMMIT`` of a transaction.
+    """
+
+    connect: float = 10.0
+    statement: float = 30.0
+    commit: float = 60.0
+
+    def __attrs_post_init__(self) -> None:
+        for name in ("connect", "statement", "commit"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not 0 < value < float("inf")
+            ):
+                raise SyncConfigurationError(
+                    f"the {name} timeout must be a finite number of seconds > 0, got {value!r}"
+                )
+
+
+#: The timeouts of :func:`~mettl_async.sync.open_database` unless told otherwise.
+DEFAULT_TIMEOUTS: Final = DatabaseTimeouts()
+#: Seconds the end of a failed or interrupted run may take (closing its ``sync_runs`` row,
+#: releasing the lock, closing the connection), so that Ctrl+C ends the run promptly.
+CLEANUP_SECONDS: Final = 3.0
+
+#: ``errno`` values of a full disk (or a file size limit).
+_FULL: Final = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` is an ``OSError`` saying that there is no room to write."""
+    return isinstance(error, OSError) and error.errno in _FULL
 
 
 #: A schedule's rows as stored: email -> (content_hash, deleted).
@@ -100,20 +181,24 @@ class Spool:
         self.rows = 0
 
     def add(self, rows: Sequence[Row]) -> None:
+        """Keep ``rows``; a :class:`SpoolFullError` when the temporary file's disk is full."""
         if not rows:
             return
         self.rows += len(rows)
-        if self._file is None:
-            self._pages.append(rows)
-            self._size += sum(len(row[7]) for row in rows)
-            if self._size <= self.max_memory:
+        try:
+            if self._file is None:
+                self._pages.append(rows)
+                self._size += sum(len(row[7]) for row in rows)
+                if self._size <= self.max_memory:
+                    return
+                self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+                pages, self._pages = self._pages, []
+                for page in pages:
+                    self._write(page)
                 return
-            self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
-            pages, self._pages = self._pages, []
-            for page in pages:
-                self._write(page)
-            return
-        self._write(rows)
+            self._write(rows)
+        except OSError as exc:
+            raise _spool_error(exc) from exc
 
     def _write(self, rows: Sequence[Row]) -> None:
         assert self._file is not None
@@ -126,7 +211,10 @@ class Spool:
         if self._file is None:
             yield from self._pages
             return
-        self._file.flush()
+        try:
+            self._file.flush()
+        except OSError as exc:
+            raise _spool_error(exc) from exc
         self._file.seek(0)
         while header := self._file.read(4):
             data = self._file.read(int.from_bytes(header, "little"))
@@ -141,6 +229,21 @@ class Spool:
         self._pages = []
         if self._file is not None:
             self._file.close()
+
+
+def _spool_error(error: OSError) -> SyncError:
+    """The spool's write error, naming the directory of temporary files and ``TMPDIR``."""
+    directory = tempfile.gettempdir()
+    tmpdir = os.environ.get("TMPDIR")
+    setting = f"TMPDIR={tmpdir}" if tmpdir else "TMPDIR is not set"
+    what = error.strerror or str(error)
+    if is_disk_full(error):
+        return SpoolFullError(
+            f"the spool directory {directory} is full ({what}; {setting}): a schedule's "
+            "changed rows wait there until its walk is complete; free space there, or set "
+            "TMPDIR to a directory with room"
+        )
+    return SyncError(f"cannot write the sync's spool in {directory} ({setting}): {what}")
 
 
 @attrs.define
@@ -213,6 +316,37 @@ class Database(abc.ABC):
 
     #: The URL, password hidden: for messages.
     url: str
+    #: How long each call may take.
+    timeouts: DatabaseTimeouts = DEFAULT_TIMEOUTS
+    #: Whether a lost connection is made again at the next call (a webhook listener's).
+    reconnect: bool = False
+
+    def __init__(
+        self,
+        location: str,
+        url: str,
+        timeouts: DatabaseTimeouts = DEFAULT_TIMEOUTS,
+        *,
+        reconnect: bool = False,
+    ) -> None:
+        self.location = location  # where it is: a file's path, a DSN (secret: never shown)
+        self.url, self.timeouts, self.reconnect = url, timeouts, reconnect
+
+    @classmethod
+    async def open(cls, location: str, url: str, **options: Any) -> Self:
+        """The database at ``location``, connected, its schema checked and migrated
+        (``url``: how messages name it; ``options``: ``timeouts`` and ``reconnect``)."""
+        database = cls(location, url, **options)
+        try:
+            await database._start()
+        except BaseException:
+            await database.close()
+            raise
+        return database
+
+    async def _start(self) -> None:
+        """Connect, and apply the migrations (:meth:`open`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be opened by Database.open")
 
     async def __aenter__(self) -> Database:
         return self
@@ -261,6 +395,11 @@ class Database(abc.ABC):
     @abc.abstractmethod
     async def store_result(self, access_key: str, row: Row, now: datetime) -> StoreOutcome:
         """Upsert one result in its own transaction (a webhook's update)."""
+
+    async def ping(self) -> None:
+        """Check that the database answers (reconnecting if it reconnects); a typed
+        :class:`SyncError` if not."""
+        await self.fetch_all("SELECT 1")
 
     @abc.abstractmethod
     async def fetch_all(self, sql: str, *args: Any) -> list[tuple[Any, ...]]:
