@@ -344,6 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     # argparse reports usage errors itself, with exit code 2.
     args = parser.parse_args(argv)
+    # What was typed, for the commands that print how to run them again.
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.debug:
         logging.basicConfig(
             level=logging.DEBUG, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
@@ -392,7 +394,9 @@ async def _stoppable(handler: Handler, args: argparse.Namespace) -> int:
             return
         stopped.append(signum)
         if task is not None:
-            task.cancel()
+            # The reason travels with the cancellation: a sync records it in sync_runs.
+            name = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted (SIGINT)"
+            task.cancel(name)
 
     installed = []
     if threading.current_thread() is threading.main_thread():

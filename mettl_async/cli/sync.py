@@ -8,7 +8,9 @@ what disappeared, and records itself in ``sync_runs``. See
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import shlex
 import sys
 from typing import Any, Final
 
@@ -33,7 +35,7 @@ from .common import (
     client_from_args,
     finite_float,
 )
-from .export import ProgressLine
+from .export import ProgressLine, program
 
 __all__ = [
     "DATABASE_EXIT_CODES_HELP",
@@ -145,6 +147,12 @@ async def _sync(args: argparse.Namespace) -> int:
                 progress=WalkProgress(),
                 on_progress=line,
             )
+        except asyncio.CancelledError as error:
+            error.add_note(
+                "every schedule committed so far is kept; run the same command again to "
+                f"continue:\n  {program()} {shlex.join(args.argv)}"
+            )
+            raise
         finally:
             line.close()
     if not args.quiet:

@@ -222,8 +222,8 @@ def _announce(
     lines = [
         f"Listening for Mettl webhooks on {local_url} (Basic auth {auth_note}); "
         + " and ".join(targets),
-        "Give the schedule's sc these URLs (with_webhooks(sc, URL, separate_paths=True) "
-        "in mettl_async.webhooks sets them):",
+        "Set these as the schedule's webhook URLs (from Python, "
+        "mettl_async.webhooks.with_webhooks(settings, URL) sets them):",
     ]
     width = max(len(names[field]) for field in URL_FIELDS.values()) + 2
     lines += [f"  {names[URL_FIELDS[kind]]:<{width}}{url}" for kind, url in urls.items()]
@@ -325,19 +325,20 @@ async def _serve(args: argparse.Namespace, updater: ResultUpdater | None) -> int
     refused = stats.unauthorized + stats.malformed + stats.too_large
     done = []
     if sink is not None:
-        done.append(f"{sink.written:,} events written to {output}")
+        done.append(f"{counted(sink.written, 'event')} written to {output}")
     if updater is not None:
         kept = updater.stats
         outages = updater.health.outages
         done.append(
-            f"{kept.inserted + kept.updated:,} results stored in {updater.database.url} "
-            f"({kept.unchanged:,} unchanged, {kept.failed_fetches:,} failed fetches, "
-            f"{kept.failed_stores:,} failed stores, {outages:,} database outage"
-            f"{'' if outages == 1 else 's'})"
+            f"{counted(kept.inserted + kept.updated, 'result')} stored in "
+            f"{updater.database.url} ({kept.unchanged:,} unchanged, "
+            f"{counted(kept.failed_fetches, 'failed fetch', 'failed fetches')}, "
+            f"{counted(kept.failed_stores, 'failed store')}, "
+            f"{counted(outages, 'database outage')})"
         )
     print(
-        f"webhooks listen: {'; '.join(done)} "
-        f"({stats.duplicates:,} duplicates, {refused:,} refused, {stats.failed:,} failed)",
+        f"webhooks listen: {'; '.join(done)} ({counted(stats.duplicates, 'duplicate')}, "
+        f"{refused:,} refused, {stats.failed:,} failed)",
         file=sys.stderr,
     )
     return EXIT_OK
@@ -384,3 +385,8 @@ async def _until_stopped() -> None:
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+def counted(count: int, one: str, many: str | None = None) -> str:
+    """``1 result``, ``2 results``: a count with its noun in the right number."""
+    return f"{count:,} {one if count == 1 else many or one + 's'}"

@@ -166,7 +166,7 @@ async def _sync(
     except BaseException as exc:
         for state in walking.values():
             state.spool.close()
-        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        error = stop_reason(exc)
         with contextlib.suppress(Exception):
             # recorded even when cancelled (Ctrl+C): the run's row says it stopped, and why
             await asyncio.shield(
@@ -206,3 +206,16 @@ def _commit(key: str, state: _Walked, run_id: int) -> ScheduleCommit:
         run_id=run_id,
         now=_now(),
     )
+
+
+def stop_reason(exc: BaseException) -> str:
+    """What ``sync_runs.error`` says of a run that ``exc`` ended.
+
+    A cancellation says why it came when its canceller said (the command line's
+    ``interrupted (SIGINT)`` or ``terminated (SIGTERM)``), else ``interrupted``;
+    any other error, its class and message.
+    """
+    if isinstance(exc, asyncio.CancelledError):
+        reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
+        return reason or "interrupted"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -166,8 +166,14 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 
 def _time(when: datetime) -> str:
-    """The sync's own times: UTC text with microseconds."""
+    """The sync's stamps on rows: UTC text with microseconds (two syncs within a second
+    still tell their changes apart)."""
     return when.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _run_time(when: datetime) -> str:
+    """A run's start and end in ``sync_runs``: UTC text, ``YYYY-MM-DD HH:MM:SS``."""
+    return when.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _free_space(path: str) -> str:
@@ -447,7 +453,7 @@ class SQLiteDatabase(Database):
             with self._transaction() as conn:
                 cursor = conn.execute(
                     "INSERT INTO sync_runs (started_at, scope) VALUES (?, ?)",
-                    (_time(now), scope_text),
+                    (_run_time(now), scope_text),
                 )
             return int(cursor.lastrowid or 0)
 
@@ -460,7 +466,7 @@ class SQLiteDatabase(Database):
             with self._transaction() as conn:
                 conn.execute(
                     "UPDATE sync_runs SET finished_at = ?, complete = ?, error = ? WHERE id = ?",
-                    (_time(now), int(complete), error, run_id),
+                    (_run_time(now), int(complete), error, run_id),
                 )
 
         # a failed run's end is quick or not at all: Ctrl+C ends the run promptly
