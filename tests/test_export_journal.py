@@ -353,6 +353,34 @@ async def test_a_run_stopped_after_its_completion_entry_finishes_on_resume(
     assert sorted(output.read_bytes().splitlines()) == sorted(want.read_bytes().splitlines())
 
 
+async def test_data_edited_during_the_export_is_not_marked_complete(
+    served: FakeMettlServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The completion entry is made of the data read back: a byte changed behind the
+    export's back (after a checkpoint vouched for it) fails the export, not the resume."""
+    monkeypatch.setattr(export_engine, "CHECKPOINT_EVERY", 0.0)
+    output = tmp_path / "out.jsonl"
+    partial = tmp_path / "out.jsonl.partial"
+    commit = export_engine._FileSink.commit
+
+    def commit_then_edit(sink: Any, finished: list[str]) -> None:
+        commit(sink, finished)
+        if sink.committed and not getattr(sink, "edited", False):
+            sink.edited = True
+            with partial.open("r+b") as data:
+                first = data.read(1)
+                data.seek(0)
+                data.write(bytes([first[0] ^ 1]))
+
+    monkeypatch.setattr(export_engine._FileSink, "commit", commit_then_edit)
+    async with served.client() as client:
+        with pytest.raises(ExportError, match=r"out\.jsonl\.partial changed during the export"):
+            await export_results(client, ExportOptions(output=output))
+    assert not output.exists()
+    checkpoint = (tmp_path / "out.jsonl.checkpoint").read_bytes()
+    assert all("complete" not in entry for entry in entries(checkpoint))
+
+
 async def test_a_checkpoint_of_the_previous_version_is_refused(
     served: FakeMettlServer, tmp_path: Path
 ) -> None:
