@@ -13,11 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import sys
 import zlib
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
@@ -30,27 +28,15 @@ from mettl_async._walk import ScheduleWalk
 from mettl_async.export import ExportError, ExportOptions, Format, export_results
 from mettl_async.export import engine as export_engine
 from mettl_async.export.journal import CHECKPOINT_VERSION
-from mettl_async.testing import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, FakeMettl, FakeMettlServer
+from mettl_async.testing import FakeMettl, FakeMettlServer
 from mettl_async.testing.data import FakeAccount
 
-SIZES = [0, 40, 100, 150, 250, 61, 7]
-SEED = 23
-
-
-@pytest.fixture
-async def served() -> AsyncIterator[FakeMettlServer]:
-    async with FakeMettlServer(FakeMettl(account=FakeAccount(SIZES, seed=SEED))) as server:
-        yield server
+from .test_export_faults import SEED, SIZES, _export_process, _kill_when, reference
+from .test_export_faults import served as served  # the fixture
 
 
 def keys_of(path: Path) -> list[tuple[str, str]]:
     return [(r["accessKey"], r["email"]) for r in map(orjson.loads, path.read_bytes().splitlines())]
-
-
-async def reference(server: FakeMettlServer, path: Path, fmt: Format = "jsonl") -> Path:
-    async with server.client() as client:
-        await export_results(client, ExportOptions(output=path, format=fmt))
-    return path
 
 
 def entries(checkpoint: bytes) -> list[dict[str, Any]]:
@@ -402,15 +388,6 @@ async def test_a_checkpoint_of_the_previous_version_is_refused(
 # -- the acceptance: a forged completion line after SIGKILL ------------------------------------
 
 
-def _env(base_url: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "METTL_PUBLIC_KEY": DEMO_PUBLIC_KEY,
-        "METTL_PRIVATE_KEY": DEMO_PRIVATE_KEY,
-        "METTL_BASE_URL": base_url,
-    }
-
-
 async def test_a_forged_completion_line_after_sigkill_is_refused_and_nothing_is_output(
     tmp_path: Path,
 ) -> None:
@@ -420,24 +397,16 @@ async def test_a_forged_completion_line_after_sigkill_is_refused_and_nothing_is_
         output = tmp_path / "out.jsonl"
         partial_path = tmp_path / "out.jsonl.partial"
         checkpoint_path = tmp_path / "out.jsonl.checkpoint"
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "mettl_async", "export", "--all", "--output", str(output),
-            "--quiet", "--concurrency", "1", env=_env(server.base_url),
-        )  # fmt: skip
+        process = await _export_process(server.base_url, output, "jsonl")
         total = want.stat().st_size
 
-        def vouched() -> int:
+        def vouched() -> bool:
             try:
-                return entries(checkpoint_path.read_bytes())[-1]["lines"]
+                return entries(checkpoint_path.read_bytes())[-1]["lines"] >= sum(SIZES) // 4
             except (FileNotFoundError, IndexError, orjson.JSONDecodeError):
-                return 0
+                return False
 
-        async with asyncio.timeout(60):
-            while vouched() < sum(SIZES) // 4:
-                assert process.returncode is None, "the export ended before the kill"
-                await asyncio.sleep(0.01)
-        process.send_signal(signal.SIGKILL)
-        await process.wait()
+        assert await _kill_when(process, vouched), "the export ended before the kill"
         assert not output.exists()
         partial = partial_path.read_bytes()
         assert 0 < len(partial) < total
@@ -446,10 +415,7 @@ async def test_a_forged_completion_line_after_sigkill_is_refused_and_nothing_is_
         kept = partial[:vouched_size]
         with checkpoint_path.open("ab") as journal:
             journal.write(completion(kept))
-        resumed = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "mettl_async", "export", "--all", "--output", str(output),
-            "--quiet", "--resume", env=_env(server.base_url), stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
+        resumed = await _export_process(server.base_url, output, "jsonl", "--resume")
         async with asyncio.timeout(60):
             _, err = await resumed.communicate()
         assert resumed.returncode == 2, err
@@ -458,3 +424,11 @@ async def test_a_forged_completion_line_after_sigkill_is_refused_and_nothing_is_
         assert b"does not say which schedules" in err
         assert not output.exists()
         assert partial_path.read_bytes() == partial  # nothing cut, nothing written
+        # without the forged line, the same command finishes the export exactly
+        checkpoint_path.write_bytes(checkpoint_path.read_bytes().removesuffix(completion(kept)))
+        resumed = await _export_process(server.base_url, output, "jsonl", "--resume")
+        async with asyncio.timeout(60):
+            _, err = await resumed.communicate()
+        assert resumed.returncode == 0, err
+    assert sorted(keys_of(output)) == sorted(keys_of(want))
+    assert len(set(keys_of(output))) == sum(SIZES)
