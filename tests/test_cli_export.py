@@ -25,6 +25,7 @@ import pytest
 
 from mettl_async.cli.entry import EXIT_OK, EXIT_USAGE, main
 from mettl_async.export import ExportOptions, export_results, neutralize
+from mettl_async.export.journal import CHECKPOINT_VERSION
 from mettl_async.testing import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, FakeMettl, FakeMettlServer
 from mettl_async.testing.data import FakeAccount
 
@@ -102,7 +103,7 @@ async def test_leftovers_of_a_run_that_wrote_nothing_do_not_block_the_next(
     output = tmp_path / "r.jsonl"
     (tmp_path / "r.jsonl.partial").write_bytes(data)
     options = ExportOptions(output=output)
-    header = {"mettl-async-export": 2, **options.identity()}
+    header = {"mettl-async-export": CHECKPOINT_VERSION, **options.identity()}
     (tmp_path / "r.jsonl.checkpoint").write_bytes(orjson.dumps(header) + b"\n")
     async with server.client() as client:
         summary = await export_results(client, options)

@@ -36,7 +36,7 @@ from mettl_async.export.files import (
     remove,
     write_all,
 )
-from mettl_async.export.journal import Journal, Resume, prepare_resume
+from mettl_async.export.journal import Journal, Resume, prepare_resume, tally_data
 from mettl_async.export.options import ExportOptions
 from mettl_async.export.options import Mode as Mode
 
@@ -106,8 +106,6 @@ class _DataFile:
 
     @classmethod
     def open(cls, path: Path, resume: Resume) -> _DataFile:
-        # Appending: after a failed write, cutting the file back to ``size`` also puts
-        # the next write there.
         if resume.started and lexists(path):
             fd = open_existing(path, os.O_WRONLY | os.O_APPEND)
         else:
@@ -115,14 +113,11 @@ class _DataFile:
         return cls(fd, resume.size, resume.lines, resume.crc)
 
     def append(self, lines: list[bytes]) -> None:
+        # A write cut short (a full disk) raises and ends the run with ``size`` not
+        # counting it: no checkpoint vouches for the part of a record it left, and a
+        # resume cuts the file back to the last checkpoint.
         blob = b"".join(lines)
-        try:
-            write_all(self.fd, blob)
-        except OSError:
-            # A write cut short (a full disk): take back the part of a record it left.
-            with contextlib.suppress(OSError):
-                os.ftruncate(self.fd, self.size)
-            raise
+        write_all(self.fd, blob)
         self.size += len(blob)
         self.lines += blob.count(b"\n")  # as a resume counts them
         self.crc = zlib.crc32(blob, self.crc)
@@ -143,10 +138,11 @@ class _Sink(Protocol):
 class _FileSink:
     """Lines to ``PATH.partial``; commits to ``PATH.checkpoint`` vouch for what is synced."""
 
-    def __init__(self, data: _DataFile, journal: Journal) -> None:
+    def __init__(self, data: _DataFile, journal: Journal, done: frozenset[str]) -> None:
         self.data = data
         self.journal = journal
         self.committed = data.size
+        self.finished = set(done)  # every schedule the journal names done
 
     def append(self, lines: list[bytes]) -> None:
         self.data.append(lines)
@@ -158,6 +154,7 @@ class _FileSink:
         data.sync()  # the data first: a checkpoint never vouches for bytes not on disk
         self.journal.commit(data.size, data.lines, data.crc, finished)
         self.committed = data.size
+        self.finished.update(finished)
 
 
 class _StreamSink:
@@ -241,10 +238,9 @@ async def _export_to_partial(
     try:
         data = _DataFile.open(options.partial, resume)
         walk.progress.resumable = True
-        sink = _FileSink(data, journal)
-        await _write(walk, options, fmt, sink, resume)
-        data.sync()
-        journal.complete(data.size, data.lines, data.crc)
+        sink = _FileSink(data, journal, resume.done)
+        await _write(walk, options, fmt, sink, resume)  # its last commit syncs the data
+        _complete(options, fmt, data, journal, frozenset(sink.finished))
     except BaseException:
         if fresh and (data is None or data.size == 0) and not journal.done_any:
             # Nothing was written (a wrong key, a bad URL, Ctrl+C at once): leave nothing.
@@ -260,6 +256,24 @@ async def _export_to_partial(
         if data is not None:
             data.close()
         journal.close()
+
+
+def _complete(
+    options: ExportOptions,
+    fmt: ExportFormat,
+    data: _DataFile,
+    journal: Journal,
+    finished: frozenset[str],
+) -> None:
+    """Mark the export complete, with what the data holds read back from the disk."""
+    tally = tally_data(options.partial, data.size, fmt, finished)
+    if (tally.size, tally.lines, tally.crc) != (data.size, data.lines, data.crc):
+        raise ExportError(
+            f"{options.partial} changed during the export: its first {data.size} bytes are "
+            f"not the {data.lines} records written (was it edited?); use --overwrite to "
+            "start over"
+        )
+    journal.complete(data.size, data.lines, data.crc, tally)
 
 
 @traced_run("mettl.export")  # one span over the run's calls, when traced
