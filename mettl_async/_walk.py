@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Callable, Collection, Iterable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Iterable
 from typing import Final
 
 import attrs
@@ -101,9 +101,11 @@ class ScheduleWalk:
     given); ``None`` walks every schedule of the account, listed as the walk
     goes. With ``learn_totals``, the listing's ``totalRecords`` and each
     schedule's first page tell ``progress`` how much there is to walk (what
-    :meth:`WalkProgress.records_expected` is made of). The client's counters
-    are read when the walk is made: :attr:`requests` and :attr:`retries` are
-    what it cost since.
+    :meth:`WalkProgress.records_expected` is made of). ``before_schedule``, when
+    given, is awaited with each schedule's access key before the schedule is
+    handed to the walk: before its first page is asked for. The client's
+    counters are read when the walk is made: :attr:`requests` and
+    :attr:`retries` are what it cost since.
     """
 
     def __init__(
@@ -114,12 +116,14 @@ class ScheduleWalk:
         progress: WalkProgress | None = None,
         on_progress: Callable[[WalkProgress], None] | None = None,
         learn_totals: bool = True,
+        before_schedule: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.client = client
         self.access_keys = tuple(dict.fromkeys(access_keys)) if access_keys is not None else None
         self.progress = progress if progress is not None else WalkProgress()
         self.on_progress = on_progress
         self.learn_totals = learn_totals
+        self.before_schedule = before_schedule
         self._requests0, self._retries0 = client.stats.requests, client.stats.retries
         self._last_report = time.monotonic()
 
@@ -142,6 +146,8 @@ class ScheduleWalk:
             progress.schedules_total = len(self.access_keys)
             for key in self.access_keys:
                 if key not in skip:
+                    if self.before_schedule is not None:
+                        await self.before_schedule(key)
                     yield key
             return
         listed = 0
@@ -152,6 +158,8 @@ class ScheduleWalk:
                 for schedule in page.items:
                     listed += 1
                     if schedule.key not in skip:
+                        if self.before_schedule is not None:
+                            await self.before_schedule(schedule_key(schedule))
                         yield schedule
         progress.schedules_total = listed
 

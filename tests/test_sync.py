@@ -175,7 +175,7 @@ async def test_first_sync_equals_the_fakes_ground_truth(
         schedules = await db.fetch_all(
             "SELECT access_key, name, assessment_id, deleted_at FROM schedules"
         )
-        assert await db.schema_version() == 1
+        assert await db.schema_version() == 2
     assert {(k, n, a, d) for k, n, a, d in schedules} == {
         (s.access_key, s.name, s.assessment_id, None) for s in server.fake.account.schedules
     }

@@ -5,14 +5,22 @@ is a :class:`Database`: it applies the migrations, holds the lock that keeps a
 second sync out, and commits one schedule at a time in one transaction. Which
 rows a commit writes is decided here, the same way for every backend:
 
-- before a schedule's walk, its rows' hashes are read (``snapshot``); a listed
-  record whose hash is the same is not kept at all: unchanged rows cost nothing;
+- before a schedule's first page is asked for, the database's newest row
+  version is read (its ``mark``, :meth:`Database.version_mark`): every
+  transaction that writes rows (a commit, a webhook's upsert) gives them a
+  newer version, so a row stored after the schedule's pages were fetched is
+  recognised by its version alone (no clock is compared, and content that
+  changed and changed back still counts as changed);
+- its rows' hashes are read (``snapshot``); a listed record whose hash is the
+  same is not kept at all: unchanged rows cost nothing;
 - the records that differ wait in a :class:`Spool` until the walk is complete;
-- in the commit's transaction the rows are read again (``current``): a row some
-  other writer (a webhook) changed since the snapshot is left as that writer
-  left it, never overwritten by the older listing; every other differing row is
-  inserted or updated, its section marks replaced; a row the complete walk no
-  longer lists gets ``deleted_at`` (never removed).
+- in the commit's transaction, which no other writer can enter, the rows are
+  read again (``current``): a row whose version is newer than the mark was
+  stored by another writer (a webhook) after the walk began, and is left as
+  that writer left it, never overwritten by the older listing (counted as
+  unchanged); every other differing row is inserted or updated, its section
+  marks replaced; a row the complete walk no longer lists gets ``deleted_at``
+  (never removed), unless it is newer than the mark.
 
 Every call a backend makes is bounded by its :class:`DatabaseTimeouts`, and
 every failure of the database is a typed :class:`SyncError` naming it: the
@@ -138,8 +146,8 @@ def is_disk_full(error: BaseException) -> bool:
     return isinstance(error, OSError) and error.errno in _FULL
 
 
-#: A schedule's rows as stored: email -> (content_hash, deleted).
-Snapshot: TypeAlias = dict[str, tuple[str, bool]]
+#: A schedule's rows as stored: email -> (content_hash, deleted, row_version).
+Snapshot: TypeAlias = dict[str, tuple[str, bool, int]]
 StoreOutcome: TypeAlias = Literal["inserted", "updated", "unchanged"]
 
 #: Rows of a schedule kept in memory before the spool moves to a temporary file.
@@ -255,32 +263,31 @@ class Plan:
     kept: int = 0  # differing from the snapshot, but equal now, or changed by another writer
 
 
-def plan_rows(rows: Iterable[Row], before: Snapshot, current: Snapshot) -> Plan:
-    """Sort rows into inserts and updates, against the snapshot and the rows now stored."""
+def plan_rows(rows: Iterable[Row], current: Snapshot, mark: int) -> Plan:
+    """Sort rows into inserts and updates, against the rows now stored (``current``) and
+    the schedule's ``mark`` (the newest row version before its pages were fetched)."""
     plan = Plan()
     for row in rows:
         email, digest = row[0], row[8]
         now = current.get(email)
         if now is None:
             plan.inserts.append(row)
-        elif now == (digest, False):
+        elif now[0] == digest and not now[1]:
             plan.kept += 1  # someone stored this very content meanwhile
-        elif now == before.get(email):
-            plan.updates.append(row)  # untouched since the snapshot: ours is newer
+        elif now[2] > mark:
+            plan.kept += 1  # another writer stored it after the pages were fetched: newer
         else:
-            plan.kept += 1  # another writer changed it since the snapshot: theirs is newer
+            plan.updates.append(row)  # stored before the pages were fetched: ours is newer
     return plan
 
 
-def deletions(before: Snapshot, current: Snapshot, seen: Set[str]) -> list[tuple[str, str]]:
-    """(email, hash) of the rows a complete walk no longer lists, untouched since the snapshot."""
-    gone = []
-    for email, state in before.items():
-        if state[1] or email in seen:
-            continue
-        if current.get(email) == state:
-            gone.append((email, state[0]))
-    return gone
+def deletions(current: Snapshot, seen: Set[str], mark: int) -> list[tuple[str, str]]:
+    """(email, hash) of the rows a complete walk no longer lists, stored before ``mark``."""
+    return [
+        (email, digest)
+        for email, (digest, deleted, version) in current.items()
+        if not deleted and email not in seen and version <= mark
+    ]
 
 
 @attrs.frozen
@@ -297,13 +304,14 @@ class ScheduleCommit:
     listed: int  # records the walk listed (with an email)
     run_id: int
     now: datetime
+    mark: int  # the newest row version before the schedule's first page was asked for
 
     def needs_current(self) -> bool:
         """Whether anything may be written: rows spooled, or rows maybe gone."""
         if self.spool.rows:
             return True
         return any(
-            not deleted and email not in self.seen for email, (_, deleted) in self.before.items()
+            not deleted and email not in self.seen for email, (_, deleted, _) in self.before.items()
         )
 
 
@@ -372,7 +380,12 @@ class Database(abc.ABC):
 
     @abc.abstractmethod
     async def snapshot(self, access_key: str) -> Snapshot:
-        """The hashes of a schedule's stored rows."""
+        """The hashes (and versions) of a schedule's stored rows."""
+
+    @abc.abstractmethod
+    async def version_mark(self) -> int:
+        """The newest row version handed out: a row written after this call, by any
+        writer, gets a greater one."""
 
     @abc.abstractmethod
     async def begin_run(self, now: datetime, scope: Sequence[str] | None) -> int:
@@ -420,5 +433,8 @@ def redact_url(url: str) -> str:
 
 
 def rows_by_email(rows: Iterable[tuple[Any, ...]]) -> Snapshot:
-    """A :data:`Snapshot` of ``(email, content_hash, deleted_at)`` rows."""
-    return {email: (digest, deleted is not None) for email, digest, deleted in rows}
+    """A :data:`Snapshot` of ``(email, content_hash, deleted_at, row_version)`` rows."""
+    return {
+        email: (digest, deleted is not None, int(version))
+        for email, digest, deleted, version in rows
+    }

@@ -4,7 +4,10 @@
 (``AccountResults.raw()``: the bytes Mettl sent, never decoded into models),
 reads the few columns of each record, drops records whose hash is the one
 stored, and commits each schedule in one transaction when its walk is
-complete (see :mod:`mettl_async.sync.base` for what a commit writes). A
+complete (see :mod:`mettl_async.sync.base` for what a commit writes). Before
+a schedule's first page is asked for, the database's row version is read (its
+mark): a row the webhook listener stores after that is never overwritten by
+the schedule's listing, which may be older. A
 schedule whose walk fails changes nothing; schedules committed before stay.
 Run it again after an interruption: committed schedules are read but not
 rewritten, and the database ends as an uninterrupted run leaves it.
@@ -59,6 +62,7 @@ class _Walked:
 
     schedule: RawRecord
     before: Snapshot
+    mark: int  # the newest row version before the schedule's first page was asked for
     spool: Spool = attrs.Factory(Spool)
     seen: set[str] = attrs.Factory(set)
     listed: int = 0
@@ -111,6 +115,14 @@ async def _sync(
     progress: WalkProgress | None,
     on_progress: Callable[[WalkProgress], None] | None,
 ) -> SyncSummary:
+    # Each schedule's mark is read before its first page is asked for (the run's own
+    # mark stands in for a schedule the walk names differently; it is older still).
+    run_mark = await db.version_mark()
+    marks: dict[str, int] = {}
+
+    async def take_mark(key: str) -> None:
+        marks[key] = await db.version_mark()
+
     # The totals of the listing and of first pages are not read: the sync's progress
     # line counts records without a percentage or an ETA.
     walk = ScheduleWalk(
@@ -119,6 +131,7 @@ async def _sync(
         progress=progress,
         on_progress=on_progress,
         learn_totals=False,
+        before_schedule=take_mark,
     )
     progress = walk.progress
     run_id = await db.begin_run(_now(), access_keys)
@@ -134,7 +147,8 @@ async def _sync(
                 schedule = item.schedule
                 state = walking.get(key)
                 if state is None:
-                    state = walking[key] = _Walked(schedule, await db.snapshot(key))
+                    mark = marks.pop(key, run_mark)
+                    state = walking[key] = _Walked(schedule, await db.snapshot(key), mark)
                 changed = []
                 before, seen = state.before, state.seen
                 for record in item.page.items:
@@ -148,7 +162,8 @@ async def _sync(
                     email = row[0]
                     seen.add(email)
                     state.listed += 1
-                    if before.get(email) != (row[8], False):
+                    known = before.get(email)
+                    if known is None or known[0] != row[8] or known[1]:
                         changed.append(row)
                 state.spool.add(changed)
                 progress.records += len(item.page.items)
@@ -205,6 +220,7 @@ def _commit(key: str, state: _Walked, run_id: int) -> ScheduleCommit:
         listed=state.listed,
         run_id=run_id,
         now=_now(),
+        mark=state.mark,
     )
 
 

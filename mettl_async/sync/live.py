@@ -9,7 +9,10 @@ result (article 17, by the event's ``invitation_key`` = access key and
 receiver's 200 then means the database has it. A failed fetch raises
 :class:`~mettl_async.webhooks.RetryLater`, which the receiver answers with 503
 so that Mettl delivers the event again. ``startAssessment`` carries no result
-and is left to the next sync.
+and is left to the next sync. Each store gives the row a new ``row_version``
+(the backend's :meth:`~mettl_async.sync.base.Database.store_result`): a sync
+walking the schedule meanwhile keeps the row rather than overwrite it with its
+older listing.
 
 A database that fails (unreachable, restarting, frozen past its timeouts,
 full, locked by another writer for too long) is answered the same way: 503

@@ -70,7 +70,7 @@ SCHEDULE_LOCK_SPACE: Final = 0x6D65746C
 
 _COLUMNS: Final = (
     "access_key", "email", "status", "total_marks", "max_marks", "percentile", "start_time",
-    "end_time", "raw", "content_hash", "first_seen_at", "updated_at", "deleted_at",
+    "end_time", "raw", "content_hash", "first_seen_at", "updated_at", "deleted_at", "row_version",
 )  # fmt: skip
 _SECTION_COLUMNS: Final = (
     "access_key", "email", "position", "section_name", "total_marks", "max_marks", "time_taken",
@@ -79,11 +79,18 @@ _SECTION_COLUMNS: Final = (
 _UPDATE: Final = (
     "UPDATE candidate_results SET status = $1, total_marks = $2, max_marks = $3, "
     "percentile = $4, start_time = $5, end_time = $6, raw = $7::jsonb, content_hash = $8, "
-    "updated_at = $9, deleted_at = NULL WHERE access_key = $10 AND email = $11"
+    "updated_at = $9, deleted_at = NULL, row_version = $12 WHERE access_key = $10 AND email = $11"
 )
 _DELETE_SECTIONS: Final = "DELETE FROM section_marks WHERE access_key = $1 AND email = $2"
 _SNAPSHOT: Final = (
-    "SELECT email, content_hash, deleted_at FROM candidate_results WHERE access_key = $1"
+    "SELECT email, content_hash, deleted_at, row_version FROM candidate_results "
+    "WHERE access_key = $1"
+)
+#: The version of the rows one transaction writes (a sequence: never handed out twice).
+_NEXT_VERSION: Final = "SELECT nextval('candidate_results_row_version')"
+#: The newest version handed out (by any session, committed or not), 0 before the first.
+_VERSION_MARK: Final = (
+    "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM candidate_results_row_version"
 )
 _UPSERT_SCHEDULE: Final = (
     "INSERT INTO schedules (access_key, name, assessment_id, raw, synced_at, deleted_at) "
@@ -103,10 +110,12 @@ def _when(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def _row_record(access_key: str, row: Sequence[Any], now: datetime) -> tuple[Any, ...]:
+def _row_record(
+    access_key: str, row: Sequence[Any], now: datetime, version: int
+) -> tuple[Any, ...]:
     return (
         access_key, row[0], row[1], row[2], row[3], row[4], _when(row[5]), _when(row[6]),
-        row[7], row[8], now, now, None,
+        row[7], row[8], now, now, None, version,
     )  # fmt: skip
 
 
@@ -429,6 +438,16 @@ class PostgresDatabase(Database):
             f"reading schedule {access_key}", lambda conn: self._snapshot(conn, access_key)
         )
 
+    async def version_mark(self) -> int:
+        return int(
+            await self._use(
+                "reading the row version", lambda conn: self._call(conn.fetchval, _VERSION_MARK)
+            )
+        )
+
+    async def _next_version(self, conn: Any) -> int:
+        return int(await self._call(conn.fetchval, _NEXT_VERSION))
+
     async def _write(
         self,
         conn: Any,
@@ -436,12 +455,13 @@ class PostgresDatabase(Database):
         inserts: Sequence[Row],
         updates: Sequence[Row],
         now: datetime,
+        version: int,
     ) -> None:
         if inserts:
             await self._call(
                 conn.copy_records_to_table,
                 "candidate_results",
-                records=[_row_record(access_key, row, now) for row in inserts],
+                records=[_row_record(access_key, row, now, version) for row in inserts],
                 columns=_COLUMNS,
             )
         if updates:
@@ -458,6 +478,7 @@ class PostgresDatabase(Database):
                         now,
                         access_key,
                         row[0],
+                        version,
                     )
                     for row in updates
                 ],
@@ -481,25 +502,29 @@ class PostgresDatabase(Database):
         async def write(conn: Any) -> None:
             await self._call(conn.execute, _LOCK_SCHEDULE, SCHEDULE_LOCK_SPACE, commit.access_key)
             if commit.needs_current():
+                version = await self._next_version(conn)
                 current = await self._snapshot(conn, commit.access_key)
                 for chunk in commit.spool.chunks():
-                    plan = plan_rows(chunk, commit.before, current)
-                    await self._write(conn, commit.access_key, plan.inserts, plan.updates, now)
+                    plan = plan_rows(chunk, current, commit.mark)
+                    await self._write(
+                        conn, commit.access_key, plan.inserts, plan.updates, now, version
+                    )
                     counts.inserted += len(plan.inserts)
                     counts.updated += len(plan.updates)
-                gone = deletions(commit.before, current, commit.seen)
+                gone = deletions(current, commit.seen, commit.mark)
                 if gone:
                     # executemany reports no counts: one statement over arrays does
                     status = await self._call(
                         conn.execute,
-                        "UPDATE candidate_results SET deleted_at = $1 FROM unnest($3::text[], "
-                        "$4::text[]) AS gone(email, content_hash) WHERE access_key = $2 AND "
-                        "candidate_results.email = gone.email AND candidate_results.content_hash "
-                        "= gone.content_hash AND deleted_at IS NULL",
+                        "UPDATE candidate_results SET deleted_at = $1, row_version = $5 FROM "
+                        "unnest($3::text[], $4::text[]) AS gone(email, content_hash) WHERE "
+                        "access_key = $2 AND candidate_results.email = gone.email AND "
+                        "candidate_results.content_hash = gone.content_hash AND deleted_at IS NULL",
                         now,
                         commit.access_key,
                         [email for email, _ in gone],
                         [digest for _, digest in gone],
+                        version,
                     )
                     counts.deleted = int(status.split()[-1])
             counts.unchanged = commit.listed - counts.inserted - counts.updated
@@ -559,11 +584,11 @@ class PostgresDatabase(Database):
                 row[0],
             )
             if found is None:
-                await self._write(conn, access_key, [row], [], now)
+                await self._write(conn, access_key, [row], [], now, await self._next_version(conn))
                 return "inserted"
             if found[0] == row[8] and found[1] is None:
                 return "unchanged"
-            await self._write(conn, access_key, [], [row], now)
+            await self._write(conn, access_key, [], [row], now, await self._next_version(conn))
             return "updated"
 
         return await self._use(

@@ -91,24 +91,27 @@ _BROKEN: Final = frozenset(
 _INSERT: Final = (
     "INSERT INTO candidate_results (access_key, email, status, total_marks, max_marks, "
     "percentile, start_time, end_time, raw, content_hash, first_seen_at, updated_at, "
-    "deleted_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)"
+    "deleted_at, row_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?)"
 )
 _UPDATE: Final = (
     "UPDATE candidate_results SET status = ?, total_marks = ?, max_marks = ?, percentile = ?, "
-    "start_time = ?, end_time = ?, raw = ?, content_hash = ?, updated_at = ?, deleted_at = NULL "
-    "WHERE access_key = ? AND email = ?"
+    "start_time = ?, end_time = ?, raw = ?, content_hash = ?, updated_at = ?, deleted_at = NULL, "
+    "row_version = ? WHERE access_key = ? AND email = ?"
 )
 _INSERT_SECTION: Final = (
     "INSERT OR REPLACE INTO section_marks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _DELETE_SECTIONS: Final = "DELETE FROM section_marks WHERE access_key = ? AND email = ?"
 _MARK_DELETED: Final = (
-    "UPDATE candidate_results SET deleted_at = ? "
+    "UPDATE candidate_results SET deleted_at = ?, row_version = ? "
     "WHERE access_key = ? AND email = ? AND content_hash = ? AND deleted_at IS NULL"
 )
 _SNAPSHOT: Final = (
-    "SELECT email, content_hash, deleted_at FROM candidate_results WHERE access_key = ?"
+    "SELECT email, content_hash, deleted_at, row_version FROM candidate_results "
+    "WHERE access_key = ?"
 )
+#: The next row version, for the rows of one transaction (writers take turns: one at a time).
+_NEXT_VERSION: Final = "UPDATE last_row_version SET value = value + 1 RETURNING value"
 _UPSERT_SCHEDULE: Final = (
     "INSERT INTO schedules (access_key, name, assessment_id, raw, synced_at, deleted_at) "
     "VALUES (?, ?, ?, ?, ?, NULL) ON CONFLICT (access_key) DO UPDATE SET name = excluded.name, "
@@ -481,14 +484,33 @@ class SQLiteDatabase(Database):
     async def snapshot(self, access_key: str) -> Snapshot:
         return await self._run(self._snapshot, f"reading schedule {access_key}", access_key)
 
+    async def version_mark(self) -> int:
+        def read() -> int:
+            return int(self.conn.execute("SELECT value FROM last_row_version").fetchone()[0])
+
+        return await self._run(read, "reading the row version")
+
+    def _next_version(self) -> int:
+        """In a write transaction: the version of the rows it writes."""
+        return int(self.conn.execute(_NEXT_VERSION).fetchone()[0])
+
     def _write(
-        self, access_key: str, inserts: Sequence[Row], updates: Sequence[Row], now: str
+        self,
+        access_key: str,
+        inserts: Sequence[Row],
+        updates: Sequence[Row],
+        now: str,
+        version: int,
     ) -> None:
         conn = self.conn
         if inserts:
-            conn.executemany(_INSERT, [(access_key, *row[:9], now, now) for row in inserts])
+            conn.executemany(
+                _INSERT, [(access_key, *row[:9], now, now, version) for row in inserts]
+            )
         if updates:
-            conn.executemany(_UPDATE, [(*row[1:9], now, access_key, row[0]) for row in updates])
+            conn.executemany(
+                _UPDATE, [(*row[1:9], now, version, access_key, row[0]) for row in updates]
+            )
             conn.executemany(_DELETE_SECTIONS, [(access_key, row[0]) for row in updates])
         sections = sections_of((*inserts, *updates), access_key)
         if sections:
@@ -501,18 +523,19 @@ class SQLiteDatabase(Database):
         with self._transaction() as conn:
             self._limit(statement)  # the wait for the lock had its own time
             if commit.needs_current():
+                version = self._next_version()
                 current = self._snapshot(commit.access_key)
                 for chunk in commit.spool.chunks():
                     self._limit(statement)  # each page of rows has its own time
-                    plan = plan_rows(chunk, commit.before, current)
-                    self._write(commit.access_key, plan.inserts, plan.updates, now)
+                    plan = plan_rows(chunk, current, commit.mark)
+                    self._write(commit.access_key, plan.inserts, plan.updates, now, version)
                     counts.inserted += len(plan.inserts)
                     counts.updated += len(plan.updates)
-                gone = deletions(commit.before, current, commit.seen)
+                gone = deletions(current, commit.seen, commit.mark)
                 self._limit(statement)
                 if gone:
                     cursor = conn.executemany(
-                        _MARK_DELETED, [(now, commit.access_key, e, h) for e, h in gone]
+                        _MARK_DELETED, [(now, version, commit.access_key, e, h) for e, h in gone]
                     )
                     counts.deleted = cursor.rowcount
             counts.unchanged = commit.listed - counts.inserted - counts.updated
@@ -562,12 +585,12 @@ class SQLiteDatabase(Database):
                 ).fetchone()
                 outcome: StoreOutcome
                 if found is None:
-                    self._write(access_key, [row], [], _time(now))
+                    self._write(access_key, [row], [], _time(now), self._next_version())
                     outcome = "inserted"
                 elif found[0] == row[8] and found[1] is None:
                     outcome = "unchanged"
                 else:
-                    self._write(access_key, [], [row], _time(now))
+                    self._write(access_key, [], [row], _time(now), self._next_version())
                     outcome = "updated"
             return outcome
 
