@@ -313,7 +313,9 @@ async def test_an_interruption_before_anything_was_written_leaves_nothing(
 
 @pytest.mark.slow
 async def test_a_second_export_to_the_same_path_exits_2_naming_the_first(tmp_path: Path) -> None:
-    fake = FakeMettl(account=FakeAccount(SIZES, seed=21), latency=0.05)
+    # Slow from the start: the first export cannot finish, however loaded the machine,
+    # before the others have been refused (its lock and .partial come before any request).
+    fake = FakeMettl(account=FakeAccount(SIZES, seed=21), latency=2.0)
     async with FakeMettlServer(fake) as slow:
         output = tmp_path / "r.jsonl"
         first = await asyncio.create_subprocess_exec(
@@ -322,7 +324,6 @@ async def test_a_second_export_to_the_same_path_exits_2_naming_the_first(tmp_pat
         )  # fmt: skip
         try:
             await until(lambda: (tmp_path / "r.jsonl.partial").exists())
-            fake.latency = 2.0  # the first export runs on, slowly, while the others try
             for again in ([], ["--overwrite"], ["--resume"]):
                 code, _, err = await cli("export", "--all", "-o", str(output), *again,
                                          env=env_for(slow))  # fmt: skip

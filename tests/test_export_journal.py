@@ -397,6 +397,10 @@ async def test_a_forged_completion_line_after_sigkill_is_refused_and_nothing_is_
         output = tmp_path / "out.jsonl"
         partial_path = tmp_path / "out.jsonl.partial"
         checkpoint_path = tmp_path / "out.jsonl.checkpoint"
+        # The last schedule answers only after two minutes (or when the killed client hangs
+        # up): the export cannot finish before the kill, however loaded the machine.
+        last = fake.account.schedules[-1].access_key
+        fake.add_fault("slow", delay=120, times=10**6, path=f"/schedules/{last}/candidates")
         process = await _export_process(server.base_url, output, "jsonl")
         total = want.stat().st_size
 
@@ -407,6 +411,7 @@ async def test_a_forged_completion_line_after_sigkill_is_refused_and_nothing_is_
                 return False
 
         assert await _kill_when(process, vouched), "the export ended before the kill"
+        fake.faults.clear()
         assert not output.exists()
         partial = partial_path.read_bytes()
         assert 0 < len(partial) < total

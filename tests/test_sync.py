@@ -7,6 +7,7 @@ import asyncio
 import os
 import re
 import secrets
+import shlex
 import signal
 import sqlite3
 import sys
@@ -29,7 +30,7 @@ from mettl_async.sync import (
     sync_results,
 )
 from mettl_async.sync import base as sync_base
-from mettl_async.sync.base import Database, Spool
+from mettl_async.sync.base import Database, Spool, redact_url
 from mettl_async.sync.rows import result_row, utc_text
 from mettl_async.testing import (
     DEMO_PRIVATE_KEY,
@@ -376,7 +377,9 @@ async def test_an_interrupted_sync_says_how_to_continue_and_records_why(
     text = err.decode()
     assert process.returncode == code, text
     assert "run the same command again to continue" in text
-    assert f"-m mettl_async {' '.join(argv)}" in text
+    shown = shlex.join(redact_url(arg) for arg in argv)  # a PostgreSQL password hidden
+    assert f"-m mettl_async {shown}" in text
+    assert "@" not in database_url or database_url.split("@")[0] not in text
     assert "Traceback" not in text
     (last,) = (await runs(database_url))[-1:]
     assert last[8] == reason

@@ -22,7 +22,7 @@ from mettl_async.sync import (
     open_database,
     sync_results,
 )
-from mettl_async.sync.base import DEFAULT_TIMEOUTS
+from mettl_async.sync.base import DEFAULT_TIMEOUTS, redact_url
 
 from .common import (
     EXIT_DATABASE_FULL,
@@ -150,7 +150,7 @@ async def _sync(args: argparse.Namespace) -> int:
         except asyncio.CancelledError as error:
             error.add_note(
                 "every schedule committed so far is kept; run the same command again to "
-                f"continue:\n  {program()} {shlex.join(args.argv)}"
+                f"continue:\n  {program()} {shlex.join(_shown(args.argv))}"
             )
             raise
         finally:
@@ -158,3 +158,8 @@ async def _sync(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(summary_line(summary), file=sys.stderr)
     return EXIT_OK
+
+
+def _shown(argv: list[str]) -> list[str]:
+    """``argv`` as it may be printed: a database URL's password hidden (``***``)."""
+    return [redact_url(arg) if "://" in arg else arg for arg in argv]
