@@ -16,12 +16,25 @@ from typing import Any
 
 import attrs
 
+from mettl_async import MettlClient, RetryPolicy
+
 
 @attrs.frozen
 class Server:
     base_url: str
     public_key: str
     private_key: str
+
+    def client(self, max_in_flight: int, **options: Any) -> MettlClient:
+        """A client of this server that retries without waiting (no sleep inside a measure)."""
+        return MettlClient(
+            self.public_key,
+            self.private_key,
+            base_url=self.base_url,
+            max_in_flight=max_in_flight,
+            retry=RetryPolicy(instant=True, learn_rate=False),
+            **options,
+        )
 
 
 @contextlib.contextmanager

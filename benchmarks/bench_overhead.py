@@ -25,7 +25,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from mettl_async import MettlClient, RetryPolicy
+from mettl_async import MettlClient
 from mettl_async._protocol import Request, prepare
 from mettl_async._signing import SigningKey
 
@@ -76,13 +76,7 @@ def library(
     """The library's walk: typed, raw, or raw with every record parsed as it comes."""
 
     async def run() -> tuple[int, int]:
-        async with MettlClient(
-            server.public_key,
-            server.private_key,
-            base_url=server.base_url,
-            max_in_flight=CONCURRENCY,
-            retry=RetryPolicy(instant=True),
-        ) as client:
+        async with server.client(CONCURRENCY) as client:
             walk: Any = client.iter_all_results(schedules=schedules, concurrency=CONCURRENCY)
             if not typed:
                 walk = walk.raw()

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 
 import attrs
 
-from mettl_async import MettlClient, RetryPolicy
+from mettl_async import MettlClient
 
 from ._harness import Server, against, cpu_seconds, fake_server, machine, median, table
 from .bench_overhead import _schedules, _signed_urls, bare_loop
@@ -38,13 +38,7 @@ class Run:
 async def _measure(
     server: Server, concurrency: int, body: Callable[[MettlClient], Awaitable[int]]
 ) -> Run:
-    async with MettlClient(
-        server.public_key,
-        server.private_key,
-        base_url=server.base_url,
-        max_in_flight=concurrency,
-        retry=RetryPolicy(instant=True),
-    ) as client:
+    async with server.client(concurrency) as client:
         cpu0, t0 = cpu_seconds(), time.perf_counter()
         records = await body(client)
         seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0

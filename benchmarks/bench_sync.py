@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from mettl_async import MettlClient, RetryPolicy
+from mettl_async import MettlClient
 from mettl_async.export import ExportOptions, export_results
 from mettl_async.sync import open_database, sync_results
 from mettl_async.testing import FakeAccount, FakeMettl, FakeMettlServer
@@ -43,13 +43,7 @@ def _remove_sqlite(path: Path) -> None:
 
 
 async def _client_run(server: Server, body: Callable[[MettlClient], Awaitable[int]]) -> float:
-    async with MettlClient(
-        server.public_key,
-        server.private_key,
-        base_url=server.base_url,
-        max_in_flight=16,
-        retry=RetryPolicy(instant=True),
-    ) as client:
+    async with server.client(16) as client:
         started = time.perf_counter()
         records = await body(client)
         seconds = time.perf_counter() - started

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ._client import DEFAULT_BASE_URL, EU_BASE_URL, MettlClient
-from ._convert import parse_webhook_event
 from ._enums import (
     AccessType,
     CompletionMode,
@@ -36,6 +35,7 @@ from ._errors import (
     PaginationError,
     PermissionDeniedError,
     RateLimitError,
+    RegistrationError,
     RepeatedPageLinkError,
     RequestError,
     ResponseTooLargeError,
@@ -95,13 +95,15 @@ from ._models import (
     WhiteLabel,
 )
 from ._paging import Page, RawRecord
-from ._protocol import FilePart, path_segment
+from ._protocol import FilePart, path_segment, redact_url
 from ._retry import RetryPolicy
 from ._session import ClientStats
 from ._signing import SigningKey, signature, string_to_sign
 from ._streaming import AccountResults, Listing, SchedulePage
+from ._tracing import AttemptInfo
 from ._unpaged import UnpagedListing
 from ._version import __version__
+from .webhooks import parse_event as parse_webhook_event
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -117,6 +119,7 @@ __all__ = [
     "AssessmentDetails",
     "AssessmentInfo",
     "AssessmentSettings",
+    "AttemptInfo",
     "AuthenticationError",
     "Candidate",
     "CandidateRegistration",
@@ -160,6 +163,7 @@ __all__ = [
     "RateLimitError",
     "RawRecord",
     "Recommendation",
+    "RegistrationError",
     "RegistrationOutcome",
     "RepeatedPageLinkError",
     "RequestError",
@@ -204,6 +208,7 @@ __all__ = [
     "__version__",
     "parse_webhook_event",
     "path_segment",
+    "redact_url",
     "signature",
     "string_to_sign",
 ]

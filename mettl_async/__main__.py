@@ -1,5 +1,5 @@
 """``python -m mettl_async``: the same command line as ``mettl-async``."""
 
-from .cli import main
+from .cli import main_entry
 
-raise SystemExit(main())
+main_entry()

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterable,
-    Callable,
-    Iterable,
-    Mapping,
-    Sequence,
-)
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Self, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Unpack
 
 import orjson
 
+from ._client_base import ClientBase
+from ._config import (
+    DEFAULT_BASE_URL,
+    ENV_BASE_URL,
+    EU_BASE_URL,
+    ClientConfig,
+    ClientOptions,
+    keys_from,
+)
 from ._convert import (
     candidate_result_from_wire,
     decode_instance_page,
@@ -30,7 +29,6 @@ from ._convert import (
 )
 from ._endpoints import (
     ASSESSMENT_SORTS,
-    RESULT_SORTS,
     SCHEDULE_SORTS,
     SORT_ORDERS,
     AssessmentSort,
@@ -44,19 +42,15 @@ from ._endpoints import (
     check_schedule_edit,
     created_assessment_id,
     filter_param,
-    logo_part,
     member,
-    newest_first,
     result_params,
-    schedule_record,
     typed_assessment,
     typed_instance,
     typed_pbt,
     typed_result,
     typed_schedule,
-    white_label_parts,
 )
-from ._errors import ConfigurationError, RequestError
+from ._lister import Lister, ScheduleRef
 from ._models import (
     PBT,
     AccountInfo,
@@ -73,99 +67,25 @@ from ._models import (
     TestInstance,
     WhiteLabel,
 )
-from ._paging import RawRecord, check_page_size
-from ._protocol import FilePart, Placement, Request, endpoint_url, path_segment
-from ._registration import (
-    checked_registrations,
-    chunked,
-    merged_outcomes,
-    registration_json,
-    registration_options,
-    registration_outcomes,
-)
+from ._paging import check_page_size
+from ._protocol import Request, path_segment
+from ._registration import checked_registrations, register_in_chunks, registration_options
 from ._retry import RetryPolicy
-from ._session import DEFAULT_MAX_RESPONSE_BYTES, ClientStats, Transport
-from ._signing import SigningKey, algorithm_for_version
-from ._streaming import AccountResults, Listing, ListingSpec, PageDecoder, as_raw, iterate
+from ._session import DEFAULT_MAX_RESPONSE_BYTES, Transport
+from ._streaming import AccountResults, Listing
+from ._tracing import AttemptHook
 from ._unpaged import UnpagedListing
-from ._validation import is_finite_number, is_whole_number, pbt_id_problems, raise_if
+from ._uploads import logo_part, white_label_parts
+from ._validation import pbt_id_problems, raise_if
 
 if TYPE_CHECKING:
     import aiohttp
+    from opentelemetry.trace import TracerProvider
 
 __all__ = ["DEFAULT_BASE_URL", "EU_BASE_URL", "MettlClient"]
 
-DEFAULT_BASE_URL: Final = "https://api.mettl.com"
-EU_BASE_URL: Final = "https://api.mercermettl.eu"
-ENV_PUBLIC_KEY: Final = "METTL_PUBLIC_KEY"
-ENV_PRIVATE_KEY: Final = "METTL_PRIVATE_KEY"
-ENV_BASE_URL: Final = "METTL_BASE_URL"
 
-T = TypeVar("T")
-Raw = RawRecord
-#: A schedule to walk: a Schedule from a listing, its wire mapping, or an access key.
-ScheduleRef = Any
-
-
-def _check_base_url(base_url: str) -> str:
-    try:
-        parts = urlsplit(base_url)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not a number 0..65535
-    except ValueError as exc:
-        raise ConfigurationError(f"base_url is not a valid URL ({exc}): {base_url!r}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigurationError(
-            f"base_url must be an absolute http(s) URL such as {DEFAULT_BASE_URL!r}, "
-            f"got {base_url!r}"
-        )
-    if parts.query or parts.fragment:
-        raise ConfigurationError(f"base_url must not carry a query or fragment: {base_url!r}")
-    segments = [segment for segment in parts.path.split("/") if segment]
-    if segments and segments[-1].lower() in ("v1", "v2", "v3"):
-        host = urlunsplit(parts._replace(path="/".join(["", *segments[:-1]])))
-        raise ConfigurationError(
-            f"base_url must not end with the API version (the client adds "
-            f"/{segments[-1].lower()} itself): use {host!r}, not {base_url!r} "
-            "(api_version= chooses the version)"
-        )
-    return base_url.rstrip("/")
-
-
-def _positive_finite(value: object) -> bool:
-    return is_finite_number(value) and value > 0
-
-
-def _check_seconds(name: str, value: object) -> None:
-    """A duration option: a finite number of seconds > 0 (``nan`` would mean no limit)."""
-    if not _positive_finite(value):
-        raise ConfigurationError(f"{name} must be a finite number of seconds > 0, got {value!r}")
-
-
-def _keys_from(
-    env: Mapping[str, str], *, public_key: str | None = None, private_key: str | None = None
-) -> tuple[str, str]:
-    """The keys not given, from ``env``; a missing variable is named in the error."""
-    public = public_key if public_key is not None else env.get(ENV_PUBLIC_KEY)
-    private = private_key if private_key is not None else env.get(ENV_PRIVATE_KEY)
-    missing = [
-        name
-        for name, given, value in (
-            (ENV_PUBLIC_KEY, public_key, public),
-            (ENV_PRIVATE_KEY, private_key, private),
-        )
-        if given is None and not value
-    ]
-    if missing:
-        names = " and ".join(missing)
-        raise ConfigurationError(
-            f"{names} {'is' if len(missing) == 1 else 'are'} not set: export your Mettl API "
-            f"keys as {ENV_PUBLIC_KEY} and {ENV_PRIVATE_KEY}, or pass public_key= and "
-            "private_key="
-        )
-    return public or "", private or ""
-
-
-class MettlClient:
+class MettlClient(ClientBase):
     """An async client for the Mettl Examine REST API.
 
     Use it as an async context manager::
@@ -194,6 +114,9 @@ class MettlClient:
     tries the refused calls again, POSTs included, for up to
     ``throttle_deadline`` seconds per call (``None``: as long as it takes),
     then raises :class:`ThrottledError`. ``stats`` shows the learned rate.
+
+    ``tracer_provider``, ``on_request`` and ``on_response``: spans (with the
+    ``otel`` extra) and per-attempt hooks; see "Tracing and metrics" in the README.
     """
 
     def __init__(
@@ -212,89 +135,16 @@ class MettlClient:
         correct_clock_skew: bool = True,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         throttle_deadline: float | None = 600.0,
+        tracer_provider: TracerProvider | None = None,
+        on_request: AttemptHook | None = None,
+        on_response: AttemptHook | None = None,
     ) -> None:
-        if public_key is None or private_key is None:
-            public_key, private_key = _keys_from(
-                os.environ, public_key=public_key, private_key=private_key
-            )
-        if not public_key:
-            raise ConfigurationError("the Mettl public key is empty")
-        if not private_key:
-            raise ConfigurationError("the Mettl private key is empty")
-        if base_url is None:
-            base_url = os.environ.get(ENV_BASE_URL) or DEFAULT_BASE_URL
-        try:
-            algorithm = algorithm_for_version(api_version)
-        except ValueError as exc:
-            raise ConfigurationError(str(exc)) from None
-        if not is_whole_number(max_in_flight) or max_in_flight < 1:
-            raise ConfigurationError(f"max_in_flight must be >= 1, got {max_in_flight!r}")
-        _check_seconds("timeout", timeout)
-        if requests_per_second is not None and not _positive_finite(requests_per_second):
-            raise ConfigurationError(
-                "requests_per_second must be a finite number > 0 or None, "
-                f"got {requests_per_second!r}"
-            )
-        if not is_whole_number(max_response_bytes) or max_response_bytes < 1:
-            raise ConfigurationError(
-                f"max_response_bytes must be a whole number >= 1, got {max_response_bytes!r}"
-            )
-        if throttle_deadline is not None and not throttle_deadline >= 0:
-            raise ConfigurationError(
-                f"throttle_deadline must be >= 0 seconds or None, got {throttle_deadline!r}"
-            )
-        self._public_key = public_key
-        self._base_url = _check_base_url(base_url)
-        self._api_version = api_version
-        self._max_in_flight = max_in_flight
-        # The private key lives only inside the SigningKey's HMAC state.
-        self._transport = Transport(
-            public_key=public_key,
-            key=SigningKey(private_key, algorithm=algorithm),
-            session=session,
-            timeout=timeout,
-            max_in_flight=max_in_flight,
-            requests_per_second=requests_per_second,
-            retry=retry if retry is not None else RetryPolicy(),
-            clock=clock,
-            correct_clock_skew=correct_clock_skew,
-            max_response_bytes=max_response_bytes,
-            throttle_deadline=throttle_deadline,
-        )
-
-    @classmethod
-    def from_env(
-        cls,
-        *,
-        environ: Mapping[str, str] | None = None,
-        base_url: str | None = None,
-        api_version: str = "v2",
-        session: aiohttp.ClientSession | None = None,
-        timeout: float = 60.0,
-        max_in_flight: int = 16,
-        requests_per_second: float | None = None,
-        retry: RetryPolicy | None = None,
-        clock: Callable[[], float] = time.time,
-        correct_clock_skew: bool = True,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        throttle_deadline: float | None = 600.0,
-    ) -> MettlClient:
-        """A client from ``METTL_PUBLIC_KEY``, ``METTL_PRIVATE_KEY`` and ``METTL_BASE_URL``.
-
-        The same as ``MettlClient()`` with no keys, except that ``environ`` (default:
-        ``os.environ``) is where the variables are read. ``METTL_BASE_URL`` is
-        optional (default ``https://api.mettl.com``; the EU host is
-        ``https://api.mercermettl.eu``); ``base_url`` wins over it. The other
-        arguments are the constructor's.
-        """
-        env = os.environ if environ is None else environ
-        public_key, private_key = _keys_from(env)
-        return cls(
+        self._config = config = ClientConfig.create(
             public_key,
             private_key,
-            base_url=base_url or env.get(ENV_BASE_URL) or DEFAULT_BASE_URL,
+            environ=os.environ,
+            base_url=base_url,
             api_version=api_version,
-            session=session,
             timeout=timeout,
             max_in_flight=max_in_flight,
             requests_per_second=requests_per_second,
@@ -304,92 +154,33 @@ class MettlClient:
             max_response_bytes=max_response_bytes,
             throttle_deadline=throttle_deadline,
         )
-
-    # -- lifecycle -----------------------------------------------------------------
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the owned session (a borrowed one is left open). Idempotent."""
-        await self._transport.close()
-
-    def __repr__(self) -> str:
-        shown = self._public_key[:8] + "…" if len(self._public_key) > 8 else self._public_key
-        return (
-            f"MettlClient(public_key={shown!r}, base_url={self._base_url!r}, "
-            f"api_version={self._api_version!r})"
+        self._transport = Transport(
+            config,
+            session=session,
+            tracer_provider=tracer_provider,
+            on_request=on_request,
+            on_response=on_response,
+        )
+        self._lister = Lister(
+            self._transport.call_with, self.url, max_in_flight=config.max_in_flight
         )
 
-    # -- properties ----------------------------------------------------------------
+    @classmethod
+    def from_env(
+        cls, *, environ: Mapping[str, str] | None = None, **options: Unpack[ClientOptions]
+    ) -> MettlClient:
+        """A client from ``METTL_PUBLIC_KEY``, ``METTL_PRIVATE_KEY`` and ``METTL_BASE_URL``.
 
-    @property
-    def base_url(self) -> str:
-        return self._base_url
-
-    @property
-    def api_version(self) -> str:
-        return self._api_version
-
-    @property
-    def max_in_flight(self) -> int:
-        return self._max_in_flight
-
-    @property
-    def stats(self) -> ClientStats:
-        """Requests sent, retries, failures and in-flight counts of this client."""
-        return self._transport.stats
-
-    # -- raw access ----------------------------------------------------------------
-
-    def url(self, path: str) -> str:
-        """The full URL (as signed) of an API path such as ``/schedules``."""
-        if path.startswith(("http://", "https://")):
-            return path
-        if not path.startswith("/"):
-            path = "/" + path
-        return endpoint_url(self._base_url, self._api_version, path)
-
-    async def request(
-        self,
-        method: str,
-        path: str,
-        params: Mapping[str, str] | None = None,
-        *,
-        placement: Placement | None = None,
-        files: tuple[FilePart, ...] = (),
-        timeout: float | None = None,
-    ) -> dict[str, Any]:
-        """Send one signed request and return Mettl's JSON envelope.
-
-        The low-level escape hatch under every endpoint method. ``path`` is
-        relative to the API version (``/account``) with path segments already
-        encoded (see :func:`mettl_async.path_segment`), or an absolute URL.
-        ``params`` are raw string values, signed and URL-encoded once. Raises a
-        :class:`~mettl_async.MettlError` subclass for every failure.
+        The same as ``MettlClient()`` with no keys, except that ``environ`` (default:
+        ``os.environ``) is where the variables are read. ``METTL_BASE_URL`` is
+        optional (default ``https://api.mettl.com``; the EU host is
+        ``https://api.mercermettl.eu``); ``base_url`` wins over it. The other
+        keyword arguments are the constructor's, with its defaults.
         """
-        method = method.upper()
-        if method not in ("GET", "POST", "DELETE"):
-            raise ConfigurationError(f"Mettl uses GET, POST and DELETE, not {method!r}")
-        if timeout is not None:
-            _check_seconds("timeout", timeout)
-        request = Request(
-            method=method,
-            url=self.url(path),
-            params=dict(params or {}),
-            placement=placement,
-            files=files,
-            timeout=timeout,
-        )
-        return await self._transport.call(request)
+        env = os.environ if environ is None else environ
+        public_key, private_key = keys_from(env)
+        options["base_url"] = options.get("base_url") or env.get(ENV_BASE_URL) or DEFAULT_BASE_URL
+        return cls(public_key, private_key, **options)
 
     # -- assessments and schedules (articles 8, 12, 13) -------------------------------
 
@@ -434,45 +225,6 @@ class MettlClient:
 
     # -- listings ------------------------------------------------------------------
 
-    def _window(self, window: int | None) -> int:
-        if window is None:
-            return self._max_in_flight
-        if window < 1:
-            raise ConfigurationError(f"window must be >= 1 page, got {window!r}")
-        return window
-
-    def _paged(
-        self,
-        path: str,
-        params: dict[str, str],
-        convert: Callable[[Raw], T],
-        *,
-        label: str,
-        items_key: str,
-        key_field: str | None,
-        window: int | None,
-        default_sort: str | None = None,
-        slots: asyncio.Semaphore | None = None,
-        decode: PageDecoder | None = None,
-    ) -> Listing[T]:
-        """The one way a paginated listing is built: lazy ``GET path`` walked page by page.
-
-        ``params`` already hold the first page's ``limit`` and ``offset``, in the
-        order they are sent. ``default_sort`` is the listing's default sort
-        (newest first: new records appear at its start); None for a listing
-        that takes no sort. ``decode`` reads each page (default: scanned into
-        RawRecords); ``convert`` takes what it gives.
-        """
-        spec = ListingSpec(
-            label=label,
-            request=Request("GET", self.url(path), params),
-            items_key=items_key,
-            key_field=key_field,
-            window=self._window(window),
-            grows_at_front=default_sort is None or newest_first(params, default_sort),
-        )
-        return Listing(self._transport.call_with, spec, convert, slots=slots, decode=decode)
-
     def iter_schedules(
         self,
         *,
@@ -495,7 +247,7 @@ class MettlClient:
         check_choice("sort", sort, SCHEDULE_SORTS, params)
         check_choice("sort_order", sort_order, SORT_ORDERS, params)
         filter_param(filter, params)
-        return self._paged(
+        return self._lister.paged(
             "/schedules",
             params,
             typed_schedule,
@@ -526,7 +278,7 @@ class MettlClient:
         yielded once, even if offsets shift while candidates arrive.
         """
         check_access_key(access_key)
-        return self._results(
+        return self._lister.results(
             access_key,
             typed_result,
             decode=decode_result_page,
@@ -537,41 +289,6 @@ class MettlClient:
             sort_order=sort_order,
             page_size=page_size,
             window=window,
-        )
-
-    def _results(
-        self,
-        access_key: str,
-        convert: Callable[[Raw], T],
-        *,
-        label: str,
-        include_recommendation: bool,
-        include_essay_responses: bool,
-        sort: ResultSort | None,
-        sort_order: SortOrder | None,
-        page_size: int,
-        window: int | None,
-        slots: asyncio.Semaphore | None = None,
-        decode: PageDecoder | None = None,
-    ) -> Listing[T]:
-        params = result_params(
-            recommendation=include_recommendation, essay_responses=include_essay_responses
-        )
-        params["limit"] = str(check_page_size(page_size))
-        params["offset"] = "0"
-        check_choice("sort", sort, RESULT_SORTS, params)
-        check_choice("sort_order", sort_order, SORT_ORDERS, params)
-        return self._paged(
-            f"/schedules/{path_segment(access_key, 'access_key')}/candidates",
-            params,
-            convert,
-            label=label,
-            items_key="candidates",
-            key_field="email",
-            window=window,
-            default_sort="testStartTime",
-            slots=slots,
-            decode=decode,
         )
 
     def iter_all_results(
@@ -593,48 +310,16 @@ class MettlClient:
         the client's one bound on requests in flight; results are yielded as
         they arrive, in order within each schedule.
         """
-        concurrency = self._window(concurrency)
-        check_page_size(page_size)
-        window = self._window(window)
-
-        async def source() -> AsyncGenerator[Raw, None]:
-            if schedules is None:
-                async for raw in self.iter_schedules(page_size=100).raw():
-                    yield raw
-                return
-            async for item in iterate(schedules):
-                yield await self._schedule_mapping(item)
-
-        def listing_for(schedule: Raw, slots: Any) -> Listing[Raw]:
-            access_key = str(schedule.get("accessKey") or "")
-            name = schedule.get("name")
-            return self._results(
-                access_key,
-                as_raw,
-                label=f"schedule {access_key}" + (f" ({name})" if name else ""),
-                include_recommendation=include_recommendation,
-                include_essay_responses=include_essay_responses,
-                sort=None,
-                sort_order=None,
-                page_size=page_size,
-                window=window,
-                slots=slots,
-            )
-
-        return AccountResults(
-            source,
-            listing_for,
-            typed_schedule,
-            typed_result,
+        return self._lister.all_results(
+            schedules=schedules,
+            every_schedule=lambda: self.iter_schedules(page_size=100).raw(),
+            schedule_raw=self.get_schedule_raw,
             concurrency=concurrency,
-            page_budget=2 * self._max_in_flight,
-            decode_result=decode_result_page,
+            include_recommendation=include_recommendation,
+            include_essay_responses=include_essay_responses,
+            page_size=page_size,
+            window=window,
         )
-
-    async def _schedule_mapping(self, item: ScheduleRef) -> Raw:
-        if isinstance(item, str):
-            item = await self.get_schedule_raw(item)
-        return schedule_record(item)
 
     async def get_schedule_raw(self, access_key: str) -> dict[str, Any]:
         """One schedule's wire mapping (article 12, ``GET /schedules/{access-key}``)."""
@@ -722,7 +407,7 @@ class MettlClient:
         """
         wanted = list(ids)
         raise_if(pbt_id_problems(wanted), subject="PBT ids")
-        path = "/pbts/add" if self._api_version == "v1" else "/pbts"
+        path = "/pbts/add" if self._config.api_version == "v1" else "/pbts"
         envelope = await self._transport.call(
             Request("POST", self.url(path), {"pbts": orjson.dumps(wanted).decode()})
         )
@@ -750,7 +435,7 @@ class MettlClient:
         params = {"limit": str(check_page_size(page_size)), "offset": "0"}
         check_choice("sort", sort, ASSESSMENT_SORTS, params)
         check_choice("sort_order", sort_order, SORT_ORDERS, params)
-        return self._paged(
+        return self._lister.paged(
             "/assessments",
             params,
             typed_assessment,
@@ -851,8 +536,11 @@ class MettlClient:
         network failure, an ERROR envelope like E607) makes its chunk's
         candidates fail with that error while the other chunks' outcomes are
         kept. Only when **every** chunk failed as a whole (so no candidate got
-        an answer: bad keys, Mettl down) is that failure raised, the first
-        chunk's error. A chunk is retried only when Mettl cannot have acted on
+        an answer: bad keys, Mettl down) is that failure raised: one chunk's
+        error as itself, several chunks' as one
+        :class:`~mettl_async.RegistrationError` carrying each (``errors``) and
+        caught by ``except`` of the class they share (``ServerError`` when each
+        chunk got one). A chunk is retried only when Mettl cannot have acted on
         it (a rate-limit answer, a connection refused), so the client never
         registers anyone twice. ``allow_missing_mandatory_fields``,
         ``time_limit_seconds`` (links expire after that many seconds) and
@@ -868,27 +556,7 @@ class MettlClient:
             time_limit_seconds=time_limit_seconds,
         )
         url = self.url(f"/schedules/{path_segment(access_key, 'access_key')}/candidates")
-        chunks = chunked(registrations)
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = [
-                    group.create_task(self._register_chunk(url, chunk, options)) for chunk in chunks
-                ]
-        except ExceptionGroup as group:
-            # Request failures are answers (see _register_chunk); anything else, such as a
-            # closed client, is raised as itself, not wrapped in a group.
-            raise group.exceptions[0] from None
-        return merged_outcomes(chunks, [task.result() for task in tasks])
-
-    async def _register_chunk(
-        self, url: str, chunk: Sequence[CandidateRegistration], options: Mapping[str, str]
-    ) -> list[RegistrationOutcome] | RequestError:
-        request = Request("POST", url, {"rd": registration_json(chunk), **options})
-        try:
-            envelope = await self._transport.call(request)
-            return registration_outcomes(chunk, envelope, path=request.path)
-        except RequestError as error:
-            return error
+        return await register_in_chunks(self._transport.call, url, registrations, options)
 
     async def get_candidate_result(
         self,
@@ -965,10 +633,10 @@ class MettlClient:
         params = result_params(essay_responses=include_essay_responses)
         path = f"/candidates/{path_segment(email, 'email')}"
         label = f"the results of {email}"
-        if self._api_version == "v3":
+        if self._config.api_version == "v3":
             params["limit"] = str(page_size)
             params["offset"] = "0"
-            return self._paged(
+            return self._lister.paged(
                 path,
                 params,
                 typed_instance,
@@ -978,7 +646,7 @@ class MettlClient:
                 window=window,
                 decode=decode_instance_page,
             )
-        self._window(window)
+        self._lister.window(window)
         return UnpagedListing(
             self._transport.call_with,
             Request("GET", self.url(path), params),

@@ -7,7 +7,7 @@ send. Nothing here sends a request or imports aiohttp.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Final, Literal, get_args
 
 import orjson
@@ -20,25 +20,9 @@ from ._convert import (
     to_json,
 )
 from ._errors import DecodeError, ValidationError, ValidationProblem
-from ._models import (
-    PBT,
-    AssessmentInfo,
-    ScheduleFilter,
-    ScheduleSettings,
-    WhiteLabel,
-    wire_names,
-)
+from ._models import PBT, AssessmentInfo, ScheduleFilter, ScheduleSettings, wire_names
+from ._models.checks import raise_if
 from ._paging import RawRecord
-from ._protocol import FilePart
-from ._validation import (
-    FAVICON_MAX_BYTES,
-    IMAGE_CONTENT_TYPES,
-    LOGO_MAX_BYTES,
-    image_problems,
-    raise_if,
-    sniff_image,
-    support_number_problems,
-)
 
 __all__ = [
     "ASSESSMENT_SORTS",
@@ -57,8 +41,6 @@ __all__ = [
     "check_schedule_edit",
     "created_assessment_id",
     "filter_param",
-    "image_part",
-    "logo_part",
     "member",
     "minified",
     "newest_first",
@@ -69,7 +51,6 @@ __all__ = [
     "typed_pbt",
     "typed_result",
     "typed_schedule",
-    "white_label_parts",
 ]
 
 Raw = RawRecord
@@ -181,24 +162,6 @@ def check_email(email: object) -> None:
         )
 
 
-def image_part(
-    field: str,
-    content: bytes,
-    filename: str | None,
-    content_type: str | None,
-    *,
-    stem: str | None = None,
-) -> FilePart:
-    kind = sniff_image(content) or "png"
-    extension = "jpg" if kind == "jpeg" else kind
-    return FilePart(
-        field,
-        filename or f"{stem or field}.{extension}",
-        content,
-        content_type or IMAGE_CONTENT_TYPES[kind],
-    )
-
-
 def result_params(
     *, recommendation: bool = False, response_styles: bool = False, essay_responses: bool = False
 ) -> dict[str, str]:
@@ -250,56 +213,3 @@ def schedule_record(item: object) -> Raw:
             )
         ]
     )
-
-
-def logo_part(image: bytes, *, filename: str | None, content_type: str | None) -> FilePart:
-    """Article 2's ``logo`` file, checked first: a JPEG, PNG or GIF of at most 100 KB."""
-    problems = image_problems(
-        image,
-        field="logo",
-        kinds=("jpeg", "png", "gif"),
-        max_bytes=LOGO_MAX_BYTES,
-        filename=filename,
-        content_type=content_type,
-    )
-    raise_if(problems, subject="logo")
-    return image_part("logo", bytes(image), filename, content_type)
-
-
-def white_label_parts(
-    white_label: WhiteLabel | Mapping[str, Any],
-    *,
-    support_numbers: Sequence[str] | None,
-    favicon: bytes | None,
-    cover: bytes | None,
-) -> tuple[dict[str, str], tuple[FilePart, ...]]:
-    """Article 3's parameters (``wl``, ``sn``) and files (``fav``, ``cov``), all checked first."""
-    problems: list[ValidationProblem] = []
-    given: object = white_label
-    if isinstance(given, WhiteLabel):
-        problems += given.problems()
-    elif not isinstance(given, Mapping):
-        problems.append(
-            ValidationProblem(
-                "wl", f"must be a WhiteLabel or a mapping, got {type(given).__name__}"
-            )
-        )
-    if support_numbers is not None:
-        problems += support_number_problems(support_numbers)
-    if favicon is not None:
-        problems += image_problems(
-            favicon, field="fav", kinds=("png", "ico"), max_bytes=FAVICON_MAX_BYTES
-        )
-    if cover is not None:
-        problems += image_problems(cover, field="cov", kinds=("jpeg", "png", "gif"), max_bytes=None)
-    raise_if(problems, subject="white label")
-    wl = to_json(white_label) if isinstance(white_label, WhiteLabel) else minified(white_label)
-    params = {"wl": wl}
-    if support_numbers is not None:
-        params["sn"] = orjson.dumps([number.strip() for number in support_numbers]).decode()
-    files: list[FilePart] = []
-    if favicon is not None:
-        files.append(image_part("fav", bytes(favicon), None, None, stem="favicon"))
-    if cover is not None:
-        files.append(image_part("cov", bytes(cover), None, None, stem="cover"))
-    return params, tuple(files)

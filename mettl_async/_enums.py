@@ -6,16 +6,17 @@ that differs only in case or spacing is matched case-insensitively (the
 articles themselves disagree: "Test-taker completed" in article 16's table,
 "Test-taker Completed" in its responses; "Yet to Start" vs "Yet to start"),
 and anything else is kept as the plain ``str`` the server sent and reported
-once per (enum, value) at WARNING on the ``mettl_async`` logger. Model fields
-are therefore typed ``TheEnum | str``.
+once per (enum, value) at WARNING on the ``mettl_async.models`` logger (see
+``_warnonce``). Model fields are therefore typed ``TheEnum | str``.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from enum import StrEnum
 from typing import Any, Final, Self, TypeVar
+
+from ._warnonce import WarnOnce
 
 __all__ = [
     "AccessType",
@@ -34,17 +35,15 @@ __all__ = [
     "VisualProctoringMode",
     "WebhookEventType",
     "enum_decoder",
+    "inline_decoder",
 ]
 
-logger = logging.getLogger("mettl_async")
 
-#: (enum name, value) pairs already reported, so each unknown value is logged once.
-_WARNED: set[tuple[str, str]] = set()
-#: Per enum, at most this many case/spacing variants are remembered for a fast match.
+#: Each unknown value is reported once, keyed by (enum name, value).
+_warn_once: Final = WarnOnce()
+#: Per decoder, at most this many case/spacing variants are remembered for a fast match:
+#: enough spellings for any real data, few enough for untrusted input.
 _SPELLINGS_LIMIT: Final = 256
-#: Past this many distinct unknown values (a webhook sender can invent any number),
-#: further ones are logged at DEBUG only, so the set cannot grow without bound.
-_WARN_LIMIT: Final = 1000
 
 
 def _fold(value: str) -> str:
@@ -100,23 +99,36 @@ def _make_decoder(cls: type[E]) -> Callable[[object], E | str | None]:
             if len(exact) < _SPELLINGS_LIMIT:
                 exact[text] = member
             return member
-        key = (name, text)
-        if key not in _WARNED:
-            level = logging.WARNING
-            if len(_WARNED) < _WARN_LIMIT:
-                _WARNED.add(key)
-            else:
-                level = logging.DEBUG
-            logger.log(
-                level,
-                "Mettl sent %s value %r, which this version does not know: "
-                "kept as a plain string (reported once)",
-                name,
-                text,
-            )
+        _warn_once(
+            (name, text),
+            "Mettl sent %s value %r, which this version does not know: "
+            "kept as a plain string (reported once)",
+            name,
+            text,
+        )
         return text
 
     return decode
+
+
+def inline_decoder(cls: type[E]) -> tuple[dict[Any, E | None], Callable[[Any], E | str | None]]:
+    """The decoder's common case, for generated code: ``known[v] if v in known else learn(v)``.
+
+    ``known`` maps each wire value (and ``None``) to its member; ``learn``
+    decodes anything else as :func:`enum_decoder` does (case-insensitively,
+    reporting unknown values once) and remembers each new spelling of a member
+    (``"EASY"`` for ``easy``) in ``known``. A fresh pair at each call.
+    """
+    decode = enum_decoder(cls)
+    known: dict[Any, E | None] = {None: None, **{member.value: member for member in cls}}
+
+    def learn(value: Any) -> E | str | None:
+        member = decode(value)
+        if isinstance(member, cls) and len(known) < _SPELLINGS_LIMIT:
+            known[value] = member
+        return member
+
+    return known, learn
 
 
 class AccessType(MettlEnum):

@@ -25,9 +25,12 @@
     │       ├── RateLimitError          E509, HTTP 429
     │       │   └── ThrottledError      still E509/429 at the end of the call's throttle_deadline
     │       └── ServerError             E503, E408, E000, HTTP 5xx
-    └── PaginationError             a listing could not be walked completely
-        ├── IncompleteListingError      fewer records than the server reported, or a page failed
-        └── RepeatedPageLinkError       the server sent the same next link twice
+    ├── PaginationError             a listing could not be walked completely
+    │   ├── IncompleteListingError      fewer records than the server reported, or a page failed
+    │   └── RepeatedPageLinkError       the server sent the same next link twice
+    └── RegistrationError           every chunk of a registration failed (more than one);
+                                    carries each one's error, and is also of the class they
+                                    share (a ServerError when each chunk got one)
 
 Messages name what failed and never contain the private key; URLs have ``asgn``
 redacted.
@@ -35,8 +38,9 @@ redacted.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, Self, cast
 
 __all__ = [
     "APIError",
@@ -53,6 +57,7 @@ __all__ = [
     "PaginationError",
     "PermissionDeniedError",
     "RateLimitError",
+    "RegistrationError",
     "RepeatedPageLinkError",
     "RequestError",
     "ResponseTooLargeError",
@@ -361,6 +366,72 @@ class IncompleteListingError(PaginationError):
 
 class RepeatedPageLinkError(PaginationError):
     """The server sent a next-page link it had already sent: following it would loop."""
+
+
+class RegistrationError(MettlError):
+    """Every chunk of one ``register_candidates`` call failed: no candidate got an answer.
+
+    ``register_candidates`` sends its candidates in chunks of 20, and raises
+    only when every chunk failed as a whole: the error itself when there was
+    one chunk, else this, carrying every chunk's error (``errors``, in the
+    order the chunks were sent; ``__cause__`` is the first).
+
+    It is also an instance of the most specific class those errors share, with
+    the first one's attributes: when every chunk got a :class:`ServerError`, it
+    is a :class:`ServerError` (``except ServerError`` catches it, and ``code``,
+    ``status`` and ``path`` are the first chunk's); when they differ, it is of
+    their common base (:class:`APIError`, :class:`RequestError`, ...).
+    """
+
+    #: Each chunk's error, in the order the chunks were sent.
+    errors: tuple[MettlError, ...]
+
+    def __new__(cls, errors: Sequence[MettlError]) -> Self:
+        # The class shared by every error, nearest first in the first one's MRO.
+        shared = next(
+            klass for klass in type(errors[0]).__mro__ if all(isinstance(e, klass) for e in errors)
+        )
+        return super().__new__(cast("type[Self]", _joining(shared)), errors)
+
+    def __init__(self, errors: Sequence[MettlError]) -> None:
+        first = errors[0]
+        # The first error's attributes (code, status, path, ...), as its class reads them.
+        self.__dict__.update({k: v for k, v in vars(first).items() if not k.startswith("__")})
+        self.errors = tuple(errors)
+        super(MettlError, self).__init__(self._summary())
+
+    def _summary(self) -> str:
+        by_text: dict[str, list[int]] = {}
+        for number, error in enumerate(self.errors, 1):
+            by_text.setdefault(str(error), []).append(number)
+        listed = "; ".join(
+            f"chunk{'s' if len(numbers) > 1 else ''} {', '.join(map(str, numbers))}: {text}"
+            for text, numbers in by_text.items()
+        )
+        return (
+            f"{len(self.errors)} chunks of the registration failed and no candidate got "
+            f"an answer: {listed}"
+        )
+
+    def __str__(self) -> str:
+        return self._summary()
+
+    def __repr__(self) -> str:
+        return f"RegistrationError(errors={self.errors!r})"
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (RegistrationError, (self.errors,))
+
+
+@functools.cache
+def _joining(shared: type[BaseException]) -> type[RegistrationError]:
+    """The RegistrationError that is also a ``shared`` (one class per shared class)."""
+    if issubclass(RegistrationError, shared):
+        return RegistrationError
+    namespace = {"__module__": __name__, "__qualname__": "RegistrationError"}
+    return cast(
+        "type[RegistrationError]", type("RegistrationError", (RegistrationError, shared), namespace)
+    )
 
 
 #: Mettl error code -> error class, checked before the HTTP status.

@@ -21,7 +21,7 @@ import collections
 import functools
 import hashlib
 from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import attrs
 
@@ -44,11 +44,9 @@ from ._paging import (
     record_of,
 )
 from ._protocol import Request
+from ._tracing import listing_scope
 
-if TYPE_CHECKING:
-    from ._streaming import ListingSpec
-
-__all__ = ["Fetch", "PageDecoder", "Walk", "walk_pages"]
+__all__ = ["Fetch", "ListingSpec", "PageDecoder", "Walk", "walk_pages"]
 
 Raw = RawRecord
 #: ``Transport.call_with``: send a request, read the answer with a decoder.
@@ -60,6 +58,29 @@ PageDecoder = Callable[..., dict[str, Any]]
 MAX_STALE_PAGES: Final = 3
 #: Repair pages read in a row without finding the chain's end before the walk gives up.
 MAX_SEEKS: Final = 8
+
+
+@attrs.frozen
+class ListingSpec:
+    """What to walk: the first request, where the records are, what identifies one."""
+
+    label: str  # for messages: "schedule 0x0x0x0x0x", "schedules of the account"
+    request: Request  # the first page; its params carry limit and offset
+    items_key: str  # "candidates", "schedules"
+    key_field: str | None  # "email", "accessKey"; None: no de-duplication
+    window: int  # pages fetched ahead; 1 follows the links one by one
+    #: New records appear at the start of this listing (its default sort: newest
+    #: first): the walk may then prove pages meet by their totals (see ``_coverage``).
+    #: Under another sort, a listing that grew during the walk is reported incomplete.
+    grows_at_front: bool = True
+
+    @property
+    def limit(self) -> int:
+        return int(self.request.params["limit"])
+
+    @property
+    def offset(self) -> int:
+        return int(self.request.params.get("offset", "0"))
 
 
 class Walk:
@@ -85,6 +106,7 @@ class Walk:
         self.tasks: set[asyncio.Task[Page[Raw]]] = set()
         self.held = 0  # page slots held by this walk
         self.coverage: Coverage | None = None
+        self.scope = listing_scope(spec.request, spec.items_key)  # its span, when traced
         # Pages are never parsed into dicts. A raw walk scans each page (each
         # record stays the bytes Mettl sent); a typed walk decodes it in one pass
         # into wire-named structs the garbage collector does not track. Pages
@@ -99,7 +121,8 @@ class Walk:
 
     async def fetch_page(self, url: str, params: dict[str, str], offset: int) -> Page[Raw]:
         request = Request("GET", url, params)
-        envelope = await self.fetch(request, self.decode)
+        with self.scope.current():
+            envelope = await self.fetch(request, self.decode)
         try:
             limit = int(params.get("limit", self.spec.limit))
             page = page_from_envelope(envelope, self.spec.items_key, offset=offset, limit=limit)
@@ -187,6 +210,8 @@ class Walk:
             self.slots.release()
 
     async def close(self) -> None:
+        self.scope.note("mettl.records", self.unique)
+        self.scope.close()
         pending = list(self.tasks)
         self.tasks.clear()
         for task in pending:

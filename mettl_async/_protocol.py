@@ -122,10 +122,6 @@ class PreparedRequest:
     #: The request's ``asgn``, so that any text shown about it can be cleaned of it.
     signature: str = attrs.field(default="", repr=False)
 
-    @property
-    def display_url(self) -> str:
-        return redact_url(self.url)
-
 
 def endpoint_url(base_url: str, api_version: str, path: str) -> str:
     """``https://api.mettl.com`` + ``v2`` + ``/schedules`` -> the URL that is signed."""
@@ -203,18 +199,40 @@ _ASGN: Final = re.compile(
     r"((?i:asgn)(?:\\?[\"']|%22)?\s*(?:=|:|%3[dDaA])\s*(?:\\?[\"']|%22)?)"
     r"(?:\\.|%(?!26|22)|[^&\s'\"<>#,;}\]\\%])*"
 )
+_ASGN_NAME: Final = re.compile("asgn", re.IGNORECASE)
 # A signature is about 44 characters; a shorter text is never treated as one.
 _MIN_SECRET: Final = 8
 _PERCENT: Final = re.compile(r"%[0-9A-F]{2}")
 
 
-def redact_url(text: str) -> str:
-    """Replace every ``asgn`` value in a URL, form body or any text with ``REDACTED``.
+def redact_url(url: object) -> str:
+    """``url`` (a ``str`` or a ``yarl.URL``) as text, its ``asgn`` value ``REDACTED``.
 
-    The parameter is found in every form a server might echo it: ``asgn=…``,
-    ``"asgn": "…"`` and ``'asgn': '…'``, ``asgn: …``, and URL-encoded.
+    Mettl's ``asgn`` signs a request: shown, it lets anyone replay that request
+    until Mettl's timestamp window closes. Any text is cleaned, not only a URL
+    (a form body, an error page), in every form a server might echo the
+    parameter: ``asgn=…``, ``"asgn": "…"`` and ``'asgn': '…'``, ``asgn: …``,
+    and URL-encoded. The rest (``ak``, the public key; ``ts``) is left as it is.
+
+    It is the ``url_filter`` to give the OpenTelemetry aiohttp-client
+    instrumentation, whose ``url.full`` would otherwise carry the signature
+    (its default redaction knows other services' signature parameters only)::
+
+        from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
+        from mettl_async import redact_url
+
+        AioHttpClientInstrumentor().instrument(url_filter=redact_url)
+
+    The spans :class:`MettlClient` makes itself are redacted already.
     """
-    return _ASGN.sub(r"\1REDACTED", text) if "asgn" in text.lower() else text
+    text = url if isinstance(url, str) else str(url)
+    first = _ASGN_NAME.search(text)
+    if first is None:
+        return text
+    # The pattern is slow to try at every position: start at the first "asgn", keeping
+    # the three characters its look-behinds read (``%26asgn``), so that matches are unchanged.
+    start = max(first.start() - 3, 0)
+    return text[:start] + _ASGN.sub(r"\1REDACTED", text[start:])
 
 
 def _spellings(secret: str) -> list[str]:

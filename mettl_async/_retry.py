@@ -15,7 +15,7 @@ from ._errors import (
     RateLimitError,
     ServerError,
 )
-from ._validation import is_finite_number, is_whole_number
+from ._numbers import is_finite_number, is_whole_number
 
 __all__ = ["RetryPolicy"]
 
@@ -35,7 +35,8 @@ class RetryPolicy:
     retries). The wait before retry *n* is uniform in
     ``[0, min(backoff_max, backoff_initial * 2**(n-1))]``, unless the server sent
     ``Retry-After``, which is obeyed up to ``retry_after_max`` seconds.
-    ``instant=True`` keeps every decision but waits zero seconds (for tests).
+    ``instant=True`` keeps every decision but waits zero seconds (for tests):
+    no backoff and no ``Retry-After``; the client's learned rate still paces it.
 
     What is retried: for GET and DELETE, connection failures, timeouts, rate
     limits, transient server errors (E503, E408, E000, HTTP 5xx) and unreadable
@@ -46,8 +47,10 @@ class RetryPolicy:
     up ``attempts``. A throttled call is tried again after the server's
     ``Retry-After`` (if any, up to ``retry_after_max``), at the client's learned
     rate, for as long as its deadline allows (:meth:`throttle_delay`).
-    ``instant=True`` also keeps the client from slowing down to a learned rate
-    (a ``requests_per_second`` ceiling still holds).
+    ``learn_rate=False`` keeps the client from slowing down to the rate it
+    learns from those refusals (a ``requests_per_second`` ceiling still
+    holds): for tests against a fake server that throttles on purpose, with
+    ``instant=True`` to retry at once. Real use wants the default, ``True``.
     """
 
     attempts: int = attrs.field(default=4)
@@ -55,6 +58,7 @@ class RetryPolicy:
     backoff_max: float = attrs.field(default=30.0, validator=_positive)
     retry_after_max: float = attrs.field(default=120.0, validator=_positive)
     instant: bool = False
+    learn_rate: bool = True
 
     @attempts.validator
     def _check_attempts(self, attribute: attrs.Attribute[int], value: int) -> None:

@@ -1,10 +1,13 @@
-"""The aiohttp adapter: sign -> send -> decode, with retries and concurrency limits.
+"""The aiohttp adapter: sign -> send -> decode, with retries, pacing and a size cap.
 
 This is the only client-side module that imports aiohttp. Everything it does
 to a request before sending (signing, encoding) and to an answer after reading
 it (envelope, error mapping) lives in the pure ``_protocol`` and ``_retry``
-modules; this module owns the session, the clock, the sleeps, the semaphore and
-the translation of aiohttp's and asyncio's exceptions into mettl-async's own.
+modules, and the rate math in the pure ``_ratelimit``. This module owns the
+session, the clock and its skew correction, the sleeps, the pacing of requests
+(:class:`_Pacer`: a slot among those in flight, then a turn at the rate), the
+reading of an answer up to ``max_response_bytes``, the client's stats, and the
+translation of aiohttp's and asyncio's exceptions into mettl-async's own.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import logging
 import platform
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import aiohttp
 import attrs
@@ -47,8 +50,13 @@ from ._protocol import (
 )
 from ._ratelimit import AdaptiveRate, RateChangeLog
 from ._retry import RetryPolicy
-from ._signing import SigningKey
+from ._tracing import AttemptHook, CallTrace, observer
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import TracerProvider
+
+    from ._config import ClientConfig
 
 __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "ClientStats", "Decoder", "Transport", "user_agent"]
 
@@ -71,7 +79,7 @@ class Decoder(Protocol[T_co]):
     ) -> T_co: ...
 
 
-logger = logging.getLogger("mettl_async")
+logger = logging.getLogger("mettl_async.http")
 
 #: A clock correction is applied only past this many seconds of disagreement.
 CLOCK_SKEW_THRESHOLD: Final = 60.0
@@ -189,46 +197,43 @@ class Transport:
 
     def __init__(
         self,
+        config: ClientConfig,
         *,
-        public_key: str,
-        key: SigningKey,
         session: aiohttp.ClientSession | None,
-        timeout: float,
-        max_in_flight: int,
-        requests_per_second: float | None,
-        retry: RetryPolicy,
-        clock: Callable[[], float],
-        correct_clock_skew: bool = True,
-        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
-        throttle_deadline: float | None = 600.0,
+        tracer_provider: TracerProvider | None = None,
+        on_request: AttemptHook | None = None,
+        on_response: AttemptHook | None = None,
     ) -> None:
-        self._public_key = public_key
-        self._max_response_bytes = max_response_bytes
-        self._key = key
+        self._public_key = config.public_key
+        self._max_response_bytes = config.max_response_bytes
+        self._key = config.key
         self._session = session
         self._owns_session = session is None
-        self._timeout = timeout
-        self._max_in_flight = max_in_flight
-        self._throttle_deadline = throttle_deadline
-        # One rate for everything this client sends. RetryPolicy(instant=True), for
+        self._timeout = config.timeout
+        self._max_in_flight = config.max_in_flight
+        self._throttle_deadline = config.throttle_deadline
+        retry = config.retry
+        # One rate for everything this client sends. RetryPolicy(learn_rate=False), for
         # tests, keeps the ceiling but never slows down to a learned rate.
         self._pacer = _Pacer(
             AdaptiveRate(
                 now=time.monotonic(),
-                ceiling=requests_per_second or None,
-                max_in_flight=max_in_flight,
-                learn=not retry.instant,
+                ceiling=config.requests_per_second or None,
+                max_in_flight=config.max_in_flight,
+                learn=retry.learn_rate,
             )
         )
         self._rate_log = RateChangeLog()
         self._retry = retry
-        self._clock = clock
+        self._clock = config.clock
         self._clock_offset = 0.0
-        self._correct_skew = correct_clock_skew
+        self._correct_skew = config.correct_clock_skew
         self._headers = {"Accept": "application/json", "User-Agent": user_agent()}
         self._closed = False
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # replaced in tests
-        self.stats = ClientStats(allowed_rate=requests_per_second or None)
+        self.stats = ClientStats(allowed_rate=config.requests_per_second or None)
+        # Spans and hooks (``_tracing``); None: neither, and no cost per call.
+        self._observer = observer(tracer_provider, on_request, on_response)
 
     @property
     def retry(self) -> RetryPolicy:
@@ -269,6 +274,18 @@ class Transport:
         ``decode`` runs inside each attempt, so an answer it cannot read is
         retried like any other unreadable answer.
         """
+        if self._observer is None:
+            return await self._call(request, decode, None)
+        trace = self._observer.call(request)
+        try:
+            result = await self._call(request, decode, trace)
+        except BaseException as error:
+            trace.finish(error)
+            raise
+        trace.finish(None)
+        return result
+
+    async def _call(self, request: Request, decode: Decoder[T], trace: CallTrace | None) -> T:
         session = self._get_session()
         timeout = aiohttp.ClientTimeout(total=request.timeout or self._timeout)
         retry = self._retry
@@ -285,7 +302,7 @@ class Transport:
                 self.stats.retries += 1
             try:
                 return await self._attempt(
-                    session, request, timeout, sent + 1, decode, not_after=not_after
+                    session, request, timeout, sent + 1, decode, not_after=not_after, trace=trace
                 )
             except _PastDeadline:
                 self.stats.retries -= 1  # this one never went
@@ -402,6 +419,7 @@ class Transport:
         decode: Decoder[T],
         *,
         not_after: float | None = None,
+        trace: CallTrace | None = None,
     ) -> T:
         stats = self.stats
         debug = logger.isEnabledFor(logging.DEBUG)
@@ -411,6 +429,8 @@ class Transport:
         try:
             # Signed once it may go: ts is fresh however long it waited for a slot.
             prepared = self.prepare(request)
+            if trace is not None:
+                trace.sending(prepared.url, attempt)
             started = time.perf_counter()
             stats.requests += 1
             stats.in_flight += 1
@@ -421,6 +441,8 @@ class Transport:
             except MettlError as error:
                 if isinstance(error, RequestError):
                     redact_error(error, prepared.signature)
+                if trace is not None:
+                    trace.answered(getattr(error, "status", None), error)
                 if debug:
                     self._log(prepared, attempt, started, None, type(error).__name__)
                 raise
@@ -452,10 +474,14 @@ class Transport:
             self._answered(sent_at, received_at, throttled=refused)
             if isinstance(error, TimestampError):
                 error.server_skew = server_clock_skew(date, now=self._clock())
+            if trace is not None:
+                trace.answered(status, error)
             if debug:
                 self._log(prepared, attempt, started, status, error.code or type(error).__name__)
             raise
         self._answered(sent_at, received_at, throttled=False)
+        if trace is not None:
+            trace.answered(status, None)
         if debug:
             self._log(prepared, attempt, started, status, "SUCCESS")
         return data

@@ -37,11 +37,12 @@ import attrs
 
 from ._closing import OpenIterations
 from ._errors import IncompleteListingError
-from ._paging import Page, RawRecord
-from ._protocol import Request
 from ._pagewalk import Fetch as Fetch  # where the client and _unpaged import them from
+from ._pagewalk import ListingSpec as ListingSpec
 from ._pagewalk import PageDecoder as PageDecoder
 from ._pagewalk import Walk, content_key, walk_pages
+from ._paging import Page, RawRecord
+from ._tracing import Scope
 
 __all__ = ["AccountResults", "Listing", "ListingSpec", "SchedulePage", "as_raw", "iterate"]
 
@@ -53,29 +54,6 @@ _content_key = content_key
 
 #: Schedules listed ahead of the account walk: two pages of the schedule listing.
 SCHEDULES_AHEAD: Final = 200
-
-
-@attrs.frozen
-class ListingSpec:
-    """What to walk: the first request, where the records are, what identifies one."""
-
-    label: str  # for messages: "schedule 0x0x0x0x0x", "schedules of the account"
-    request: Request  # the first page; its params carry limit and offset
-    items_key: str  # "candidates", "schedules"
-    key_field: str | None  # "email", "accessKey"; None: no de-duplication
-    window: int  # pages fetched ahead; 1 follows the links one by one
-    #: New records appear at the start of this listing (its default sort: newest
-    #: first): the walk may then prove pages meet by their totals (see ``_coverage``).
-    #: Under another sort, a listing that grew during the walk is reported incomplete.
-    grows_at_front: bool = True
-
-    @property
-    def limit(self) -> int:
-        return int(self.request.params["limit"])
-
-    @property
-    def offset(self) -> int:
-        return int(self.request.params.get("offset", "0"))
 
 
 class Listing(Generic[T]):
@@ -178,6 +156,9 @@ class Listing(Generic[T]):
             if held is None:  # cannot happen by construction; a consumer still needs the mark
                 held = Page[Raw]([], walk.frontier, self._spec.limit)
             yield attrs.evolve(held, is_last=True)
+        except BaseException as exc:
+            walk.scope.fail(exc)
+            raise
         finally:
             try:
                 await walk.close()
@@ -361,8 +342,10 @@ class AccountResults(Generic[T, U]):
             await queue.put(_DONE)
 
         self._iterations.begin()
-        lister = asyncio.ensure_future(list_schedules())
-        feeder = asyncio.ensure_future(feed())
+        scope = Scope("mettl.account_results")  # the parent of the walks' spans, when traced
+        with scope.current():
+            lister = asyncio.ensure_future(list_schedules())
+            feeder = asyncio.ensure_future(feed())
         try:
             while True:
                 item = await queue.get()
@@ -378,6 +361,7 @@ class AccountResults(Generic[T, U]):
             try:
                 await asyncio.gather(*tasks, return_exceptions=True)
             finally:
+                scope.close()
                 self._iterations.end()
 
 

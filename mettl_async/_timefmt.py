@@ -11,34 +11,41 @@ Three shapes appear in the articles:
 
 Decoding never fails: an empty text (article 16 sends ``"lastResponseTime": ""``)
 gives ``None`` silently; an unknown zone abbreviation or a text in no known
-shape gives ``None`` and one WARNING on the ``mettl_async`` logger (once per
-abbreviation, once per text). The original text stays in the model's ``raw``
-mapping. ``strptime`` is not used: it is about ten times slower than slicing a
-fixed layout, and it cannot read zone abbreviations other than UTC/GMT.
+shape gives ``None`` and one WARNING on the ``mettl_async.models`` logger (once per
+abbreviation, once per text; see ``_warnonce``). The original text stays in the
+model's ``raw`` mapping. ``strptime`` is not used: it is about ten times slower
+than slicing a fixed layout, and it cannot read zone abbreviations other than UTC/GMT.
+
+The timestamp fast path (the fixed layout every example uses) is written once,
+as source (:func:`timestamp_fast_path`): :func:`parse_timestamp` is compiled from
+it, and the converter's generated readers inline the same lines.
 """
 
 from __future__ import annotations
 
-import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 from types import MappingProxyType
 from typing import Any, Final
 
+from ._codegen import compile_function
+from ._warnonce import WarnOnce
+
 __all__ = [
-    "INLINE_TIMESTAMP_NAMES",
+    "TIMESTAMP_NAMES",
     "ZONES",
     "format_date",
     "format_time",
     "format_timestamp",
-    "inline_timestamp_source",
     "parse_date",
     "parse_time",
     "parse_timestamp",
+    "timestamp_fast_path",
 ]
 
-logger = logging.getLogger("mettl_async")
+#: Each unreadable text, unknown zone or odd value is reported once.
+_warn_once: Final = WarnOnce()
 
 _MONTH_NAMES: Final = (
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -110,22 +117,6 @@ _ZONE_TABLE: Final[dict[str, timezone]] = {
 #: The zone abbreviations understood in timestamps, each with its fixed offset.
 ZONES: Final[Mapping[str, tzinfo]] = MappingProxyType(_ZONE_TABLE)
 
-# Past this many distinct reports, further ones go to DEBUG (input is untrusted).
-_WARN_LIMIT: Final = 1000
-_warned: set[str] = set()
-
-
-def _warn_once(key: str, message: str, *args: object) -> None:
-    if key in _warned:
-        return
-    level = logging.WARNING
-    if len(_warned) < _WARN_LIMIT:
-        _warned.add(key)
-    else:
-        level = logging.DEBUG
-    logger.log(level, message, *args)
-
-
 # The slow path: optional weekday, 1-2 digit day, month name, year, h:mm[:ss], zone.
 _TIMESTAMP_RE: Final = re.compile(
     r"\s*(?:[A-Za-z]{3,9},?\s+)?(\d{1,2})\s+([A-Za-z]{3})[A-Za-z]*\.?\s+(\d{4})"
@@ -156,6 +147,8 @@ def _zone_for(text: str) -> tzinfo | None:
 
 # "18 Feb 2022" -> date, for the fast path; cleared when full (input is untrusted).
 _DAYS_SEEN: dict[str, date] = {}
+# Where the day sits in the fixed layout: "Tue, [08 Feb 2022] 11:13:55 GMT".
+_DAY_AT: Final = slice(5, 16)
 _DAYS_SEEN_LIMIT: Final = 4096
 _combine: Final = datetime.combine
 _time_of_day: Final = time.fromisoformat
@@ -172,25 +165,47 @@ def _remember_day(text: str) -> date:
     return day
 
 
-def parse_timestamp(text: object) -> datetime | None:
-    """``"Tue, 08 Feb 2022 11:13:55 GMT"`` -> an aware ``datetime``; ``None`` if unreadable.
+def timestamp_fast_path(target: str, text: str) -> list[str]:
+    """:func:`parse_timestamp`'s fast path, as lines of code (four spaces in): its one text.
 
-    ``None`` and ``""`` give ``None`` silently; an unknown zone abbreviation or
-    an unreadable text gives ``None`` and one WARNING. A ``datetime`` is
-    returned unchanged.
+    The lines set ``target`` to what :func:`parse_timestamp` returns for the
+    value named ``text``: the fixed layout every example uses (``"Tue, 08 Feb
+    2022 11:13:55 GMT"``), its date part from a cache (a page's records share a
+    few days), its time of day from the C parser; anything else (a day not yet
+    cached, another layout, a value that is no text) goes to ``_other``. Run
+    with :data:`TIMESTAMP_NAMES` in the namespace. :func:`parse_timestamp` is
+    compiled from these lines; code generated elsewhere that reads many
+    timestamps (``_convert``'s lazy readers) inlines them: a call less per read.
+    """
+    day = f"{text}[{_DAY_AT.start}:{_DAY_AT.stop}]"
+    return [
+        "    try:",
+        f"        if {text}[25] == ' ' and {text}[19] == ':' and {text}[22] == ':':",
+        f"            {target} = _combine(",
+        f"                _days[{day}], _time_of_day({text}[17:25]), _zones[{text}[26:]]",
+        "            )",
+        "        else:",
+        f"            {target} = _other({text})",
+        "    except (TypeError, IndexError, KeyError, ValueError):",
+        f"        {target} = _other({text})",
+    ]
+
+
+def _parse_other_timestamp(text: object) -> datetime | None:
+    """What the fast path does not take: a new day, another layout, ``None``, a non-text.
+
+    The fast path only reads the cache of days: a day it has not seen is remembered
+    here (if it is one), and the fast path tried again.
     """
     if isinstance(text, str):
-        # The fixed layout every example uses ("Tue, 08 Feb 2022 11:13:55 GMT"):
-        # the date part comes from a cache (a page's records share a few days),
-        # the time of day from the C parser. Anything else takes the slow path.
-        try:
-            if text[25] == " " and text[19] == ":" and text[22] == ":":
-                day = _DAYS_SEEN.get(text[5:16])
-                if day is None:
-                    day = _remember_day(text[5:16])
-                return _combine(day, _time_of_day(text[17:25]), _ZONE_TABLE[text[26:]])
-        except (IndexError, KeyError, ValueError):
-            pass
+        day = text[_DAY_AT]
+        if day and day not in _DAYS_SEEN:
+            try:
+                _remember_day(day)
+            except (IndexError, KeyError, ValueError):
+                pass
+            else:  # the fast path again, the day known now
+                return parse_timestamp(text)
         return _parse_timestamp_slowly(text)
     if text is None or isinstance(text, datetime):
         return text
@@ -198,31 +213,28 @@ def parse_timestamp(text: object) -> datetime | None:
     return None
 
 
-#: The names :func:`inline_timestamp_source`'s lines use.
-INLINE_TIMESTAMP_NAMES: Final[Mapping[str, Any]] = MappingProxyType(
-    {"_combine": _combine, "_time_of_day": _time_of_day, "_days": _DAYS_SEEN, "_zones": _ZONE_TABLE}
+#: The names :func:`timestamp_fast_path`'s lines use.
+TIMESTAMP_NAMES: Final[Mapping[str, Any]] = MappingProxyType(
+    {
+        "_combine": _combine,
+        "_time_of_day": _time_of_day,
+        "_days": _DAYS_SEEN,
+        "_zones": _ZONE_TABLE,
+        "_other": _parse_other_timestamp,
+    }
 )
 
+parse_timestamp: Final[Callable[[object], datetime | None]] = compile_function(
+    "parse_timestamp",
+    ["def parse_timestamp(text):", *timestamp_fast_path("value", "text"), "    return value"],
+    {"__name__": __name__, **TIMESTAMP_NAMES},
+    doc="""``"Tue, 08 Feb 2022 11:13:55 GMT"`` -> an aware ``datetime``; ``None`` if unreadable.
 
-def inline_timestamp_source(target: str, text: str, parse: str) -> list[str]:
-    """:func:`parse_timestamp`'s fast path as lines of generated code (four spaces in).
-
-    For code generated elsewhere that reads many timestamps (``_convert``'s lazy
-    ones: a call less per read): the same conditions, the same cache of days and
-    zone table as above, and ``parse`` (:func:`parse_timestamp`) for anything
-    else. Run with :data:`INLINE_TIMESTAMP_NAMES` in its namespace.
-    """
-    return [
-        "    try:",
-        f"        if {text}[25] == ' ' and {text}[19] == ':' and {text}[22] == ':':",
-        f"            {target} = _combine(",
-        f"                _days[{text}[5:16]], _time_of_day({text}[17:25]), _zones[{text}[26:]]",
-        "            )",
-        "        else:",
-        f"            {target} = {parse}({text})",
-        "    except (TypeError, IndexError, KeyError, ValueError):",
-        f"        {target} = {parse}({text})",
-    ]
+    ``None`` and ``""`` give ``None`` silently; an unknown zone abbreviation or
+    an unreadable text gives ``None`` and one WARNING. A ``datetime`` is
+    returned unchanged.
+    """,
+)
 
 
 def _parse_timestamp_slowly(text: str) -> datetime | None:

@@ -54,7 +54,7 @@ def fake(server: FakeMettlServer) -> FakeMettl:
 
 @pytest.fixture
 async def client(server: FakeMettlServer) -> AsyncIterator[MettlClient]:
-    """A client of the fake server, with instant retries."""
+    """A client of the fake server, with instant retries and no rate learning."""
     async with server.client() as mettl:
         yield mettl
 

@@ -23,7 +23,7 @@ from mettl_async._convert import candidate_result_from_wire, instance_from_wire,
 from mettl_async._protocol import Request
 from mettl_async._registration import registration_outcomes
 from mettl_async._unpaged import UnpagedListing
-from mettl_async._validation import image_problems, sniff_image, support_number_problems
+from mettl_async._uploads import image_problems, sniff_image, support_number_problems
 from mettl_async.testing import FakeMettl, FakeMettlServer
 
 from .conftest import load_json

@@ -170,6 +170,37 @@ def test_bad_flags_exit_2() -> None:
     assert run_cli("export", "-o", "x").returncode == EXIT_USAGE  # --all or --access-key
 
 
+def test_the_bare_command_lists_every_command_with_an_example() -> None:
+    """``mettl-async`` alone: each command with its one line, examples, exit 2."""
+    result = run_cli()
+    assert result.returncode == EXIT_USAGE
+    for command in ("export", "sync", "webhooks", "demo", "fake-server", "account"):
+        assert re.search(rf"^ +{command}\b", result.stderr, re.MULTILINE), command
+    assert "mettl-async export --all --output results.jsonl" in result.stderr
+    assert "the following arguments are required" not in result.stderr
+
+
+def test_a_command_group_alone_lists_its_commands() -> None:
+    result = run_cli("webhooks")
+    assert result.returncode == EXIT_USAGE
+    assert re.search(r"^ +listen\b", result.stderr, re.MULTILINE)
+    assert "example: mettl-async webhooks listen" in result.stderr
+
+
+def test_export_alone_names_everything_it_needs_with_an_example() -> None:
+    """argparse alone named only --output; --all / --access-key are needed as much."""
+    result = run_cli("export")
+    assert result.returncode == EXIT_USAGE
+    assert "needs --all or --access-key KEY, and --output PATH" in result.stderr
+    assert "example: mettl-async export --all --output results.jsonl" in result.stderr
+
+
+def test_the_help_lists_every_exit_code() -> None:
+    out = run_cli("--help").stdout
+    for code in ("0", "1", "2", "3", "4", "130", "143"):
+        assert re.search(rf"^  {code} +\S", out, re.MULTILINE), code
+
+
 def test_missing_keys_exit_2_naming_the_variable(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("METTL_")}
     result = subprocess.run(
@@ -304,3 +335,36 @@ def test_the_standalone_fake_refuses_the_same_numbers() -> None:
     ):
         with pytest.raises(ValueError, match=f"^{flag} expects"):
             fake_from_arguments(parser.parse_args(argv))
+
+
+@pytest.mark.parametrize(
+    ("env", "argv", "names"),
+    [
+        ({}, ["account", "show"], ["METTL_PUBLIC_KEY", "METTL_PRIVATE_KEY"]),
+        (
+            {"METTL_PUBLIC_KEY": "p", "METTL_PRIVATE_KEY": "k"},
+            ["account", "show", "--base-url", "https://api.mettl.com/v2"],
+            ["--base-url", "METTL_BASE_URL", "https://api.mettl.com"],
+        ),
+        (
+            {"METTL_PUBLIC_KEY": "p", "METTL_PRIVATE_KEY": "k", "METTL_BASE_URL": "ftp://x"},
+            ["schedules", "list"],
+            ["--base-url", "METTL_BASE_URL"],
+        ),
+    ],
+    ids=["no keys", "a base URL ending in /v2", "not http"],
+)
+def test_configuration_errors_name_flags_and_variables_not_python_keywords(
+    env: dict[str, str], argv: list[str], names: list[str]
+) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("METTL_")}
+    result = subprocess.run(
+        [sys.executable, "-m", "mettl_async", *argv],
+        capture_output=True, text=True, env={**clean, **env}, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == EXIT_USAGE, result.stderr
+    for name in names:
+        assert name in result.stderr
+    assert not re.search(r"\b[a-z_]+=(?!\S)|base_url|api_version|public_key", result.stderr), (
+        result.stderr
+    )

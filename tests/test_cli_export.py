@@ -25,6 +25,7 @@ import pytest
 
 from mettl_async.cli.entry import EXIT_OK, EXIT_USAGE, main
 from mettl_async.export import ExportOptions, export_results, neutralize
+from mettl_async.export.journal import CHECKPOINT_VERSION
 from mettl_async.testing import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, FakeMettl, FakeMettlServer
 from mettl_async.testing.data import FakeAccount
 
@@ -102,7 +103,7 @@ async def test_leftovers_of_a_run_that_wrote_nothing_do_not_block_the_next(
     output = tmp_path / "r.jsonl"
     (tmp_path / "r.jsonl.partial").write_bytes(data)
     options = ExportOptions(output=output)
-    header = {"mettl-async-export": 2, **options.identity()}
+    header = {"mettl-async-export": CHECKPOINT_VERSION, **options.identity()}
     (tmp_path / "r.jsonl.checkpoint").write_bytes(orjson.dumps(header) + b"\n")
     async with server.client() as client:
         summary = await export_results(client, options)
@@ -312,7 +313,9 @@ async def test_an_interruption_before_anything_was_written_leaves_nothing(
 
 @pytest.mark.slow
 async def test_a_second_export_to_the_same_path_exits_2_naming_the_first(tmp_path: Path) -> None:
-    fake = FakeMettl(account=FakeAccount(SIZES, seed=21), latency=0.05)
+    # Slow from the start: the first export cannot finish, however loaded the machine,
+    # before the others have been refused (its lock and .partial come before any request).
+    fake = FakeMettl(account=FakeAccount(SIZES, seed=21), latency=2.0)
     async with FakeMettlServer(fake) as slow:
         output = tmp_path / "r.jsonl"
         first = await asyncio.create_subprocess_exec(
@@ -321,7 +324,6 @@ async def test_a_second_export_to_the_same_path_exits_2_naming_the_first(tmp_pat
         )  # fmt: skip
         try:
             await until(lambda: (tmp_path / "r.jsonl.partial").exists())
-            fake.latency = 2.0  # the first export runs on, slowly, while the others try
             for again in ([], ["--overwrite"], ["--resume"]):
                 code, _, err = await cli("export", "--all", "-o", str(output), *again,
                                          env=env_for(slow))  # fmt: skip

@@ -43,8 +43,8 @@ async def test_listen_writes_one_line_per_accepted_event_and_stops_cleanly(
             assert response.status == 400
         code, stderr = await stop(process, sig)
     assert code == 0
-    assert "1 events written" in stderr
-    assert "1 duplicates, 2 refused" in stderr
+    assert "1 event written" in stderr
+    assert "1 duplicate, 2 refused" in stderr
     (line,) = output.read_bytes().splitlines()
     record = orjson.loads(line)
     assert record["event_type"] == "gradedAssessment"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -16,6 +17,7 @@ from mettl_async import (
     RetryPolicy,
     signature,
 )
+from mettl_async._config import ClientOptions
 
 PUBLIC = "pub-key-123456789"
 PRIVATE = "very-secret-private-key"
@@ -70,6 +72,29 @@ def test_from_env_names_the_missing_variable(environ: dict[str, str], named: str
 def test_bad_configuration_is_refused_clearly(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         MettlClient(PUBLIC, PRIVATE, **kwargs)
+    # from_env hands its options to the same checks, with the same messages
+    with pytest.raises(ConfigurationError, match=message):
+        MettlClient.from_env(
+            environ={"METTL_PUBLIC_KEY": PUBLIC, "METTL_PRIVATE_KEY": PRIVATE}, **kwargs
+        )
+
+
+def test_from_env_takes_every_option_of_the_constructor() -> None:
+    """``from_env``'s typed options are the constructor's keywords, each passed through."""
+    keywords = {
+        name
+        for name, parameter in inspect.signature(MettlClient).parameters.items()
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+    assert set(ClientOptions.__annotations__) == keywords
+    client = MettlClient.from_env(
+        environ={"METTL_PUBLIC_KEY": PUBLIC, "METTL_PRIVATE_KEY": PRIVATE},
+        api_version="v3",
+        max_in_flight=3,
+        retry=RetryPolicy.never(),
+    )
+    assert (client.api_version, client.max_in_flight) == ("v3", 3)
+    assert client._transport.retry == RetryPolicy.never()
 
 
 def test_empty_keys_are_refused() -> None:
@@ -82,6 +107,7 @@ def test_empty_keys_are_refused() -> None:
 def test_repr_shows_no_private_key() -> None:
     client = MettlClient(PUBLIC, PRIVATE)
     assert PRIVATE not in repr(client)
+    assert PRIVATE not in repr(client._config)
     assert repr(client) == (
         "MettlClient(public_key='pub-key-…', base_url='https://api.mettl.com', api_version='v2')"
     )

@@ -21,12 +21,17 @@ from mettl_async import (
     AuthenticationError,
     CandidateRegistration,
     CandidateResult,
+    ClientClosedError,
     FilePart,
     IncompleteListingError,
     InvalidRequestError,
     MettlClient,
+    MettlConnectionError,
+    MettlError,
     NotFoundError,
     PermissionDeniedError,
+    RegistrationError,
+    RequestError,
     Schedule,
     ScheduleFilter,
     ScheduleSettings,
@@ -38,6 +43,8 @@ from mettl_async import (
     WhiteLabel,
 )
 from mettl_async._paging import RawRecord
+from mettl_async._protocol import Request
+from mettl_async._registration import register_in_chunks
 from mettl_async.testing import FakeMettl, FakeMettlServer
 from mettl_async.testing.data import FakeAccount
 
@@ -642,10 +649,54 @@ async def test_when_every_chunk_fails_the_error_is_raised(
     """No candidate got an answer: the failure is raised, like any other method's."""
     key = fake.account.schedules[0].access_key
     fake.add_fault("http500", path=f"/schedules/{key}/candidates", method="POST", times=2)
-    with pytest.raises(ServerError):
+    with pytest.raises(ServerError) as caught:
         await client.register_candidates(key, [person(i) for i in range(40)])
-    with pytest.raises(NotFoundError):
+    assert isinstance(caught.value, RegistrationError)  # both chunks' errors, still a ServerError
+    assert [(type(e), e.code) for e in caught.value.errors] == [(ServerError, "E000")] * 2
+    with pytest.raises(NotFoundError) as one:
         await client.register_candidates("nope", [person(1)])
+    assert not isinstance(one.value, RegistrationError)  # one chunk: its error as itself
+
+
+async def test_when_every_chunk_fails_differently_every_failure_is_raised(
+    client: MettlClient, fake: FakeMettl
+) -> None:
+    """Two chunks, two different failures: one error carries both, not only the first."""
+    key = fake.account.schedules[0].access_key
+    path = f"/schedules/{key}/candidates"
+    fake.add_fault("http500", path=path, method="POST")
+    fake.add_fault("drop", path=path, method="POST")
+    with pytest.raises(MettlError) as caught:
+        await client.register_candidates(key, [person(i) for i in range(40)])
+    error = caught.value
+    assert isinstance(error, RegistrationError)
+    assert isinstance(error, RequestError)  # the class both failures share
+    assert not isinstance(error, ServerError | MettlConnectionError)
+    assert {type(e) for e in error.errors} == {ServerError, MettlConnectionError}
+    assert error.__cause__ is error.errors[0]
+    assert all(str(e) in str(error) for e in error.errors)
+
+
+async def test_what_escapes_the_chunks_is_raised_every_one() -> None:
+    """A closed client fails every chunk: one error carries each; a bug stays itself."""
+    url = "https://api.mettl.com/v2/schedules/key/candidates"
+    people = [CandidateRegistration(fields=person(i)) for i in range(40)]
+
+    async def closed(request: Request) -> dict[str, Any]:
+        raise ClientClosedError("this MettlClient is closed")
+
+    async def bug(request: Request) -> dict[str, Any]:
+        raise TypeError("a bug")
+
+    with pytest.raises(ClientClosedError) as caught:
+        await register_in_chunks(closed, url, people, {})
+    assert isinstance(caught.value, RegistrationError)
+    assert len(caught.value.errors) == 2
+    with pytest.raises(TypeError):
+        await register_in_chunks(bug, url, people[:20], {})
+    with pytest.raises(ExceptionGroup) as group:
+        await register_in_chunks(bug, url, people, {})
+    assert [type(e) for e in group.value.exceptions] == [TypeError, TypeError]
 
 
 async def test_register_candidates_sends_the_optional_parameters(

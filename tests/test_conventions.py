@@ -168,3 +168,28 @@ async def test_a_base_url_ending_with_v2_exits_2_saying_what_to_use(
     assert code == 2
     assert f"use '{server.base_url}'" in capsys.readouterr().err
     logging.getLogger().handlers.clear()  # --debug configured the root logger
+
+
+#: The loggers the README documents; every module logs on one of them.
+DOCUMENTED_LOGGERS = {
+    "mettl_async.http",
+    "mettl_async.models",
+    "mettl_async.webhooks",
+    "mettl_async.sync",
+    "mettl_async.testing",
+}
+
+
+def test_every_logger_is_one_the_readme_documents() -> None:
+    import re
+    from pathlib import Path
+
+    import mettl_async
+
+    package = Path(mettl_async.__file__).parent
+    readme = (package.parent / "README.md").read_text(encoding="utf-8")
+    for path in package.rglob("*.py"):
+        for name in re.findall(r"getLogger\((.*?)\)", path.read_text(encoding="utf-8")):
+            assert name.strip("\"'") in DOCUMENTED_LOGGERS, f"{path}: getLogger({name})"
+    for name in DOCUMENTED_LOGGERS - {"mettl_async.testing"}:
+        assert f"`{name}`" in readme, name

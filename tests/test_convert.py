@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, time
 from typing import Any
 
+import attrs
 import cattrs
 import orjson
 import pytest
@@ -39,15 +40,18 @@ from mettl_async import (
     VisualProctoringMode,
     VisualProctoringOptions,
     WebProctoring,
+    parse_webhook_event,
 )
 from mettl_async._convert import (
     candidate_result_from_wire,
     converter,
+    records,
     structure,
     to_json,
     unstructure,
 )
-from mettl_async._models import wire_names
+from mettl_async._convert.lazy import install_lazy_attributes
+from mettl_async._models import TestResult, TestStatus, wire_names
 
 from .conftest import load_json
 
@@ -197,6 +201,72 @@ def test_structure_of_the_wrong_shape_is_a_validation_error() -> None:
     """A string where an object belongs raises ValidationError, naming the class."""
     with pytest.raises(ValidationError, match="Schedule"):
         structure({"access": "everyone"}, Schedule)
+
+
+def _broken_hook(value: Any) -> Any:
+    raise RuntimeError("a bug in a hook")
+
+
+@attrs.define
+class _Buggy:
+    """Classes whose structuring has a bug (not the data's fault)."""
+
+    value: Any = attrs.field(converter=lambda value: value.no_such_attribute)
+
+
+@attrs.define
+class _Broken:
+    value: Any = attrs.field(converter=_broken_hook)
+
+
+def test_a_bug_in_structuring_is_not_reported_as_bad_data() -> None:
+    """Only the errors that mean "not Mettl's shape" become ValidationError; a bug surfaces."""
+    with pytest.raises(AttributeError, match="no_such_attribute"):
+        structure({"value": 1}, _Buggy)
+    with pytest.raises(RuntimeError, match="a bug in a hook"):
+        structure({"value": 1}, _Broken)
+
+
+def test_a_bug_in_reading_a_schedule_is_not_reported_as_bad_data(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """schedule_from_wire: a data error is a ValidationError, anything else propagates."""
+
+    def broken(data: Any, cls: type) -> Any:
+        raise RuntimeError("a bug")
+
+    def refused(data: Any, cls: type) -> Any:
+        raise TypeError("a string where an object belongs")
+
+    monkeypatch.setattr(records, "_structure_schedule", broken)
+    with pytest.raises(RuntimeError, match="a bug"):
+        records.schedule_from_wire({"accessKey": "k"})
+    monkeypatch.setattr(records, "_structure_schedule", refused)
+    with pytest.raises(ValidationError, match="Schedule"):
+        records.schedule_from_wire({"accessKey": "k"})
+
+
+@pytest.mark.parametrize("sent", [["Name"], "Name", 7])
+def test_a_mapping_of_the_wrong_json_type_is_a_validation_error(sent: Any) -> None:
+    """A webhook's registrationDetails that is no object is bad data, not a crash."""
+    payload = {**load_json("samples/article13_webhook_graded_assessment.json")}
+    payload["registrationDetails"] = sent
+    with pytest.raises(ValidationError, match="a JSON object, not"):
+        parse_webhook_event(payload)
+
+
+def test_lazy_attributes_are_installed_once() -> None:
+    """The installation is explicit and idempotent: a second call changes nothing."""
+    before = {name: TestStatus.__dict__[name] for name in ("start_time", "analysis", "raw")}
+    marks = TestResult.__dict__["section_marks"]
+    install_lazy_attributes()
+    assert {name: TestStatus.__dict__[name] for name in before} == before
+    assert TestResult.__dict__["section_marks"] is marks
+    assert isinstance(marks, property)
+    result = candidate_result_from_wire(
+        load_json("samples/article16_candidate_completed.json")["candidates"][0]
+    )
+    assert result.test_status.start_time is not None
 
 
 def test_unstructure_takes_models_only() -> None:

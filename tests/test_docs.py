@@ -26,3 +26,12 @@ def test_every_page_is_in_the_table_of_contents() -> None:
     for page in DOCS.glob("*.rst"):
         if page.stem != "index":
             assert f"   {page.stem}\n" in index, page.name
+
+
+def test_every_method_of_the_client_is_in_its_article_group() -> None:
+    """docs/client.rst lists MettlClient's methods by article, one by one: a new method
+    must be placed in its group, or it would be missing from the reference."""
+    text = (DOCS / "client.rst").read_text(encoding="utf-8")
+    listed = set(re.findall(r"^\.\. auto(?:method|property):: MettlClient\.(\w+)", text, re.M))
+    public = {name for name in dir(mettl_async.MettlClient) if not name.startswith("_")}
+    assert public - listed == set(), f"add to docs/client.rst: {sorted(public - listed)}"

@@ -74,7 +74,7 @@ FINISH_MODES = [
 @pytest.fixture
 def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forget which unknown values were already reported, so a test sees its own warnings."""
-    monkeypatch.setattr(_enums, "_WARNED", set())
+    monkeypatch.setattr(_enums._warn_once, "seen", set())
 
 
 @pytest.mark.parametrize("member", MEMBERS, ids=lambda m: f"{type(m).__name__}.{m.name}")
@@ -142,7 +142,7 @@ def test_unknown_value_is_kept_as_text_and_reported_once(
     warnings = [r for r in caplog.records if "Archived" in r.getMessage()]
     assert len(warnings) == 1
     assert warnings[0].levelno == logging.WARNING
-    assert warnings[0].name == "mettl_async"
+    assert warnings[0].name == "mettl_async.models"
     assert "TestState" in warnings[0].getMessage()
 
 
@@ -166,10 +166,10 @@ def test_warnings_stop_growing_past_the_limit(
     fresh_warnings: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A sender inventing endless values cannot grow memory without bound; they go to DEBUG."""
-    monkeypatch.setattr(_enums, "_WARN_LIMIT", 2)
+    monkeypatch.setattr(_enums._warn_once, "limit", 2)
     with caplog.at_level(logging.DEBUG, logger="mettl_async"):
         for value in ("a1", "a2", "a3"):
             assert TestState.parse(value) == value
     levels = [r.levelno for r in caplog.records]
     assert levels == [logging.WARNING, logging.WARNING, logging.DEBUG]
-    assert len(_enums._WARNED) == 2
+    assert len(_enums._warn_once.seen) == 2

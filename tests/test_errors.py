@@ -120,3 +120,33 @@ def test_errors_with_their_own_fields_survive_pickling() -> None:
     assert (type(back), back.deadline, back.code, back.attempts) == (ThrottledError, 5.0, "E509", 3)
     back_large = pickle.loads(pickle.dumps(too_large))
     assert (back_large.limit, back_large.path) == (10, "/v2/schedules")
+
+
+def test_a_registration_error_is_of_the_class_its_errors_share_and_survives_pickling() -> None:
+    from mettl_async import (
+        AuthenticationError,
+        RegistrationError,
+        ServerError,
+        ThrottledError,
+    )
+
+    down = ServerError("down", method="POST", path="/v2/schedules/k/candidates", code="E000")
+    again = ServerError("still down", method="POST", path="/v2/schedules/k/candidates")
+    refused = AuthenticationError("bad signature", code="E401")
+    same = RegistrationError([down, again])
+    assert isinstance(same, ServerError)
+    assert (same.code, same.path, same.errors) == ("E000", down.path, (down, again))
+    mixed = RegistrationError([down, refused])
+    assert isinstance(mixed, APIError)
+    assert not isinstance(mixed, ServerError | AuthenticationError)
+    assert "E000 down" in str(mixed)
+    assert "E401 bad signature" in str(mixed)
+    slow = RegistrationError([ThrottledError("refused", deadline=5.0)] * 2)
+    for error in (same, mixed, slow):
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is type(error)
+        assert (str(back), [str(e) for e in back.errors]) == (
+            str(error),
+            [str(e) for e in error.errors],
+        )
+    assert pickle.loads(pickle.dumps(slow)).deadline == 5.0

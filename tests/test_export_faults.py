@@ -403,7 +403,9 @@ async def _interrupted(server: FakeMettlServer, output: Path) -> None:
     fault = server.fake.add_fault(
         "E503", times=1000, path=f"/schedules/{big.access_key}/candidates", params={"offset": "200"}
     )
-    async with server.client(retry=RetryPolicy(attempts=2, instant=True)) as client:
+    async with server.client(
+        retry=RetryPolicy(attempts=2, instant=True, learn_rate=False)
+    ) as client:
         with pytest.raises(IncompleteListingError):
             await export_results(client, ExportOptions(output=output))
     server.fake.faults.remove(fault)

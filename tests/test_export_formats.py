@@ -93,7 +93,9 @@ async def test_a_registered_format_exports_and_resumes(
     )
     output = tmp_path / "resumed.txt"
     options = ExportOptions(output=output, format=emails_format)
-    async with account_server.client(retry=RetryPolicy(attempts=2, instant=True)) as client:
+    async with account_server.client(
+        retry=RetryPolicy(attempts=2, instant=True, learn_rate=False)
+    ) as client:
         with pytest.raises(IncompleteListingError):
             await export_results(client, options)
     assert not output.exists()

@@ -187,7 +187,7 @@ async def hostile() -> AsyncIterator[tuple[Hostile, str]]:
 
 
 def _client(base_url: str, **kwargs: Any) -> MettlClient:
-    kwargs.setdefault("retry", RetryPolicy(attempts=3, instant=True))
+    kwargs.setdefault("retry", RetryPolicy(attempts=3, instant=True, learn_rate=False))
     return MettlClient("public", "private", base_url=base_url, **kwargs)
 
 

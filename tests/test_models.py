@@ -396,8 +396,8 @@ def test_performance_category_is_read_in_both_places() -> None:
 @pytest.fixture
 def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forget values and zones already reported by earlier tests."""
-    monkeypatch.setattr(_enums, "_WARNED", set())
-    monkeypatch.setattr(_timefmt, "_warned", set())
+    monkeypatch.setattr(_enums._warn_once, "seen", set())
+    monkeypatch.setattr(_timefmt._warn_once, "seen", set())
 
 
 def test_unknown_field_enum_value_and_zone_decode_and_warn_once(

@@ -8,6 +8,10 @@ export. A block preceded by ``<!-- readme-test: KIND -->`` is run another way:
   ``python -m pytest`` (the plugin's ``fake_mettl`` fixture, no conftest);
 - ``receiver``: a server: run until it prints the URL Mettl is to call, then
   sent a webhook there as Mettl would, then stopped with Ctrl+C (SIGINT);
+- ``service``: a web service on ``PORT`` (FastAPI or aiohttp) with a route
+  ``GET /schedules/{access_key}/results`` that counts a schedule's results through
+  its client, and Mettl's webhooks at ``/mettl/``: asked for a count, sent real
+  deliveries (and refused ones) as Mettl sends them, then stopped with Ctrl+C;
 - ``skip: REASON``: not run, and the reason is shown in the test report.
 
 ``mettl-async`` command lines in ``sh`` blocks are parsed (not run: CI runs
@@ -16,6 +20,7 @@ the quick-start ones) so that none names a flag that does not exist.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -24,10 +29,13 @@ import shlex
 import signal
 import subprocess
 import sys
+import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -77,8 +85,10 @@ def test_the_readme_has_its_examples() -> None:
     assert kinds.count("program") >= 5
     assert "pytest" in kinds
     assert "receiver" in kinds
+    assert kinds.count("service") == 2  # the FastAPI program and its aiohttp twin
     for block in PYTHON:
-        assert block.kind in ("program", "pytest", "receiver") or block.kind.startswith("skip: "), (
+        known = block.kind in ("program", "pytest", "receiver", "service")
+        assert known or block.kind.startswith("skip: "), (
             f"{block.name}: unknown marker {block.kind!r}"
         )
         if block.kind.startswith("skip: "):
@@ -194,32 +204,59 @@ def test_a_test_example_passes_under_plain_pytest(block: Block, tmp_path: Path) 
     assert " error" not in output, output
 
 
+WEBHOOK_PASSWORD = "a-test-password"
+
+
+class Server(NamedTuple):
+    process: subprocess.Popen[str]
+    output: list[str]  # what it printed, once stopped
+
+
+@contextmanager
+def example_server(block: Block, env: dict[str, str], tmp_path: Path) -> Iterator[Server]:
+    """The example run as a server (with the fake's variables, ``PORT`` and
+    ``WEBHOOK_PASSWORD``), stopped with Ctrl+C (SIGINT) at the end: it must exit cleanly."""
+    script = tmp_path / "server.py"
+    script.write_text(block.code, encoding="utf-8")
+    process = subprocess.Popen(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=example_env({**env, "WEBHOOK_PASSWORD": WEBHOOK_PASSWORD}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    server = Server(process, [])
+    try:
+        yield server
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            out, err = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    server.output.append(out)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err, err
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("block", by_kind("receiver"), ids=lambda block: block.name)
 def test_the_webhook_receiver_accepts_mettls_post(
     block: Block, fake_server_env: dict[str, str], tmp_path: Path
 ) -> None:
     """Run it, POST a finishTest event as Mettl does to the URL it prints, stop it."""
-    script = tmp_path / "receiver.py"
-    script.write_text(block.code, encoding="utf-8")
-    password = "a-test-password"
-    env = example_env({**fake_server_env, "PORT": str(free_port()), "WEBHOOK_PASSWORD": password})
-    process = subprocess.Popen(
-        [sys.executable, str(script)],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    env = {**fake_server_env, "PORT": str(free_port())}
+    with example_server(block, env, tmp_path) as server:
+        process = server.process
         assert process.stdout is not None
         printed = process.stdout.readline()
         found = re.search(r"POST to (http\S+)", printed)
         assert found, printed + (process.stderr.read() if process.stderr else "")
         url = found[1]
         event = (HERE / "samples" / "article13_webhook_finish_test.json").read_bytes()
-        token = base64.b64encode(f"mettl:{password}".encode()).decode()
+        token = base64.b64encode(f"mettl:{WEBHOOK_PASSWORD}".encode()).decode()
         request = urllib.request.Request(
             url,
             data=event,
@@ -231,12 +268,94 @@ def test_the_webhook_receiver_accepts_mettls_post(
             assert json.loads(answer.read()) == {"status": "delivered"}
         received = process.stdout.readline()
         assert received.startswith("FinishTestEvent: "), received
-    finally:
-        process.send_signal(signal.SIGINT)
+
+
+def _lowered(headers: Any) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
+
+
+def _request(
+    url: str, body: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], Any]:
+    """One request to the service: its status, headers (lower-case names) and JSON answer
+    (errors included)."""
+    method = "GET" if body is None else "POST"
+    request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, _lowered(answer.headers), json.loads(answer.read())
+    except urllib.error.HTTPError as refused:
+        with refused:
+            return refused.code, _lowered(refused.headers), json.loads(refused.read())
+
+
+def _first_schedule_and_its_results(env: dict[str, str]) -> tuple[str, int]:
+    """What the fake holds, asked with a client of the test's own."""
+    from mettl_async import MettlClient
+
+    async def ask() -> tuple[str, int]:
+        async with MettlClient(
+            env["METTL_PUBLIC_KEY"], env["METTL_PRIVATE_KEY"], base_url=env["METTL_BASE_URL"]
+        ) as mettl:
+            schedule = (await mettl.iter_schedules().collect())[0]
+            results = await mettl.iter_candidate_results(schedule.access_key).collect()
+            return schedule.access_key, len(results)
+
+    return asyncio.run(ask())
+
+
+def _wait_until_serving(process: subprocess.Popen[str], url: str) -> None:
+    """Until ``url`` answers (bounded): the service binds its port after starting."""
+    for _ in range(600):
+        assert process.poll() is None, "the service stopped before it answered"
         try:
-            _, err = process.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
-    assert process.returncode == 0, err
-    assert "Traceback" not in err, err
+            _request(url)
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.1)
+        else:
+            return
+    raise AssertionError(f"the service never answered {url}")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block", by_kind("service"), ids=lambda block: block.name)
+def test_the_web_service_calls_mettl_and_receives_its_webhooks(
+    block: Block, fake_server_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Run it against the fake; count a schedule's results through its route; POST real
+    deliveries to its webhooks as Mettl does (both auth forms), a repeat, a refused one and
+    a GET; stop it with Ctrl+C and find each event handed to the application once."""
+    port = free_port()
+    access_key, results = _first_schedule_and_its_results(fake_server_env)
+    base = f"http://127.0.0.1:{port}"
+    with example_server(block, {**fake_server_env, "PORT": str(port)}, tmp_path) as server:
+        _wait_until_serving(server.process, f"{base}/schedules/{access_key}/results")
+        counted = _request(f"{base}/schedules/{access_key}/results")
+        assert counted[::2] == (200, {"access_key": access_key, "results": results})
+        missing = _request(f"{base}/schedules/no-such-schedule/results")
+        assert missing[::2] == (404, {"detail": "no schedule no-such-schedule"})
+        samples = HERE / "samples"
+        finish = (samples / "article13_webhook_finish_test.json").read_bytes()
+        graded = (samples / "article13_webhook_graded_assessment.json").read_bytes()
+        token = base64.b64encode(f"mettl:{WEBHOOK_PASSWORD}".encode()).decode()
+        basic = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+        php = {"php-auth-user": "mettl", "php-auth-pw": WEBHOOK_PASSWORD}
+        hooks = f"{base}/mettl/"
+        answers = [
+            _request(hooks, finish, basic),
+            _request(hooks, finish, basic),
+            _request(f"{hooks}graded", graded, php),
+            _request(hooks, finish, {"php-auth-user": "mettl", "php-auth-pw": "wrong"}),
+            _request(hooks),
+        ]
+        assert [(status, answer["status"]) for status, _, answer in answers] == [
+            (200, "delivered"),
+            (200, "duplicate"),
+            (200, "delivered"),
+            (401, "unauthorized"),
+            (405, "method_not_allowed"),
+        ]
+        assert answers[-1][1]["allow"] == "POST"
+    (out,) = server.output
+    received = [line.split(":")[0] for line in out.splitlines() if "Event: " in line]
+    assert received == ["FinishTestEvent", "GradedAssessmentEvent"], out

@@ -132,7 +132,9 @@ async def test_connection_dropped_mid_response_is_retried(
 
 async def test_truncated_body_is_retried_then_reported(server: FakeMettlServer) -> None:
     server.fake.add_fault("truncate", times=5)
-    async with server.client(retry=RetryPolicy(attempts=2, instant=True)) as mettl:
+    async with server.client(
+        retry=RetryPolicy(attempts=2, instant=True, learn_rate=False)
+    ) as mettl:
         with pytest.raises(DecodeError) as caught:
             await mettl.request("GET", "/account")
     assert caught.value.attempts == 2
@@ -142,7 +144,9 @@ async def test_truncated_body_is_retried_then_reported(server: FakeMettlServer) 
 
 async def test_slow_server_is_a_timeout(server: FakeMettlServer) -> None:
     server.fake.add_fault("slow", delay=5.0, times=2)
-    async with server.client(timeout=0.2, retry=RetryPolicy(attempts=2, instant=True)) as mettl:
+    async with server.client(
+        timeout=0.2, retry=RetryPolicy(attempts=2, instant=True, learn_rate=False)
+    ) as mettl:
         with pytest.raises(MettlTimeoutError) as caught:
             await mettl.request("GET", "/account")
     assert caught.value.attempts == 2
@@ -186,7 +190,10 @@ async def test_post_is_repeated_after_a_rate_limit_answer(
 
 async def test_post_is_repeated_when_the_connection_was_refused(refused_url: str) -> None:
     async with MettlClient(
-        "a", "b", base_url=refused_url, retry=RetryPolicy(attempts=3, instant=True)
+        "a",
+        "b",
+        base_url=refused_url,
+        retry=RetryPolicy(attempts=3, instant=True, learn_rate=False),
     ) as mettl:
         with pytest.raises(MettlConnectionError) as caught:
             await mettl.request("POST", "/assessments", {"assessments": "{}"})
@@ -243,7 +250,9 @@ async def test_private_key_appears_nowhere(
     secret = server.private_key
     caplog.set_level(logging.DEBUG)
     server.fake.add_fault("E503", times=10)
-    async with server.client(retry=RetryPolicy(attempts=3, instant=True)) as mettl:
+    async with server.client(
+        retry=RetryPolicy(attempts=3, instant=True, learn_rate=False)
+    ) as mettl:
         with pytest.raises(ServerError) as caught:
             await mettl.request("GET", "/account", {"note": "hello"})
         client_repr = repr(mettl)
@@ -271,7 +280,7 @@ async def test_one_debug_line_per_attempt(
     lines = [
         r.getMessage()
         for r in caplog.records
-        if r.levelno == logging.DEBUG and r.name == "mettl_async"
+        if r.levelno == logging.DEBUG and r.name == "mettl_async.http"
     ]
     assert len(lines) == 2
     assert lines[0].startswith("GET /v2/account -> HTTP 200 E509 (attempt 1,")

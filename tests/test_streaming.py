@@ -99,7 +99,9 @@ async def test_every_result_of_the_account_exactly_once_despite_faults(
     """With every fault switched on, each candidate comes once, as the server has them."""
     fake = mixed.fake
     fake.set_fault_rates(REALISTIC_FAULTS)
-    async with mixed.client(retry=RetryPolicy(attempts=10, instant=True)) as mettl:
+    async with mixed.client(
+        retry=RetryPolicy(attempts=10, instant=True, learn_rate=False)
+    ) as mettl:
         got: dict[str, list[str]] = collections.defaultdict(list)
         async for schedule, result in mettl.iter_all_results(page_size=20).raw():
             got[schedule["accessKey"]].append(result["email"])
@@ -275,7 +277,7 @@ async def test_a_page_that_keeps_failing_raises_naming_schedule_and_offset(
         path=f"/schedules/{schedule.access_key}/candidates",
         params={"offset": "200"},
     )
-    async with mixed.client(retry=RetryPolicy(attempts=3, instant=True)) as mettl:
+    async with mixed.client(retry=RetryPolicy(attempts=3, instant=True, learn_rate=False)) as mettl:
         seen = []
         with pytest.raises(IncompleteListingError) as caught:
             async for result in mettl.iter_candidate_results(schedule.access_key).raw():
@@ -299,7 +301,7 @@ async def test_the_account_walk_fails_loudly_when_one_schedule_fails(
         path=f"/schedules/{schedule.access_key}/candidates",
         params={"offset": "100"},
     )
-    async with mixed.client(retry=RetryPolicy(attempts=2, instant=True)) as mettl:
+    async with mixed.client(retry=RetryPolicy(attempts=2, instant=True, learn_rate=False)) as mettl:
         with pytest.raises(IncompleteListingError, match=schedule.access_key):
             async for _ in mettl.iter_all_results().raw():
                 pass

@@ -7,6 +7,7 @@ import asyncio
 import os
 import re
 import secrets
+import shlex
 import signal
 import sqlite3
 import sys
@@ -29,7 +30,7 @@ from mettl_async.sync import (
     sync_results,
 )
 from mettl_async.sync import base as sync_base
-from mettl_async.sync.base import Database, Spool
+from mettl_async.sync.base import Database, Spool, redact_url
 from mettl_async.sync.rows import result_row, utc_text
 from mettl_async.testing import (
     DEMO_PRIVATE_KEY,
@@ -175,7 +176,7 @@ async def test_first_sync_equals_the_fakes_ground_truth(
         schedules = await db.fetch_all(
             "SELECT access_key, name, assessment_id, deleted_at FROM schedules"
         )
-        assert await db.schema_version() == 1
+        assert await db.schema_version() == 2
     assert {(k, n, a, d) for k, n, a, d in schedules} == {
         (s.access_key, s.name, s.assessment_id, None) for s in server.fake.account.schedules
     }
@@ -337,11 +338,53 @@ async def test_a_cancelled_sync_rerun_ends_equal(
         fake.faults.clear()
         first = await runs(database_url)
         assert first[0][1] in (False, 0)
-        assert first[0][8] == "CancelledError"
+        assert first[0][8] == "interrupted"
         summary = await sync_results(client, database_url)
     assert summary.complete
     assert summary.inserted + summary.unchanged == fake.account.total_candidates
     assert_mirrors(await stored(database_url), fake)
+
+
+@pytest.mark.parametrize(
+    ("sig", "code", "reason"),
+    [(signal.SIGINT, 130, "interrupted (SIGINT)"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+    ids=["SIGINT", "SIGTERM"],
+)
+async def test_an_interrupted_sync_says_how_to_continue_and_records_why(
+    server: FakeMettlServer, database_url: str, sig: int, code: int, reason: str
+) -> None:
+    """`mettl-async sync` stopped by a signal: the exact command to run again, and the
+    signal as the run's error in sync_runs (not ``CancelledError``)."""
+    hold_all_but_the_first(server.fake)
+    env = {
+        **os.environ,
+        "METTL_PUBLIC_KEY": DEMO_PUBLIC_KEY,
+        "METTL_PRIVATE_KEY": DEMO_PRIVATE_KEY,
+        "METTL_BASE_URL": server.base_url,
+    }
+    argv = ["sync", "--database", database_url, "--concurrency", "1", "--quiet"]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "mettl_async", *argv,
+        env=env, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        await committed_one(database_url, lambda: process.returncode is not None)
+    finally:
+        if process.returncode is None:
+            process.send_signal(sig)
+    async with asyncio.timeout(60):
+        _, err = await process.communicate()
+    text = err.decode()
+    assert process.returncode == code, text
+    assert "run the same command again to continue" in text
+    shown = shlex.join(redact_url(arg) for arg in argv)  # a PostgreSQL password hidden
+    assert f"-m mettl_async {shown}" in text
+    assert "@" not in database_url or database_url.split("@")[0] not in text
+    assert "Traceback" not in text
+    (last,) = (await runs(database_url))[-1:]
+    assert last[8] == reason
+    if database_url.startswith("sqlite"):  # finished_at as the README says: no microseconds
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", str(last[7])), last
 
 
 async def sync_once_unlocked(client: MettlClient, url: str, seconds: float = 60) -> SyncSummary:
@@ -514,7 +557,7 @@ async def test_a_graded_webhook_updates_its_row_before_the_200(
         assert len(events.read_bytes().splitlines()) == 1  # the 503 wrote no line
         code, err = await stop(process, signal.SIGTERM)
     assert code == 0, err
-    assert "1 results stored" in err
+    assert "1 result stored" in err
 
 
 # -- the README's queries, the command line, URLs, rows ------------------------------------------

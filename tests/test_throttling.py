@@ -31,7 +31,7 @@ from .test_export import expected_lines, read_lines
 #: 14 requests at page size 100: the schedule list and 13 pages.
 SIZES = [120, 30, 0, 101, 45, 7, 200, 64, 99, 100]
 
-#: Learning switched on (an instant policy keeps the client from slowing down).
+#: Learning switched on (the fake server's client does not learn unless given a policy).
 LEARNING = RetryPolicy(backoff_initial=0.01, backoff_max=0.05)
 
 
@@ -87,7 +87,9 @@ async def test_a_post_refused_more_often_than_the_attempts_is_sent_until_accepte
     fake.add_fault("E509", times=3, path="/assessments", method="POST")
     fake.add_fault("http429", times=2, path="/assessments", method="POST", retry_after="0")
     before = len(fake.assessments)
-    async with server.client(retry=RetryPolicy(attempts=2, instant=True)) as mettl:
+    async with server.client(
+        retry=RetryPolicy(attempts=2, instant=True, learn_rate=False)
+    ) as mettl:
         created = await mettl.request("POST", "/assessments", {"assessments": '{"name":"once"}'})
         assert mettl.stats.throttled == 5
         assert mettl.stats.retries == 5
@@ -143,12 +145,23 @@ async def test_the_allowed_rate_is_shown_once_there_is_one(server: FakeMettlServ
         assert learning.stats.allowed_rate < 50.0
 
 
-async def test_an_instant_policy_retries_without_slowing_down(server: FakeMettlServer) -> None:
+async def test_a_policy_that_does_not_learn_retries_without_slowing_down(
+    server: FakeMettlServer,
+) -> None:
     server.fake.add_fault("E509", times=3)
-    async with server.client() as mettl:  # RetryPolicy(instant=True)
+    async with server.client() as mettl:  # RetryPolicy(instant=True, learn_rate=False)
         await mettl.request("GET", "/account")
         assert mettl.stats.throttled == 3
         assert mettl.stats.allowed_rate is None
+
+
+async def test_an_instant_policy_still_learns_the_rate(server: FakeMettlServer) -> None:
+    """instant=True only waits zero seconds: the client still slows down to Mettl's rate."""
+    server.fake.add_fault("E509", times=1)
+    async with server.client(retry=RetryPolicy(instant=True)) as mettl:
+        await mettl.request("GET", "/account")
+        assert mettl.stats.throttled == 1
+        assert mettl.stats.allowed_rate is not None
 
 
 async def test_the_fake_refuses_beyond_its_rate_half_e509_half_429(

@@ -38,7 +38,7 @@ ARTICLE_TIMESTAMPS = [
 @pytest.fixture
 def fresh_warnings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Forget which zones and texts were already reported."""
-    monkeypatch.setattr(_timefmt, "_warned", set())
+    monkeypatch.setattr(_timefmt._warn_once, "seen", set())
 
 
 @pytest.mark.parametrize(("text", "offset"), ARTICLE_TIMESTAMPS, ids=lambda v: str(v))
@@ -195,3 +195,36 @@ def test_any_second_precision_timestamp_round_trips(moment: datetime) -> None:
 def test_any_date_round_trips(day: date) -> None:
     """Every date from year 1 to 9999 survives format then parse."""
     assert parse_date(format_date(day)) == day
+
+
+def test_a_value_that_is_no_text_is_none_and_a_datetime_is_kept(
+    fresh_warnings: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What JSON may put where a timestamp belongs: never an error, one WARNING per value."""
+    moment = datetime(2022, 2, 8, 11, 13, 55, tzinfo=UTC)
+    assert parse_timestamp(moment) is moment
+    with caplog.at_level(logging.WARNING, logger="mettl_async"):
+        for value in (3, 2.5, True, ["Tue, 08 Feb 2022 11:13:55 GMT"], {"25": " "}, b"x" * 30):
+            assert parse_timestamp(value) is None
+        assert parse_timestamp(3) is None
+    assert len(caplog.records) == 6
+    assert all("where a timestamp belongs" in r.getMessage() for r in caplog.records)
+
+
+def test_a_day_not_seen_before_is_read_and_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast path's cache of days may miss (it starts empty, it is cleared when full): the
+    timestamp is read all the same, and its day remembered for the next one."""
+    days = _timefmt._DAYS_SEEN  # the one cache, shared with the generated readers
+    saved = dict(days)
+    monkeypatch.setattr(_timefmt, "_DAYS_SEEN_LIMIT", 2)
+    try:
+        days.clear()
+        texts = [f"Tue, {n:02d} Feb 2022 11:13:55 GMT" for n in (8, 9, 10, 8)]
+        parsed = [parse_timestamp(text) for text in texts]
+        assert [p.day if p else None for p in parsed] == [8, 9, 10, 8]
+        assert parsed[0] == datetime(2022, 2, 8, 11, 13, 55, tzinfo=UTC)
+        assert len(days) <= 2
+        assert days["08 Feb 2022"] == date(2022, 2, 8)
+    finally:
+        days.clear()
+        days.update(saved)

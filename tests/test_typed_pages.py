@@ -41,16 +41,14 @@ from mettl_async import (
     _enums,
     _timefmt,
 )
-from mettl_async._convert import (
-    candidate_result_from_wire,
+from mettl_async._convert import candidate_result_from_wire, instance_from_wire, schedule_from_wire
+from mettl_async._convert.records import (
     decode_instance_page,
     decode_result_page,
     decode_schedule_page,
     instance_from_record,
-    instance_from_wire,
     result_from_record,
     schedule_from_record,
-    schedule_from_wire,
 )
 from mettl_async._enums import enum_decoder
 from mettl_async._models import wire_names
@@ -278,8 +276,8 @@ def decode(decoder: Callable[..., dict[str, Any]], items_key: str, body: bytes) 
 @pytest.fixture(autouse=True)
 def _quiet_unknown_values(monkeypatch: pytest.MonkeyPatch) -> None:
     """Unknown values are reported once per value; random ones would flood the log."""
-    monkeypatch.setattr(_enums, "_WARNED", set())
-    monkeypatch.setattr(_timefmt, "_warned", set())
+    monkeypatch.setattr(_enums._warn_once, "seen", set())
+    monkeypatch.setattr(_timefmt._warn_once, "seen", set())
 
 
 CASES = [

@@ -499,7 +499,7 @@ async def test_malformed_bodies_get_400_with_the_reason_and_a_logged_excerpt(
     assert answer["reason"].startswith(reason) or reason in answer["reason"]
     assert recorder.events == []
     assert receiver.stats.malformed == 1
-    (record,) = [r for r in caplog.records if r.name == "mettl_async"]
+    (record,) = [r for r in caplog.records if r.name == "mettl_async.webhooks"]
     assert record.levelno == logging.WARNING
     assert repr(body.decode()[:200]) in record.getMessage()
 

@@ -16,8 +16,9 @@ the wire:
 - ``wire``: :func:`wire_names`, attribute name -> wire name, which both the
   converter and the validation read, and :data:`REQUEST_PARAMETERS`.
 
-``checks`` links the request models to their rules: ``_validation`` registers
-them there when imported, so no model module imports ``_validation``.
+``checks`` links the request models to their rules: ``_validation`` (and
+``_uploads``, for ``wl``) registers them there when imported, so no model
+module imports the rules.
 
 Every name is re-exported here: ``from mettl_async._models import X`` names
 any model wherever it is defined.

@@ -1,7 +1,8 @@
 """``problems()`` and ``validate()`` of the request models, answered by ``_validation``.
 
 The models do not import ``_validation``: it imports them. Instead, when it is
-imported (importing :mod:`mettl_async` always imports it), ``_validation``
+imported (importing :mod:`mettl_async` always imports it, and ``_uploads``,
+which registers ``WhiteLabel``'s), ``_validation``
 registers here the function that checks each request model and the subject
 its :class:`~mettl_async.ValidationError` names. :class:`Checked`, the mixin of
 the request models, looks both up by the model's class (or its nearest

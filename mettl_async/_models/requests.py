@@ -15,7 +15,7 @@ everything optional, and a missing mandatory property is reported by
 any I/O. The models a request parameter carries whole (``wl``,
 ``assessments``, ``as``, ``sc``, ``filter``) take ``problems()`` and
 ``validate()`` from the :class:`~mettl_async._models.checks.Checked` mixin;
-the rules themselves are in ``_validation``. Article 11's schedules reuse
+the rules themselves are in ``_validation`` (``wl``'s in ``_uploads``). Article 11's schedules reuse
 the settings classes nested in ``sc`` (:class:`Access`,
 :class:`ScheduleWindow`, ...); ``_models.account`` reads them into
 :class:`~mettl_async.Schedule`.

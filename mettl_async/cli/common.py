@@ -12,14 +12,19 @@ from collections.abc import Callable
 from typing import Final
 
 from mettl_async._client import MettlClient
-from mettl_async._errors import MettlError
-from mettl_async._validation import is_finite_number
+from mettl_async._errors import ConfigurationError, MettlError
+from mettl_async._numbers import is_finite_number
 
 EXIT_OK: Final = 0
 EXIT_API: Final = 1
 EXIT_USAGE: Final = 2
 EXIT_AUTH: Final = 3
 EXIT_NETWORK: Final = 4
+#: The database commands' own (``sync``, ``webhooks listen --database``).
+EXIT_DATABASE_UNAVAILABLE: Final = 5
+EXIT_DATABASE_LOST: Final = 6
+EXIT_DATABASE_FULL: Final = 7
+EXIT_SPOOL_FULL: Final = 8
 EXIT_INTERRUPTED: Final = 130
 #: Requests in flight at once unless ``--concurrency`` says otherwise.
 DEFAULT_CONCURRENCY: Final = 16
@@ -104,9 +109,28 @@ def add_api_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: The library's configuration errors name Python keywords (``base_url``, ``public_key=``);
+#: on the command line they name its flags and environment variables instead.
+_SPOKEN_ON_THE_COMMAND_LINE: Final = (
+    (", or pass public_key= and private_key=", ""),
+    (" (api_version= chooses the version)", ""),
+    ("base_url", "the base URL (--base-url or METTL_BASE_URL)"),
+)
+
+
 def client_from_args(args: argparse.Namespace) -> MettlClient:
-    """A client from the environment's keys, ``--base-url`` and ``--concurrency``."""
-    return MettlClient.from_env(
-        base_url=getattr(args, "base_url", None) or None,
-        max_in_flight=getattr(args, "concurrency", None) or DEFAULT_CONCURRENCY,
-    )
+    """A client from the environment's keys, ``--base-url`` and ``--concurrency``.
+
+    A configuration error names the flag or environment variable to fix, never a
+    Python keyword argument.
+    """
+    try:
+        return MettlClient.from_env(
+            base_url=getattr(args, "base_url", None) or None,
+            max_in_flight=getattr(args, "concurrency", None) or DEFAULT_CONCURRENCY,
+        )
+    except ConfigurationError as error:
+        message = str(error)
+        for python, command_line in _SPOKEN_ON_THE_COMMAND_LINE:
+            message = message.replace(python, command_line)
+        raise UsageError(message) from None

@@ -3,8 +3,9 @@
 Credentials come from ``METTL_PUBLIC_KEY`` and ``METTL_PRIVATE_KEY`` only (a
 flag would sit in shell history); the base URL from ``--base-url`` or
 ``METTL_BASE_URL``. Exit codes: 0 success, 1 other API errors, 2 usage errors,
-3 authentication or timestamp errors, 4 network failure after retries, 130
-interrupted (Ctrl+C), 143 terminated (SIGTERM). A failure prints one line on
+3 authentication or timestamp errors, 4 network failure after retries, 5-8 the
+database of ``sync`` or ``webhooks listen`` (unreachable, lost, full; the spool
+full), 130 interrupted (Ctrl+C), 143 terminated (SIGTERM). A failure prints one line on
 stderr; ``--debug`` adds the traceback and a DEBUG log of every request.
 SIGINT and SIGTERM stop a command cleanly: the running task is cancelled, so an
 export commits what it wrote and says how to resume; a second signal stops at once.
@@ -28,7 +29,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 from urllib.parse import urlsplit
 
 from mettl_async import __version__
@@ -47,17 +48,28 @@ from mettl_async._errors import (
 from mettl_async.export import (
     ExportError,
 )
+from mettl_async.sync import (
+    DatabaseFullError,
+    DatabaseLostError,
+    DatabaseUnavailableError,
+    SpoolFullError,
+)
 
 from . import api, export, fake_server, sync, webhooks
 from .common import (
     EXIT_API,
     EXIT_AUTH,
+    EXIT_DATABASE_FULL,
+    EXIT_DATABASE_LOST,
+    EXIT_DATABASE_UNAVAILABLE,
     EXIT_INTERRUPTED,
     EXIT_NETWORK,
     EXIT_OK,
+    EXIT_SPOOL_FULL,
     EXIT_USAGE,
     UsageError,
     client_from_args,
+    silence_stdout,
 )
 
 __all__ = [
@@ -95,7 +107,18 @@ def exit_code_for(error: BaseException) -> int:
         return EXIT_NETWORK
     if isinstance(cause, ConfigurationError | ValidationError | ExportError | UsageError):
         return EXIT_USAGE
+    for kind, code in _DATABASE_EXIT_CODES:
+        if isinstance(cause, kind):
+            return code
     return EXIT_API
+
+
+_DATABASE_EXIT_CODES: Final = (
+    (DatabaseUnavailableError, EXIT_DATABASE_UNAVAILABLE),
+    (DatabaseLostError, EXIT_DATABASE_LOST),
+    (DatabaseFullError, EXIT_DATABASE_FULL),
+    (SpoolFullError, EXIT_SPOOL_FULL),
+)
 
 
 def _hint(error: BaseException) -> str:
@@ -148,7 +171,89 @@ exit codes:
        unwritable output
   3    authentication or timestamp error (check the keys, or this machine's clock)
   4    network failure after retries
-  130  interrupted (Ctrl+C)"""
+  130  interrupted (Ctrl+C)
+  143  terminated (SIGTERM)"""
+
+#: What a newcomer types first; shown by ``mettl-async`` alone and its --help.
+EXAMPLES_HELP: Final = """\
+examples:
+  mettl-async demo                                   a fake account exported end to end
+  mettl-async export --all --output results.jsonl    every result of the account
+  mettl-async sync --database results.db             mirror them into SQLite
+  mettl-async webhooks listen --output events.jsonl  receive Mettl's webhooks
+  mettl-async COMMAND --help                         a command's options"""
+
+#: An example for each command that needs arguments, shown when they are missing.
+COMMAND_EXAMPLES: Final = {
+    "export": "mettl-async export --all --output results.jsonl",
+    "account": "mettl-async account show",
+    "assessments": "mettl-async assessments list",
+    "schedules": "mettl-async schedules list",
+    "result": "mettl-async result show --access-key KEY --email someone@example.com",
+    "result show": "mettl-async result show --access-key KEY --email someone@example.com",
+    "candidates": "mettl-async candidates register --access-key KEY --email someone@example.com",
+    "webhooks": "mettl-async webhooks listen --output events.jsonl",
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """An argument parser that says what is missing, with an example, instead of only
+    ``the following arguments are required``.
+
+    A command group run without its command (``mettl-async``, ``mettl-async webhooks``)
+    prints its whole help: every command with one line, and examples. A command missing
+    its required options names all of them (argparse names only the first kind: the
+    options, not a required choice such as ``--all`` or ``--access-key``), then an example.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("the following arguments are required"):
+            example = COMMAND_EXAMPLES.get(self.prog.removeprefix("mettl-async").strip())
+            shown = f"\nexample: {example}" if example else ""
+            if _subcommands(self) is not None and not _given_options(self, message):
+                self.print_help(sys.stderr)
+                self.exit(EXIT_USAGE, shown.lstrip("\n") + "\n" if shown else None)
+            needs = _needs(self)
+            if needs:
+                message = f"{message}\n{self.prog} needs {needs}"
+            message += shown
+        super().error(message)
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> argparse._SubParsersAction[Any] | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return None
+
+
+def _given_options(parser: argparse.ArgumentParser, message: str) -> bool:
+    """Whether the missing argument is an option rather than the command itself."""
+    action = _subcommands(parser)
+    return action is None or str(action.metavar) not in message
+
+
+def _shown(action: argparse.Action) -> str:
+    flag = action.option_strings[0] if action.option_strings else str(action.metavar)
+    if action.nargs == 0 or not action.option_strings:
+        return flag
+    return f"{flag} {action.metavar or action.dest.upper()}"
+
+
+def _needs(parser: argparse.ArgumentParser) -> str:
+    """Every requirement of ``parser``: required choices (``--all or --access-key KEY``)
+    and required options, in the order of its usage line."""
+    parts = [
+        " or ".join(_shown(action) for action in group._group_actions)
+        for group in parser._mutually_exclusive_groups
+        if group.required
+    ]
+    parts += [
+        _shown(action) for action in parser._actions if action.required and action.option_strings
+    ]
+    if len(parts) < 2:
+        return ""  # argparse's message already names the one requirement
+    return ", and ".join(parts)
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -178,6 +283,14 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
+def _with_exit_codes(own: str | None) -> str:
+    """The exit codes, with a command's own (its epilog, lines like those) before 130."""
+    if not own:
+        return EXIT_CODES_HELP
+    head, interrupted, last = EXIT_CODES_HELP.partition("\n  130 ")
+    return f"{head}\n{own.rstrip()}{interrupted}{last}"
+
+
 def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
     """``parser`` and every parser of its subcommands, at any depth."""
     found = [parser]
@@ -189,12 +302,12 @@ def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="mettl-async",
         description="Command line of mettl-async, the async client for the Mettl Examine API. "
         "Credentials come from METTL_PUBLIC_KEY and METTL_PRIVATE_KEY; the host from "
         "--base-url or METTL_BASE_URL.",
-        epilog=EXIT_CODES_HELP,
+        epilog=f"{EXAMPLES_HELP}\n\n{EXIT_CODES_HELP}",
     )
     parser.add_argument("--version", action="version", version=f"mettl-async {__version__}")
     parser.add_argument(
@@ -213,8 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
                 default=argparse.SUPPRESS,
                 help="log every request and show tracebacks",
             )
-            if not each.epilog:
-                each.epilog = EXIT_CODES_HELP
+            each.epilog = _with_exit_codes(each.epilog)
     return parser
 
 
@@ -232,6 +344,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     # argparse reports usage errors itself, with exit code 2.
     args = parser.parse_args(argv)
+    # What was typed, for the commands that print how to run them again.
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     if args.debug:
         logging.basicConfig(
             level=logging.DEBUG, stream=sys.stderr, format="%(asctime)s %(name)s %(message)s"
@@ -250,6 +364,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_INTERRUPTED if signum == signal.SIGINT else 128 + signum
     except Exception as error:
+        if _reader_left(error):
+            silence_stdout()  # `mettl-async ... | head`: the reader has what it wanted
+            return EXIT_OK
         if args.debug:
             traceback.print_exc()
         print(f"mettl-async: error: {describe(error)}", file=sys.stderr)
@@ -277,7 +394,9 @@ async def _stoppable(handler: Handler, args: argparse.Namespace) -> int:
             return
         stopped.append(signum)
         if task is not None:
-            task.cancel()
+            # The reason travels with the cancellation: a sync records it in sync_runs.
+            name = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted (SIGINT)"
+            task.cancel(name)
 
     installed = []
     if threading.current_thread() is threading.main_thread():
@@ -300,6 +419,27 @@ async def _stoppable(handler: Handler, args: argparse.Namespace) -> int:
             loop.remove_signal_handler(signum)
 
 
+def _reader_left(error: BaseException | None) -> bool:
+    """Whether a write to stdout failed because its reader closed the pipe (``| head``)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, BrokenPipeError):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
 def main_entry() -> None:
-    """The ``mettl-async`` console script."""
-    raise SystemExit(main())
+    """The ``mettl-async`` console script (and ``python -m mettl_async``).
+
+    A reader that leaves (``mettl-async account show | head -1``) ends the command
+    quietly with its own exit code (0 when it succeeded): the interpreter's last flush
+    of stdout would otherwise print a BrokenPipeError at exit.
+    """
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        silence_stdout()
+    raise SystemExit(code)

@@ -386,7 +386,7 @@ async def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _program() -> str:
+def program() -> str:
     """How this command was started: ``mettl-async``, or ``python -m mettl_async``."""
     if Path(sys.argv[0]).name == "__main__.py":
         return f"{shlex.quote(Path(sys.executable).name)} -m mettl_async"
@@ -413,7 +413,7 @@ def resume_command(args: argparse.Namespace, options: ExportOptions) -> str:
     if getattr(args, "concurrency", None) not in (None, DEFAULT_CONCURRENCY):
         parts += ["--concurrency", str(args.concurrency)]
     parts.append("--resume")
-    return f"{_program()} {shlex.join(parts)}"
+    return f"{program()} {shlex.join(parts)}"
 
 
 def _resume_note(args: argparse.Namespace, options: ExportOptions, progress: ExportProgress) -> str:

@@ -44,6 +44,9 @@ async def _fake_server(args: argparse.Namespace) -> int:
     if limit.window_limit is not None:
         limits.append(f"{limit.window_limit} requests per {limit.window:g} s window")
     limited = f"; rate limit: {' and '.join(limits)}" if limits else ""
+    every = fake.callbacks.activity_every
+    if every is not None:
+        limited += f"; a webhook step every {every:g} s on schedules with webhook URLs"
 
     def announce(base_url: str) -> None:
         print(

@@ -10,6 +10,10 @@ event is one line, flushed as soon as it is written::
 
 The listener is :class:`mettl_async.webhooks.WebhookReceiver`, with its
 answers (401, 400, 413, duplicates); the file is appended to, never replaced.
+With ``--database`` it outlives its database: while the database is away
+(restarting, frozen, full) deliveries are answered 503 with ``Retry-After``,
+the outage is logged once and its end once, and the connection is made again
+when it is back; ``GET /healthz`` answers 200, or 503 with the reason.
 The credentials come from ``--basic-auth USER:PASS`` or, to keep them out of
 shell history, ``METTL_WEBHOOK_BASIC_AUTH``; they are never printed.
 """
@@ -19,10 +23,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Final
@@ -32,21 +38,24 @@ from aiohttp import web
 
 from mettl_async._errors import ConfigurationError
 from mettl_async._models import ScheduleSettings, wire_names
-from mettl_async.sync import ResultUpdater, open_database
-from mettl_async.webhooks import (
-    _URL_FIELDS,
-    WebhookEvent,
-    WebhookReceiver,
-    event_key,
-    webhook_urls,
-)
+from mettl_async.sync import DatabaseTimeouts, ResultUpdater, open_database
+from mettl_async.sync.live import OutageLogFilter
+from mettl_async.webhooks import WebhookEvent, WebhookReceiver, event_key, webhook_urls
+from mettl_async.webhooks._schedule import URL_FIELDS
 
 from .common import EXIT_OK, UsageError, client_from_args, finite_float
+from .sync import DATABASE_EXIT_CODES_HELP, add_timeout_arguments, timeouts_from_args
+from .webhooks_trigger import register_trigger
 
-__all__ = ["BASIC_AUTH_ENV", "register"]
+__all__ = ["BASIC_AUTH_ENV", "HEALTH_PATH", "LISTENER_TIMEOUTS", "register"]
 
 #: Where ``webhooks listen`` reads ``USER:PASS`` when ``--basic-auth`` is not given.
 BASIC_AUTH_ENV: Final = "METTL_WEBHOOK_BASIC_AUTH"
+#: ``GET`` here: 200 when the listener (and its database) can take deliveries, else 503.
+HEALTH_PATH: Final = "/healthz"
+#: The listener's database timeouts: a delivery is answered (503 at worst) well within
+#: the time a sender waits for it.
+LISTENER_TIMEOUTS: Final = DatabaseTimeouts(connect=5.0, statement=5.0, commit=10.0)
 
 
 def register(commands: Any) -> None:
@@ -64,7 +73,9 @@ def register(commands: Any) -> None:
         description="Listen for Mettl's webhook calls, verify them, and append one JSON line "
         "per accepted event (the payload as received, plus the time it arrived) to OUTPUT, "
         "and/or store the result each event is about in a synced DATABASE, until Ctrl+C or "
-        "SIGTERM.",
+        f"SIGTERM. GET {HEALTH_PATH} answers 200, or 503 with the reason while the database "
+        "is unavailable (deliveries are then answered 503 with Retry-After).",
+        epilog=DATABASE_EXIT_CODES_HELP.split("\n", 1)[0],
     )
     listen.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1)")
     listen.add_argument(
@@ -88,8 +99,10 @@ def register(commands: Any) -> None:
         metavar="URL",
         help="keep this synced database current (see `mettl-async sync`): on finishTest, "
         "gradedAssessment and candidateTestResumed, fetch the candidate's result and store it "
-        "before answering 200 (503 if the fetch fails)",
+        "before answering 200 (503 if the fetch or the database fails; reconnects when the "
+        "database is back)",
     )
+    add_timeout_arguments(listen, LISTENER_TIMEOUTS)
     listen.add_argument(
         "--base-url",
         metavar="URL",
@@ -117,6 +130,7 @@ def register(commands: Any) -> None:
         help="write every delivery, even of an event already written",
     )
     listen.set_defaults(handler=_listen)
+    register_trigger(subcommands)  # `webhooks trigger`: cli/webhooks_trigger.py
 
 
 def _port(text: str) -> int:
@@ -208,11 +222,11 @@ def _announce(
     lines = [
         f"Listening for Mettl webhooks on {local_url} (Basic auth {auth_note}); "
         + " and ".join(targets),
-        "Give the schedule's sc these URLs (with_webhooks(sc, URL, separate_paths=True) "
-        "in mettl_async.webhooks sets them):",
+        "Set these as the schedule's webhook URLs (from Python, "
+        "mettl_async.webhooks.with_webhooks(settings, URL) sets them):",
     ]
-    width = max(len(names[field]) for field in _URL_FIELDS.values()) + 2
-    lines += [f"  {names[_URL_FIELDS[kind]]:<{width}}{url}" for kind, url in urls.items()]
+    width = max(len(names[field]) for field in URL_FIELDS.values()) + 2
+    lines += [f"  {names[URL_FIELDS[kind]]:<{width}}{url}" for kind, url in urls.items()]
     if authenticated:
         header = names["test_notification_basic_auth_header"]
         lines.append(f"  {header:<{width}}base64 of USER:PASS (not shown)")
@@ -242,7 +256,9 @@ async def _listen(args: argparse.Namespace) -> int:
     async with contextlib.AsyncExitStack() as stack:
         updater = None
         if args.database is not None:
-            database = await open_database(args.database)
+            database = await open_database(
+                args.database, timeouts=timeouts_from_args(args), reconnect=True
+            )
             stack.push_async_callback(database.close)
             client = await stack.enter_async_context(client_from_args(args))
             updater = ResultUpdater(client, database)
@@ -272,6 +288,7 @@ async def _serve(args: argparse.Namespace, updater: ResultUpdater | None) -> int
             )
             app = web.Application()
             receiver.add_routes(app, args.path, separate_paths=True)
+            app.router.add_get(HEALTH_PATH, _health_handler(updater))
         except ConfigurationError as exc:
             raise UsageError(str(exc)) from None
         sock = _bind(args.host, args.port)
@@ -288,6 +305,9 @@ async def _serve(args: argparse.Namespace, updater: ResultUpdater | None) -> int
             keepalive_timeout=args.header_timeout,
         )
         await runner.setup()
+        quiet = OutageLogFilter()  # the outage is logged once, not once per delivery
+        if not args.debug:
+            logging.getLogger("mettl_async.webhooks").addFilter(quiet)
         try:
             await web.SockSite(runner, sock).start()
             _announce(
@@ -299,24 +319,56 @@ async def _serve(args: argparse.Namespace, updater: ResultUpdater | None) -> int
             )
             await _until_stopped()
         finally:
+            logging.getLogger("mettl_async.webhooks").removeFilter(quiet)
             await runner.cleanup()
     stats = receiver.stats
     refused = stats.unauthorized + stats.malformed + stats.too_large
     done = []
     if sink is not None:
-        done.append(f"{sink.written:,} events written to {output}")
+        done.append(f"{counted(sink.written, 'event')} written to {output}")
     if updater is not None:
         kept = updater.stats
+        outages = updater.health.outages
         done.append(
-            f"{kept.inserted + kept.updated:,} results stored in {updater.database.url} "
-            f"({kept.unchanged:,} unchanged, {kept.failed_fetches:,} failed fetches)"
+            f"{counted(kept.inserted + kept.updated, 'result')} stored in "
+            f"{updater.database.url} ({kept.unchanged:,} unchanged, "
+            f"{counted(kept.failed_fetches, 'failed fetch', 'failed fetches')}, "
+            f"{counted(kept.failed_stores, 'failed store')}, "
+            f"{counted(outages, 'database outage')})"
         )
     print(
-        f"webhooks listen: {'; '.join(done)} "
-        f"({stats.duplicates:,} duplicates, {refused:,} refused, {stats.failed:,} failed)",
+        f"webhooks listen: {'; '.join(done)} ({counted(stats.duplicates, 'duplicate')}, "
+        f"{refused:,} refused, {stats.failed:,} failed)",
         file=sys.stderr,
     )
     return EXIT_OK
+
+
+def _health_handler(
+    updater: ResultUpdater | None,
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """``GET /healthz``: 200 ``{"status": "ok"}``, or 503 with the database's reason."""
+
+    async def health(request: web.Request) -> web.Response:
+        if updater is None:
+            return web.json_response({"status": "ok"}, dumps=_dumps)
+        reason = await updater.health.check()
+        if reason is None:
+            return web.json_response(
+                {"status": "ok", "database": updater.database.url}, dumps=_dumps
+            )
+        return web.json_response(
+            {"status": "unavailable", "database": updater.database.url, "reason": reason},
+            status=503,
+            headers={"Retry-After": str(updater.retry_after)},
+            dumps=_dumps,
+        )
+
+    return health
+
+
+def _dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
 
 
 async def _until_stopped() -> None:
@@ -333,3 +385,8 @@ async def _until_stopped() -> None:
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+def counted(count: int, one: str, many: str | None = None) -> str:
+    """``1 result``, ``2 results``: a count with its noun in the right number."""
+    return f"{count:,} {one if count == 1 else many or one + 's'}"

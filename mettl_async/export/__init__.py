@@ -21,11 +21,13 @@ flattened records spooled as JSON lines, turned into CSV at the end, when the
 union of columns over all schedules is known; cells that a spreadsheet would
 run as a formula get a leading ``'`` unless ``csv_raw`` is set.
 
-The package: :mod:`~mettl_async.export.engine` walks the schedules and writes
-through the :class:`ExportFormat` of ``ExportOptions.format``;
-:mod:`~mettl_async.export.journal` keeps the checkpoint and prepares a resume;
-:mod:`~mettl_async.export.jsonl` and :mod:`~mettl_async.export.csv` are the
-formats; :mod:`~mettl_async.export.base` holds the interface and the registry.
+The package: :mod:`~mettl_async.export.options` holds :class:`ExportOptions`;
+:mod:`~mettl_async.export.engine` writes the pages of the schedule walk (the one
+the sync walks too, :mod:`mettl_async._walk`) through the :class:`ExportFormat`
+of ``ExportOptions.format``; :mod:`~mettl_async.export.journal` keeps the
+checkpoint and prepares a resume; :mod:`~mettl_async.export.jsonl` and
+:mod:`~mettl_async.export.csv` are the formats; :mod:`~mettl_async.export.base`
+holds the interface and the registry.
 
 Adding a format (Parquet, a database load): derive a class from
 :class:`ExportFormat` in a module of its own, with ``encode_page`` (a schedule's
@@ -46,11 +48,11 @@ format whose spooled lines are its finished file sets ``streamable = True``
 them from :class:`ExportOptions` in ``for_options``.
 """
 
+from mettl_async._walk import WalkProgress
 from mettl_async.export.base import (
     FORMATS,
     ExportError,
     ExportFormat,
-    Format,
     FormatFactory,
     get_format,
     register_format,
@@ -60,19 +62,22 @@ from mettl_async.export.csv import CSV_FIXED_COLUMNS, CsvFormat, csv_row, neutra
 from mettl_async.export.csv import csv_columns as csv_columns
 from mettl_async.export.engine import CHECKPOINT_EVERY as CHECKPOINT_EVERY
 from mettl_async.export.engine import (
-    ExportOptions,
     ExportProgress,
     ExportSummary,
     export_results,
     stream_results,
 )
-from mettl_async.export.engine import Mode as Mode
 from mettl_async.export.journal import CHECKPOINT_VERSION as CHECKPOINT_VERSION
-from mettl_async.export.journal import _read_journal as _read_journal
+from mettl_async.export.journal import read_journal as read_journal
 from mettl_async.export.jsonl import JsonlFormat, jsonl_line
+from mettl_async.export.options import ExportOptions, Format
+from mettl_async.export.options import Mode as Mode
+
+#: The name ``read_journal`` had before it was public within the package.
+_read_journal = read_journal
 
 # Also importable from here, as before, though not in ``*``: csv_columns, Mode,
-# CHECKPOINT_EVERY, CHECKPOINT_VERSION, _read_journal.
+# CHECKPOINT_EVERY, CHECKPOINT_VERSION, read_journal (and _read_journal, its old name).
 __all__ = [
     "CSV_FIXED_COLUMNS",
     "FORMATS",
@@ -85,6 +90,7 @@ __all__ = [
     "Format",
     "FormatFactory",
     "JsonlFormat",
+    "WalkProgress",
     "csv_row",
     "export_results",
     "get_format",

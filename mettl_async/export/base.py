@@ -8,15 +8,13 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar, Final, TypeAlias
+from typing import Any, ClassVar, Final, TypeAlias
 
 import msgspec
 
 from mettl_async._errors import MettlError
 from mettl_async._paging import RawRecord
-
-if TYPE_CHECKING:
-    from mettl_async.export.engine import ExportOptions
+from mettl_async.export.options import ExportOptions, Format
 
 __all__ = [
     "FORMATS",
@@ -115,8 +113,6 @@ def count_lines(path: Path) -> int:
 
 #: Makes the format for an export; a class derived from :class:`ExportFormat` is one.
 FormatFactory: TypeAlias = Callable[[], ExportFormat]
-#: The name of a registered format: ``"jsonl"``, ``"csv"``, or one of :func:`register_format`.
-Format: TypeAlias = str
 
 _FORMATS: dict[str, FormatFactory] = {}
 #: The registered formats by name, in the order of registration (a read-only view).

@@ -17,7 +17,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import orjson
 
@@ -25,9 +25,7 @@ from mettl_async._paging import RawRecord
 from mettl_async._timefmt import parse_timestamp
 from mettl_async.export.base import ExportFormat
 from mettl_async.export.files import create_new, remove
-
-if TYPE_CHECKING:
-    from mettl_async.export.engine import ExportOptions
+from mettl_async.export.options import ExportOptions
 
 __all__ = ["CSV_FIXED_COLUMNS", "CsvFormat", "csv_columns", "csv_row", "neutralize"]
 

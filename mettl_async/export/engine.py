@@ -1,4 +1,5 @@
-"""The export: the walk over schedules, writing through an :class:`ExportFormat`.
+"""The export: the pages of the schedule walk (:mod:`mettl_async._walk`, which the
+sync walks too), written through an :class:`ExportFormat`.
 
 Records stream from the API to ``PATH.partial`` and are renamed (or converted)
 to ``PATH`` only when the export is complete, so an interrupted run never
@@ -18,12 +19,14 @@ import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Final, Literal, Protocol
+from typing import IO, Final, Protocol
 
 import attrs
 
 from mettl_async._client import MettlClient
-from mettl_async.export.base import ExportError, ExportFormat, Format, get_format
+from mettl_async._tracing import traced_run
+from mettl_async._walk import ScheduleWalk, WalkProgress
+from mettl_async.export.base import ExportError, ExportFormat, get_format
 from mettl_async.export.files import (
     ExportLock,
     create_new,
@@ -33,7 +36,9 @@ from mettl_async.export.files import (
     remove,
     write_all,
 )
-from mettl_async.export.journal import _Journal, _prepare, _Resume
+from mettl_async.export.journal import Journal, Resume, prepare_resume, tally_data
+from mettl_async.export.options import ExportOptions
+from mettl_async.export.options import Mode as Mode
 
 __all__ = [
     "ExportError",
@@ -44,99 +49,11 @@ __all__ = [
     "stream_results",
 ]
 
-Mode = Literal["new", "resume", "overwrite"]
-
 #: Seconds between checkpoints (each costs two fsyncs).
 CHECKPOINT_EVERY: Final = 0.5
 
-
-@attrs.frozen
-class ExportOptions:
-    """What to export, where, and how."""
-
-    output: Path
-    format: Format = "jsonl"
-    access_keys: tuple[str, ...] | None = None  # None: every schedule of the account
-    concurrency: int | None = None
-    include_recommendation: bool = False
-    include_essay_responses: bool = False
-    mode: Mode = "new"
-    #: CSV only: write cells as they are, without neutralizing those that start like a
-    #: spreadsheet formula (``=``, ``+``, ``-``, ``@``, tab, carriage return).
-    csv_raw: bool = False
-
-    @property
-    def partial(self) -> Path:
-        return self.output.with_name(self.output.name + ".partial")
-
-    @property
-    def checkpoint(self) -> Path:
-        return self.output.with_name(self.output.name + ".checkpoint")
-
-    def identity(self) -> dict[str, Any]:
-        """What a checkpoint must match to be resumed by these options."""
-        return {
-            "format": self.format,
-            "access_keys": list(self.access_keys) if self.access_keys is not None else None,
-            "include_recommendation": self.include_recommendation,
-            "include_essay_responses": self.include_essay_responses,
-        }
-
-
-@attrs.define
-class ExportProgress:
-    """Live counters of an export, for a progress line."""
-
-    started: float = attrs.field(factory=time.monotonic)
-    schedules_total: int | None = None  # known once every schedule is listed
-    schedules_done: int = 0
-    schedules_skipped: int = 0  # complete in the checkpoint being resumed
-    records: int = 0
-    records_skipped: int = 0  # already in the file being resumed
-    records_kept: int = 0  # in the file being resumed, kept
-    #: Whether the files of this export are on disk for ``mode="resume"`` to continue
-    #: (false before anything was written, and once the export is complete).
-    resumable: bool = False
-    #: what the schedule listing's ``totalRecords`` said, before the listing ends
-    schedules_reported: int | None = None
-    schedules_begun: int = 0  # schedules of this run whose first page gave a total
-    records_reported: int = 0  # the ``totalRecords`` of those schedules, added up
-
-    @property
-    def elapsed(self) -> float:
-        return time.monotonic() - self.started
-
-    @property
-    def records_seen(self) -> int:
-        """Records this run has handled: written, or found already in the file."""
-        return self.records + self.records_skipped
-
-    def records_expected(self) -> int | None:
-        """Records this run will handle, by Mettl's ``totalRecords``; None until one is known.
-
-        Exact once every schedule to walk has begun; until then the schedules
-        begun stand for the others (their average size, times the schedules left).
-        """
-        schedules = self.schedules_total
-        if schedules is None:
-            schedules = self.schedules_reported
-        if schedules is None or self.schedules_begun == 0:
-            return None
-        to_walk = max(0, schedules - self.schedules_skipped)
-        expected = self.records_reported
-        if self.schedules_begun < to_walk:
-            expected = round(expected * to_walk / self.schedules_begun)
-        return max(expected, self.records_seen)
-
-    def eta(self, rate: float | None = None) -> float | None:
-        """Seconds left at ``rate`` records per second (default: this run's average)."""
-        expected = self.records_expected()
-        if rate is None:
-            elapsed = self.elapsed
-            rate = self.records_seen / elapsed if elapsed > 0 else 0.0
-        if expected is None or rate <= 0:
-            return None
-        return max(0.0, (expected - self.records_seen) / rate)
+#: The progress of an export: the walk's (the sync shares it), under its earlier name.
+ExportProgress = WalkProgress
 
 
 @attrs.frozen
@@ -188,9 +105,7 @@ class _DataFile:
         self.crc = crc
 
     @classmethod
-    def open(cls, path: Path, resume: _Resume) -> _DataFile:
-        # Appending: after a failed write, cutting the file back to ``size`` also puts
-        # the next write there.
+    def open(cls, path: Path, resume: Resume) -> _DataFile:
         if resume.started and lexists(path):
             fd = open_existing(path, os.O_WRONLY | os.O_APPEND)
         else:
@@ -198,14 +113,11 @@ class _DataFile:
         return cls(fd, resume.size, resume.lines, resume.crc)
 
     def append(self, lines: list[bytes]) -> None:
+        # A write cut short (a full disk) raises and ends the run with ``size`` not
+        # counting it: no checkpoint vouches for the part of a record it left, and a
+        # resume cuts the file back to the last checkpoint.
         blob = b"".join(lines)
-        try:
-            write_all(self.fd, blob)
-        except OSError:
-            # A write cut short (a full disk): take back the part of a record it left.
-            with contextlib.suppress(OSError):
-                os.ftruncate(self.fd, self.size)
-            raise
+        write_all(self.fd, blob)
         self.size += len(blob)
         self.lines += blob.count(b"\n")  # as a resume counts them
         self.crc = zlib.crc32(blob, self.crc)
@@ -226,10 +138,11 @@ class _Sink(Protocol):
 class _FileSink:
     """Lines to ``PATH.partial``; commits to ``PATH.checkpoint`` vouch for what is synced."""
 
-    def __init__(self, data: _DataFile, journal: _Journal) -> None:
+    def __init__(self, data: _DataFile, journal: Journal, done: frozenset[str]) -> None:
         self.data = data
         self.journal = journal
         self.committed = data.size
+        self.finished = set(done)  # every schedule the journal names done
 
     def append(self, lines: list[bytes]) -> None:
         self.data.append(lines)
@@ -241,6 +154,7 @@ class _FileSink:
         data.sync()  # the data first: a checkpoint never vouches for bytes not on disk
         self.journal.commit(data.size, data.lines, data.crc, finished)
         self.committed = data.size
+        self.finished.update(finished)
 
 
 class _StreamSink:
@@ -265,6 +179,7 @@ def _finish(options: ExportOptions, fmt: ExportFormat) -> None:
     remove(options.checkpoint)
 
 
+@traced_run("mettl.export")  # one span over the run's calls, when traced
 async def export_results(
     client: MettlClient,
     options: ExportOptions,
@@ -280,15 +195,15 @@ async def export_results(
     writing anything leaves no file behind.
     """
     fmt = get_format(options.format).for_options(options)
-    progress = progress if progress is not None else ExportProgress()
-    requests0, retries0 = client.stats.requests, client.stats.retries
+    walk = _schedule_walk(client, options, progress, on_progress)
+    progress = walk.progress
     try:
         _check_paths(options)
         with ExportLock.acquire(options.output):
-            resume = _prepare(options, fmt)
+            resume = prepare_resume(options, fmt)
             kept = progress.records_kept = resume.kept
             if not resume.complete:
-                await _export_to_partial(client, options, fmt, resume, progress, on_progress)
+                await _export_to_partial(walk, options, fmt, resume)
             else:
                 progress.resumable = True  # only the last step is left, from the files on disk
             _finish(options, fmt)
@@ -301,37 +216,31 @@ async def export_results(
         output=options.output,
         schedules=progress.schedules_done + progress.schedules_skipped,
         records=progress.records + kept,
-        requests=client.stats.requests - requests0,
-        retries=client.stats.retries - retries0,
+        requests=walk.requests,
+        retries=walk.retries,
         seconds=progress.elapsed,
         resumed_records=kept,
     )
 
 
 async def _export_to_partial(
-    client: MettlClient,
-    options: ExportOptions,
-    fmt: ExportFormat,
-    resume: _Resume,
-    progress: ExportProgress,
-    on_progress: Callable[[ExportProgress], None] | None,
+    walk: ScheduleWalk, options: ExportOptions, fmt: ExportFormat, resume: Resume
 ) -> None:
     """Every record not yet written into ``PATH.partial``, journalled; marked complete."""
     fresh = not resume.started
     # The checkpoint first: a data file without one is an export that wrote nothing.
     journal = (
-        _Journal.create(options.checkpoint, options.identity())
+        Journal.create(options.checkpoint, options.identity())
         if fresh
-        else _Journal.reopen(options.checkpoint)
+        else Journal.reopen(options.checkpoint)
     )
     data: _DataFile | None = None
     try:
         data = _DataFile.open(options.partial, resume)
-        progress.resumable = True
-        sink = _FileSink(data, journal)
-        await _walk(client, options, fmt, sink, resume, progress, on_progress)
-        data.sync()
-        journal.complete(data.size, data.lines, data.crc)
+        walk.progress.resumable = True
+        sink = _FileSink(data, journal, resume.done)
+        await _write(walk, options, fmt, sink, resume)  # its last commit syncs the data
+        _complete(options, fmt, data, journal, frozenset(sink.finished))
     except BaseException:
         if fresh and (data is None or data.size == 0) and not journal.done_any:
             # Nothing was written (a wrong key, a bad URL, Ctrl+C at once): leave nothing.
@@ -341,7 +250,7 @@ async def _export_to_partial(
             journal.close()
             remove(options.partial)
             remove(options.checkpoint)
-            progress.resumable = False
+            walk.progress.resumable = False
         raise
     finally:
         if data is not None:
@@ -349,6 +258,25 @@ async def _export_to_partial(
         journal.close()
 
 
+def _complete(
+    options: ExportOptions,
+    fmt: ExportFormat,
+    data: _DataFile,
+    journal: Journal,
+    finished: frozenset[str],
+) -> None:
+    """Mark the export complete, with what the data holds read back from the disk."""
+    tally = tally_data(options.partial, data.size, fmt, finished)
+    if (tally.size, tally.lines, tally.crc) != (data.size, data.lines, data.crc):
+        raise ExportError(
+            f"{options.partial} changed during the export: its first {data.size} bytes are "
+            f"not the {data.lines} records written (was it edited?); use --overwrite to "
+            "start over"
+        )
+    journal.complete(data.size, data.lines, data.crc, tally)
+
+
+@traced_run("mettl.export")  # one span over the run's calls, when traced
 async def stream_results(
     client: MettlClient,
     options: ExportOptions,
@@ -371,73 +299,54 @@ async def stream_results(
         )
     if options.mode == "resume":
         raise ExportError("a stream cannot be resumed: run the export again")
-    progress = progress if progress is not None else ExportProgress()
-    requests0, retries0 = client.stats.requests, client.stats.retries
-    await _walk(client, options, fmt, _StreamSink(stream), _Resume(), progress, on_progress)
+    walk = _schedule_walk(client, options, progress, on_progress)
+    await _write(walk, options, fmt, _StreamSink(stream), Resume())
     return ExportSummary(
         output=options.output,
-        schedules=progress.schedules_done,
-        records=progress.records,
-        requests=client.stats.requests - requests0,
-        retries=client.stats.retries - retries0,
-        seconds=progress.elapsed,
+        schedules=walk.progress.schedules_done,
+        records=walk.progress.records,
+        requests=walk.requests,
+        retries=walk.retries,
+        seconds=walk.progress.elapsed,
     )
 
 
-async def _walk(
+def _schedule_walk(
     client: MettlClient,
     options: ExportOptions,
-    fmt: ExportFormat,
-    sink: _Sink,
-    resume: _Resume,
-    progress: ExportProgress,
+    progress: ExportProgress | None,
     on_progress: Callable[[ExportProgress], None] | None,
+) -> ScheduleWalk:
+    return ScheduleWalk(
+        client, access_keys=options.access_keys, progress=progress, on_progress=on_progress
+    )
+
+
+async def _write(
+    walk: ScheduleWalk, options: ExportOptions, fmt: ExportFormat, sink: _Sink, resume: Resume
 ) -> None:
+    """Walk the schedules not done, writing each page's new records through ``sink``."""
     done, written, written_lines = resume.done, resume.written, resume.written_lines
+    progress = walk.progress
     progress.schedules_skipped = len(done)
-    listed = 0
-
-    async def schedules() -> Any:
-        nonlocal listed
-        if options.access_keys is not None:
-            progress.schedules_total = len(set(options.access_keys))
-            for key in dict.fromkeys(options.access_keys):
-                if key not in done:
-                    yield key
-            return
-        async with contextlib.aclosing(client.iter_schedules().raw().pages()) as pages:
-            async for page in pages:
-                if progress.schedules_reported is None:
-                    progress.schedules_reported = page.total_records
-                for schedule in page.items:
-                    listed += 1
-                    if schedule.key not in done:
-                        yield schedule
-        progress.schedules_total = listed
-
-    walk = client.iter_all_results(
-        schedules=schedules(),
+    pages = walk.pages(
+        skip=done,
         concurrency=options.concurrency,
         include_recommendation=options.include_recommendation,
         include_essay_responses=options.include_essay_responses,
     )
     finished: list[str] = []
-    last_commit = last_report = time.monotonic()
+    last_commit = time.monotonic()
 
     def commit() -> None:
         sink.commit(finished)
         finished.clear()
 
     try:
-        async with contextlib.aclosing(walk.raw().pages()) as pages:
-            async for item in pages:
-                schedule = item.schedule
-                key = str(schedule.key or schedule.get("accessKey"))
+        async with contextlib.aclosing(pages):
+            async for key, item in pages:
                 records = item.page.items
-                if item.page.offset == 0 and item.page.total_records is not None:
-                    progress.schedules_begun += 1  # a schedule's first page: its size
-                    progress.records_reported += item.page.total_records
-                lines = fmt.encode_page(schedule, records)
+                lines = fmt.encode_page(item.schedule, records)
                 if written or written_lines:  # a resume: drop the records already in the file
                     fresh = []
                     for record, line in zip(records, lines, strict=True):
@@ -458,9 +367,7 @@ async def _walk(
                 if now - last_commit >= CHECKPOINT_EVERY:
                     commit()
                     last_commit = now
-                if on_progress is not None and now - last_report >= 0.2:
-                    on_progress(progress)
-                    last_report = now
+                walk.report(now)
     except BaseException:
         # However the walk ends (an error, Ctrl+C, SIGTERM), what was written whole is
         # vouched for, so that --resume continues from there. A commit that fails too

@@ -5,11 +5,16 @@ commit vouching for a prefix of ``PATH.partial``: its size in bytes, the
 number of records (lines) in it, a CRC-32 of those bytes, and the schedules
 completed since the previous commit. A commit is written only for whole
 records that were written and fsynced: a size always falls on a line boundary.
+The last entry of a finished walk marks the export complete, and says what
+can be checked: every schedule finished (the union of the ``done`` lists
+before it) with the number of its records in the data, and the records of no
+finished schedule (``other``).
 
 A resume trusts nothing blindly. Each entry is checked (types, bounds, sizes
 that never shrink); the last one is checked against the data (the file is at
 least that long, its prefix ends a line, holds that many lines, and has that
-checksum). Only then is ``PATH.partial`` cut back to that size (dropping a
+checksum). A completion entry must agree with the entries before it and with
+the data, schedule by schedule. Only then is ``PATH.partial`` cut back to that size (dropping a
 torn tail), complete schedules skipped, and the candidates of the incomplete
 ones already in the file skipped, so that the final file holds each candidate
 once. A checkpoint that does not match its data refuses to resume, with a
@@ -22,12 +27,12 @@ import os
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import IO, Any, Final
 
 import attrs
 import orjson
 
-from mettl_async._validation import is_whole_number
+from mettl_async._numbers import is_whole_number
 from mettl_async.export.base import ExportError, ExportFormat
 from mettl_async.export.files import (
     create_new,
@@ -38,19 +43,28 @@ from mettl_async.export.files import (
     remove,
     write_all,
 )
+from mettl_async.export.options import ExportOptions
 
-if TYPE_CHECKING:
-    from mettl_async.export.engine import ExportOptions
+__all__ = [
+    "CHECKPOINT_VERSION",
+    "Journal",
+    "JournalState",
+    "Resume",
+    "Tally",
+    "prepare_resume",
+    "read_journal",
+    "tally_data",
+]
 
-__all__ = ["CHECKPOINT_VERSION"]
-
-#: 2: entries carry ``lines`` and ``crc32`` (version 1 checkpoints cannot be resumed).
-CHECKPOINT_VERSION: Final = 2
-_ENTRY_FIELDS: Final = frozenset({"size", "lines", "crc32", "done", "complete"})
+#: 2: entries carry ``lines`` and ``crc32``; 3: the completion entry carries
+#: ``schedules`` and ``other`` (earlier checkpoints cannot be resumed).
+CHECKPOINT_VERSION: Final = 3
+_ENTRY_FIELDS: Final = frozenset({"size", "lines", "crc32", "done"})
+_COMPLETION_FIELDS: Final = frozenset({"complete", "schedules", "other"})
 _START_OVER: Final = "use --overwrite to start over"
 
 
-class _Journal:
+class Journal:
     """``PATH.checkpoint`` open for appending: which bytes of ``PATH.partial`` are good."""
 
     def __init__(self, path: Path, fd: int) -> None:
@@ -59,7 +73,7 @@ class _Journal:
         self.done_any = False  # whether a commit named a complete schedule
 
     @classmethod
-    def create(cls, path: Path, identity: Mapping[str, Any]) -> _Journal:
+    def create(cls, path: Path, identity: Mapping[str, Any]) -> Journal:
         fd = create_new(path)
         try:
             header = {"mettl-async-export": CHECKPOINT_VERSION, **identity}
@@ -73,7 +87,7 @@ class _Journal:
         return cls(path, fd)
 
     @classmethod
-    def reopen(cls, path: Path) -> _Journal:
+    def reopen(cls, path: Path) -> Journal:
         fd = open_existing(path, os.O_RDWR | os.O_APPEND)
         try:
             size = os.fstat(fd).st_size
@@ -94,9 +108,24 @@ class _Journal:
         if done:
             self.done_any = True
 
-    def complete(self, size: int, lines: int, crc: int) -> None:
-        """Every record is in the data file: only the format's finish is left."""
-        self._append({"size": size, "lines": lines, "crc32": crc, "done": [], "complete": True})
+    def complete(self, size: int, lines: int, crc: int, tally: Tally) -> None:
+        """Every record is in the data file: only the format's finish is left.
+
+        ``tally`` is what the data holds (:func:`tally_data`): the records of each
+        finished schedule, and the others; a resume checks it against the entries
+        before and against the data.
+        """
+        self._append(
+            {
+                "size": size,
+                "lines": lines,
+                "crc32": crc,
+                "done": [],
+                "complete": True,
+                "schedules": dict(sorted(tally.schedules.items())),
+                "other": tally.other,
+            }
+        )
 
     def close(self) -> None:
         """Close the file (once: a second call does nothing)."""
@@ -106,24 +135,32 @@ class _Journal:
 
 
 @attrs.frozen
-class _JournalState:
+class JournalState:
+    """What a checkpoint vouches for (:func:`read_journal`): its last entry, schedules done."""
+
     size: int = 0
     lines: int = 0
     crc: int = 0
     done: frozenset[str] = frozenset()
     complete: bool = False
     commits: int = 0
+    #: what the completion entry claims: each finished schedule's records, and the others
+    schedules: Mapping[str, int] = attrs.field(factory=dict)
+    other: int = 0
 
 
 def _whole(value: object) -> bool:
     return is_whole_number(value) and value >= 0
 
 
-def _entry_problem(entry: object, last: _JournalState) -> str | None:
+def _entry_problem(
+    entry: object, last: JournalState, finished: set[str], identity: Mapping[str, Any]
+) -> str | None:
     """What is wrong with one journal entry, given the state before it; ``None`` if nothing."""
     if not isinstance(entry, dict):
         return f"an entry is JSON {type(entry).__name__}, not an object"
-    unknown = set(entry) - _ENTRY_FIELDS
+    allowed = _ENTRY_FIELDS | _COMPLETION_FIELDS if "complete" in entry else _ENTRY_FIELDS
+    unknown = set(entry) - allowed
     if unknown:
         return f"an entry has unknown fields ({', '.join(sorted(unknown))})"
     size, lines, crc, done = (entry.get(k) for k in ("size", "lines", "crc32", "done"))
@@ -148,10 +185,53 @@ def _entry_problem(entry: object, last: _JournalState) -> str | None:
         return f"the size went back from {last.size} to {size} bytes"
     if size == last.size and (lines, crc) != (last.lines, last.crc) and last.commits:
         return f"two entries describe the same {size} bytes differently"
+    if "complete" in entry:
+        return _completion_problem(entry, finished | set(done), identity)
     return None
 
 
-def _read_journal(path: Path, identity: Mapping[str, Any]) -> _JournalState:
+def _completion_problem(
+    entry: dict[str, Any], done: set[str], identity: Mapping[str, Any]
+) -> str | None:
+    """What a completion entry claims that the entries before it do not bear out."""
+    schedules, other = entry.get("schedules"), entry.get("other")
+    if not isinstance(schedules, dict) or not isinstance(other, int) or not _whole(other):
+        return (
+            "the entry marking the export complete does not say which schedules it finished "
+            "and their records (it was written by hand, or by another version)"
+        )
+    if not all(isinstance(key, str) and key and _whole(n) for key, n in schedules.items()):
+        return "the completion entry's schedules must map access keys to record counts"
+    claimed = set(schedules)
+    if claimed != done:
+        return (
+            f"the completion entry names {len(claimed)} finished schedules but the entries "
+            f"before it finished {len(done)} ({_differences(claimed, done)})"
+        )
+    keys = identity.get("access_keys")
+    if keys is not None and claimed != set(keys):
+        return (
+            f"the export is of {len(set(keys))} schedules but the completion entry names "
+            f"{len(claimed)} ({_differences(claimed, set(keys))})"
+        )
+    if sum(schedules.values()) + other != entry["lines"]:
+        return (
+            f"the completion entry counts {sum(schedules.values())} + {other} records, "
+            f"not the {entry['lines']} it vouches for"
+        )
+    return None
+
+
+def _differences(claimed: set[str], recorded: set[str]) -> str:
+    parts = []
+    for label, keys in (("not finished", claimed - recorded), ("missing", recorded - claimed)):
+        if keys:
+            shown = ", ".join(sorted(keys)[:3]) + (", ..." if len(keys) > 3 else "")
+            parts.append(f"{label}: {shown}")
+    return "; ".join(parts)
+
+
+def read_journal(path: Path, identity: Mapping[str, Any]) -> JournalState:
     """What a checkpoint vouches for; checks that it belongs to this export, entry by entry."""
     lines = read_regular(path).split(b"\n")
     try:
@@ -174,7 +254,7 @@ def _read_journal(path: Path, identity: Mapping[str, Any]) -> _JournalState:
             f"{path} belongs to an export with other options ({', '.join(mismatched)}); "
             "resume with the same options, or use --overwrite to start over"
         )
-    state = _JournalState()
+    state = JournalState()
     done: set[str] = set()
     for number, line in enumerate(lines[1:], start=2):
         if not line.strip():
@@ -183,26 +263,87 @@ def _read_journal(path: Path, identity: Mapping[str, Any]) -> _JournalState:
             entry = orjson.loads(line)
         except orjson.JSONDecodeError:
             continue  # a line torn by an interruption: the lines around it stand
-        problem = _entry_problem(entry, state)
+        problem = _entry_problem(entry, state, done, identity)
         if problem is not None:
             raise ExportError(
                 f"{path}, line {number}: {problem}; the checkpoint is damaged or was edited, "
                 f"so it cannot vouch for the data: {_START_OVER}"
             )
         done.update(entry["done"])
-        state = _JournalState(
+        state = JournalState(
             entry["size"],
             entry["lines"],
             entry["crc32"],
             frozenset(done),
             entry.get("complete") is True,
             state.commits + 1,
+            entry.get("schedules", {}),
+            entry.get("other", 0),
         )
     return state
 
 
 @attrs.frozen
-class _Resume:
+class Tally:
+    """What the first bytes of a data file hold, line by line (:func:`tally_data`)."""
+
+    size: int  # bytes of the whole lines read
+    lines: int
+    crc: int
+    ends_line: bool  # whether the last byte read ends a line
+    #: records of each finished schedule (every one named, none left out)
+    schedules: Mapping[str, int]
+    other: int  # records naming no finished schedule
+    #: the records of unfinished schedules: (access key, email), and lines without email
+    written: frozenset[tuple[str, str]] = frozenset()
+    written_lines: frozenset[int] = frozenset()
+
+
+def _tally(stream: IO[bytes], limit: int, fmt: ExportFormat, finished: frozenset[str]) -> Tally:
+    counts = dict.fromkeys(finished, 0)
+    seen: set[tuple[str, str]] = set()
+    keyless: set[int] = set()
+    crc = count = consumed = 0
+    last = b"\n"
+    for line in stream:
+        if consumed + len(line) > limit:
+            break
+        consumed += len(line)
+        crc = zlib.crc32(line, crc)
+        count += 1
+        last = line[-1:]
+        identity = fmt.identify(line)
+        if identity is None:
+            continue
+        key, email = identity
+        if key in counts:
+            counts[key] += 1
+        elif email is not None:
+            seen.add((key, email))
+        else:
+            keyless.add(hash(line))
+    named = sum(counts.values())
+    return Tally(
+        consumed,
+        count,
+        crc,
+        last == b"\n",
+        counts,
+        count - named,
+        frozenset(seen),
+        frozenset(keyless),
+    )
+
+
+def tally_data(path: Path, size: int, fmt: ExportFormat, finished: frozenset[str]) -> Tally:
+    """What the first ``size`` bytes of the data file at ``path`` hold (whole lines)."""
+    fd = open_existing(path, os.O_RDONLY)
+    with os.fdopen(fd, "rb") as stream:
+        return _tally(stream, size, fmt, finished)
+
+
+@attrs.frozen
+class Resume:
     """What an earlier, interrupted run left: bytes kept, schedules done, records written."""
 
     size: int = 0
@@ -216,9 +357,7 @@ class _Resume:
     started: bool = False  # the files of an earlier run are there to continue
 
 
-def _verify(
-    partial: Path, journal: _JournalState, fmt: ExportFormat, *, checkpoint: Path
-) -> _Resume:
+def _verify(partial: Path, journal: JournalState, fmt: ExportFormat, *, checkpoint: Path) -> Resume:
     """Check ``PATH.partial`` against the checkpoint's last entry, cut it back to the size
     vouched for, and read which records it holds."""
     mismatch = (
@@ -226,10 +365,6 @@ def _verify(
         f"changed, or do not belong together, so the export cannot continue from them: "
         f"{_START_OVER}"
     )
-    seen: set[tuple[str, str]] = set()
-    keyless: set[int] = set()
-    crc = count = consumed = 0
-    last = b"\n"
     fd = open_existing(partial, os.O_RDWR)
     with os.fdopen(fd, "r+b") as stream:
         actual = os.fstat(fd).st_size
@@ -240,46 +375,51 @@ def _verify(
                     "the checkpoint vouches for"
                 )
             )
-        for line in stream:
-            if consumed + len(line) > journal.size:
-                break
-            consumed += len(line)
-            crc = zlib.crc32(line, crc)
-            count += 1
-            last = line[-1:]
-            identity = fmt.identify(line)
-            if identity is None:
-                continue
-            key, email = identity
-            if key in journal.done:
-                continue
-            if email is not None:
-                seen.add((key, email))
-            else:
-                keyless.add(hash(line))
-        if consumed != journal.size or last != b"\n":
+        tally = _tally(stream, journal.size, fmt, journal.done)
+        if tally.size != journal.size or not tally.ends_line:
             raise ExportError(mismatch.format(f"byte {journal.size} is not the end of a record"))
-        if (count, crc) != (journal.lines, journal.crc):
+        if (tally.lines, tally.crc) != (journal.lines, journal.crc):
             raise ExportError(
                 mismatch.format(
-                    f"its first {journal.size} bytes hold {count} records with checksum "
-                    f"{crc:08x}, the checkpoint says {journal.lines} with {journal.crc:08x}"
+                    f"its first {journal.size} bytes hold {tally.lines} records with checksum "
+                    f"{tally.crc:08x}, the checkpoint says {journal.lines} with {journal.crc:08x}"
                 )
             )
+        if journal.complete:
+            problem = _claim_problem(journal, tally)
+            if problem is not None:
+                raise ExportError(mismatch.format(problem))
         if actual > journal.size:
             stream.truncate(journal.size)  # drop what came after the last good checkpoint
             os.fsync(fd)
-    return _Resume(
+    return Resume(
         journal.size,
         journal.lines,
         journal.crc,
         journal.done,
-        count,
-        frozenset(seen),
-        frozenset(keyless),
+        tally.lines,
+        tally.written,
+        tally.written_lines,
         complete=journal.complete,
         started=True,
     )
+
+
+def _claim_problem(journal: JournalState, tally: Tally) -> str | None:
+    """Where the data disagrees with what the completion entry says it holds."""
+    for key in sorted(journal.schedules):
+        claimed, found = journal.schedules[key], tally.schedules.get(key, 0)
+        if claimed != found:
+            return (
+                f"the checkpoint's completion entry says schedule {key} has {claimed} "
+                f"records, the file holds {found}"
+            )
+    if tally.other != journal.other:
+        return (
+            f"the checkpoint's completion entry says {journal.other} records name no "
+            f"finished schedule, the file holds {tally.other}"
+        )
+    return None
 
 
 def _holds_nothing(options: ExportOptions) -> bool:
@@ -291,20 +431,20 @@ def _holds_nothing(options: ExportOptions) -> bool:
     if not lexists(checkpoint):  # without one, only an empty data file is nothing
         return not lexists(partial) or os.path.getsize(partial) == 0
     try:
-        state = _read_journal(checkpoint, options.identity())
+        state = read_journal(checkpoint, options.identity())
     except (ExportError, OSError):
         return False
     # Bytes of the data file that no entry vouches for would be cut by a resume anyway.
     return state.size == 0 and not state.done and not state.complete
 
 
-def _prepare(options: ExportOptions, fmt: ExportFormat) -> _Resume:
+def prepare_resume(options: ExportOptions, fmt: ExportFormat) -> Resume:
     """Check what is on disk against the mode, and what a resume starts from."""
     output, partial, checkpoint = options.output, options.partial, options.checkpoint
     if options.mode == "overwrite":
         for path in (partial, checkpoint):
             remove(path)  # a link planted there goes, its target stays untouched
-        return _Resume()
+        return Resume()
     for path in (partial, checkpoint):
         if os.path.islink(path):
             raise ExportError(
@@ -322,9 +462,9 @@ def _prepare(options: ExportOptions, fmt: ExportFormat) -> _Resume:
                 )
             for path in (partial, checkpoint):
                 remove(path)  # a run that wrote nothing: nothing to keep
-        return _Resume()
+        return Resume()
     # --resume
-    journal = _read_journal(checkpoint, options.identity()) if lexists(checkpoint) else None
+    journal = read_journal(checkpoint, options.identity()) if lexists(checkpoint) else None
     has_partial = lexists(partial)
     if journal is not None and journal.complete:
         if has_partial:
@@ -337,7 +477,7 @@ def _prepare(options: ExportOptions, fmt: ExportFormat) -> _Resume:
                     f"{output} holds {found} records, but its checkpoint says the export "
                     f"wrote {journal.lines}: it was changed since; {_START_OVER}"
                 )
-            return _Resume(
+            return Resume(
                 journal.size,
                 journal.lines,
                 journal.crc,
@@ -352,11 +492,11 @@ def _prepare(options: ExportOptions, fmt: ExportFormat) -> _Resume:
                 f"{output} is complete: nothing to resume (use --overwrite to redo it)"
             )
         remove(checkpoint)  # stopped before anything was written
-        return _Resume()
+        return Resume()
     if journal is None:
         if _holds_nothing(options):
             remove(partial)
-            return _Resume()
+            return Resume()
         raise ExportError(f"the interrupted export to {output} lacks its checkpoint: {_START_OVER}")
     if not has_partial:
         raise ExportError(f"the interrupted export to {output} lacks its data file: {_START_OVER}")

@@ -14,19 +14,26 @@ SQLite (the standard library's ``sqlite3``) by default; PostgreSQL with
 README and created by numbered migrations (:mod:`~mettl_async.sync.migrations`).
 
 The package's parts:
-  engine.py     sync_results: the walk, a commit per schedule
-  base.py       the errors, a backend's interface, what a commit writes
+  engine.py     sync_results: the schedule walk (the export's too), a commit per schedule
+  base.py       the errors, the timeouts, a backend's interface, what a commit writes
   rows.py       a record's columns, read from Mettl's JSON (pure)
   database.py   database URLs, open_database
-  sqlite.py     the SQLite backend; postgres.py the PostgreSQL one
+  sqlite.py     the SQLite backend (worker.py: its thread); postgres.py the PostgreSQL one
   live.py       ResultUpdater: the webhook callback that keeps the database current
 """
 
 from __future__ import annotations
 
+from mettl_async._walk import WalkProgress as WalkProgress
 from mettl_async.sync.base import (
     Counts,
     Database,
+    DatabaseFullError,
+    DatabaseLostError,
+    DatabaseTimeoutError,
+    DatabaseTimeouts,
+    DatabaseUnavailableError,
+    SpoolFullError,
     SyncConfigurationError,
     SyncError,
     SyncLockedError,
@@ -35,11 +42,19 @@ from mettl_async.sync.database import DEFAULT_DATABASE_URL, open_database
 from mettl_async.sync.engine import SyncSummary, sync_results
 from mettl_async.sync.live import ResultUpdater
 
+# Also importable from here, though not in ``*`` (documented with the export, whose
+# ExportProgress it is): WalkProgress, the type of sync_results' ``progress``.
 __all__ = [
     "DEFAULT_DATABASE_URL",
     "Counts",
     "Database",
+    "DatabaseFullError",
+    "DatabaseLostError",
+    "DatabaseTimeoutError",
+    "DatabaseTimeouts",
+    "DatabaseUnavailableError",
     "ResultUpdater",
+    "SpoolFullError",
     "SyncConfigurationError",
     "SyncError",
     "SyncLockedError",

@@ -6,7 +6,13 @@ import os
 from typing import Final
 from urllib.parse import unquote, urlsplit
 
-from mettl_async.sync.base import Database, SyncConfigurationError, redact_url
+from mettl_async.sync.base import (
+    DEFAULT_TIMEOUTS,
+    Database,
+    DatabaseTimeouts,
+    SyncConfigurationError,
+    redact_url,
+)
 
 __all__ = ["DEFAULT_DATABASE_URL", "open_database"]
 
@@ -33,25 +39,55 @@ def sqlite_path(url: str) -> str | None:
     return os.path.abspath(path)
 
 
-async def open_database(url: str) -> Database:
+def check_ports(url: str, shown: str) -> None:
+    """Refuse a PostgreSQL URL whose port (of any of its hosts) is not a port number."""
+    netloc = url.partition("://")[2].partition("/")[0].partition("?")[0]
+    hosts = netloc.rpartition("@")[2]
+    for host in hosts.split(","):
+        port = host.rpartition("]")[2] if host.startswith("[") else host
+        _, colon, text = port.rpartition(":")
+        if not colon:
+            continue
+        if not text.isascii() or not text.isdigit() or not 0 < int(text) < 65536:
+            raise SyncConfigurationError(
+                f"the port of the database URL {shown!r} is {text!r}: expected a number "
+                "from 1 to 65535 (postgresql://user:password@host:5432/database)"
+            )
+
+
+async def open_database(
+    url: str, *, timeouts: DatabaseTimeouts = DEFAULT_TIMEOUTS, reconnect: bool = False
+) -> Database:
     """Open (creating and migrating as needed) the database of ``url``.
 
     ``sqlite:///mettl.db`` (a file, relative to the current directory;
     ``sqlite:////var/lib/mettl.db`` for an absolute path) or
     ``postgresql://user:password@host:port/database`` (``postgres://`` too;
     needs ``pip install 'mettl-async[postgres]'``).
+
+    ``timeouts`` bound every call (:class:`~mettl_async.sync.DatabaseTimeouts`).
+    ``reconnect=True`` (for a long-running webhook listener) reconnects after a
+    lost connection, at the next call, instead of failing every later call; a
+    sync never reconnects (its lock lives with its connection).
+
+    Raises :class:`~mettl_async.sync.SyncConfigurationError` for a URL or a
+    database that cannot be used (another application's, a newer schema),
+    :class:`~mettl_async.sync.DatabaseUnavailableError` when it cannot be reached.
     """
     if not isinstance(url, str) or not url.strip():
         raise SyncConfigurationError(f"no database URL: expected {_FORMS}")
+    if not isinstance(timeouts, DatabaseTimeouts):
+        raise SyncConfigurationError(f"timeouts must be DatabaseTimeouts, got {timeouts!r}")
     shown = redact_url(url)
     path = sqlite_path(url)
     if path is not None:
         from mettl_async.sync.sqlite import SQLiteDatabase
 
-        return await SQLiteDatabase.open(path, shown)
+        return await SQLiteDatabase.open(path, shown, timeouts=timeouts, reconnect=reconnect)
     scheme = urlsplit(url).scheme.lower()
     if scheme in ("postgresql", "postgres"):
         from mettl_async.sync.postgres import PostgresDatabase
 
-        return await PostgresDatabase.open(url, shown)
+        check_ports(url, shown)
+        return await PostgresDatabase.open(url, shown, timeouts=timeouts, reconnect=reconnect)
     raise SyncConfigurationError(f"unknown kind of database URL {shown!r}: expected {_FORMS}")

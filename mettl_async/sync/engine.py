@@ -4,7 +4,10 @@
 (``AccountResults.raw()``: the bytes Mettl sent, never decoded into models),
 reads the few columns of each record, drops records whose hash is the one
 stored, and commits each schedule in one transaction when its walk is
-complete (see :mod:`mettl_async.sync.base` for what a commit writes). A
+complete (see :mod:`mettl_async.sync.base` for what a commit writes). Before
+a schedule's first page is asked for, the database's row version is read (its
+mark): a row the webhook listener stores after that is never overwritten by
+the schedule's listing, which may be older. A
 schedule whose walk fails changes nothing; schedules committed before stay.
 Run it again after an interruption: committed schedules are read but not
 rewritten, and the database ends as an uninterrupted run leaves it.
@@ -15,23 +18,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
 import attrs
 
 from mettl_async._client import MettlClient
 from mettl_async._paging import RawRecord
-from mettl_async.export.engine import ExportProgress
+from mettl_async._tracing import traced_run
+from mettl_async._walk import ScheduleWalk, WalkProgress
 from mettl_async.sync.base import Counts, Database, ScheduleCommit, Snapshot, Spool
 from mettl_async.sync.database import DEFAULT_DATABASE_URL, open_database
 from mettl_async.sync.rows import record_row, schedule_columns
 
 __all__ = ["SyncSummary", "sync_results"]
 
-logger = logging.getLogger("mettl_async")
+logger = logging.getLogger("mettl_async.sync")
 
 
 @attrs.frozen
@@ -60,6 +62,7 @@ class _Walked:
 
     schedule: RawRecord
     before: Snapshot
+    mark: int  # the newest row version before the schedule's first page was asked for
     spool: Spool = attrs.Factory(Spool)
     seen: set[str] = attrs.Factory(set)
     listed: int = 0
@@ -69,14 +72,15 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+@traced_run("mettl.sync")  # one span over the run's calls, when traced
 async def sync_results(
     client: MettlClient,
     database: str | Database = DEFAULT_DATABASE_URL,
     *,
     access_keys: Sequence[str] | None = None,
     concurrency: int | None = None,
-    progress: ExportProgress | None = None,
-    on_progress: Callable[[ExportProgress], None] | None = None,
+    progress: WalkProgress | None = None,
+    on_progress: Callable[[WalkProgress], None] | None = None,
 ) -> SyncSummary:
     """Bring the database up to date with every result of the account (or of ``access_keys``).
 
@@ -108,40 +112,43 @@ async def _sync(
     db: Database,
     access_keys: list[str] | None,
     concurrency: int | None,
-    progress: ExportProgress | None,
-    on_progress: Callable[[ExportProgress], None] | None,
+    progress: WalkProgress | None,
+    on_progress: Callable[[WalkProgress], None] | None,
 ) -> SyncSummary:
-    progress = progress if progress is not None else ExportProgress()
-    requests0, retries0 = client.stats.requests, client.stats.retries
+    # Each schedule's mark is read before its first page is asked for (the run's own
+    # mark stands in for a schedule the walk names differently; it is older still).
+    run_mark = await db.version_mark()
+    marks: dict[str, int] = {}
+
+    async def take_mark(key: str) -> None:
+        marks[key] = await db.version_mark()
+
+    # The totals of the listing and of first pages are not read: the sync's progress
+    # line counts records without a percentage or an ETA.
+    walk = ScheduleWalk(
+        client,
+        access_keys=access_keys,
+        progress=progress,
+        on_progress=on_progress,
+        learn_totals=False,
+        before_schedule=take_mark,
+    )
+    progress = walk.progress
     run_id = await db.begin_run(_now(), access_keys)
     counts = Counts()
     committed: set[str] = set()
     walking: dict[str, _Walked] = {}
     skipped = 0
     schedules_deleted = 0
-
-    async def schedules() -> AsyncGenerator[Any, None]:
-        if access_keys is not None:
-            progress.schedules_total = len(access_keys)
-            for key in access_keys:
-                yield key
-            return
-        listed = 0
-        async for schedule in client.iter_schedules().raw():
-            listed += 1
-            yield schedule
-        progress.schedules_total = listed
-
-    walk = client.iter_all_results(schedules=schedules(), concurrency=concurrency)
-    last_report = time.monotonic()
+    pages = walk.pages(concurrency=concurrency)
     try:
-        async with contextlib.aclosing(walk.raw().pages()) as pages:
-            async for item in pages:
+        async with contextlib.aclosing(pages):
+            async for key, item in pages:
                 schedule = item.schedule
-                key = str(schedule.key or schedule.get("accessKey"))
                 state = walking.get(key)
                 if state is None:
-                    state = walking[key] = _Walked(schedule, await db.snapshot(key))
+                    mark = marks.pop(key, run_mark)
+                    state = walking[key] = _Walked(schedule, await db.snapshot(key), mark)
                 changed = []
                 before, seen = state.before, state.seen
                 for record in item.page.items:
@@ -155,7 +162,8 @@ async def _sync(
                     email = row[0]
                     seen.add(email)
                     state.listed += 1
-                    if before.get(email) != (row[8], False):
+                    known = before.get(email)
+                    if known is None or known[0] != row[8] or known[1]:
                         changed.append(row)
                 state.spool.add(changed)
                 progress.records += len(item.page.items)
@@ -167,16 +175,13 @@ async def _sync(
                         state.spool.close()
                     committed.add(key)
                     progress.schedules_done += 1
-                now = time.monotonic()
-                if on_progress is not None and now - last_report >= 0.2:
-                    on_progress(progress)
-                    last_report = now
+                walk.report()
         if access_keys is None:
             schedules_deleted = await db.mark_schedules_deleted(committed, _now())
     except BaseException as exc:
         for state in walking.values():
             state.spool.close()
-        error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        error = stop_reason(exc)
         with contextlib.suppress(Exception):
             # recorded even when cancelled (Ctrl+C): the run's row says it stopped, and why
             await asyncio.shield(
@@ -196,8 +201,8 @@ async def _sync(
         deleted=counts.deleted,
         schedules_deleted=schedules_deleted,
         skipped=skipped,
-        requests=client.stats.requests - requests0,
-        retries=client.stats.retries - retries0,
+        requests=walk.requests,
+        retries=walk.retries,
         seconds=progress.elapsed,
     )
 
@@ -215,4 +220,18 @@ def _commit(key: str, state: _Walked, run_id: int) -> ScheduleCommit:
         listed=state.listed,
         run_id=run_id,
         now=_now(),
+        mark=state.mark,
     )
+
+
+def stop_reason(exc: BaseException) -> str:
+    """What ``sync_runs.error`` says of a run that ``exc`` ended.
+
+    A cancellation says why it came when its canceller said (the command line's
+    ``interrupted (SIGINT)`` or ``terminated (SIGTERM)``), else ``interrupted``;
+    any other error, its class and message.
+    """
+    if isinstance(exc, asyncio.CancelledError):
+        reason = exc.args[0] if exc.args and isinstance(exc.args[0], str) else ""
+        return reason or "interrupted"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -26,6 +26,7 @@ from aiohttp import web
 
 from mettl_async._signing import SigningKey, algorithm_for_version, string_to_sign
 from mettl_async.testing import routes
+from mettl_async.testing.callbacks import Delivery, FakeCallbacks
 from mettl_async.testing.churn import check_churn
 from mettl_async.testing.data import FakeAccount, FakeSchedule
 from mettl_async.testing.errors import MESSAGES, Reply
@@ -195,9 +196,12 @@ class FakeMettl:
     in their own items while the call succeeds; registered candidates join
     their schedule ("Yet to Start") and ``account.complete()`` finishes their
     test. Article 19 deletes only completed or expired tests. :attr:`mutate`
-    changes the account while it runs (regrades, gradings, deletions, arrivals). Article 18 pages
-    on v3 only. Field names the reference does not give (articles 1, 4, 6, 7,
-    18) are the fake's own choice, the ones the client's models read.
+    changes the account while it runs (regrades, gradings, deletions, arrivals,
+    starts, finishes, resumes), and a schedule with webhook URLs is called as
+    Mettl calls it at each step (:attr:`callbacks`, :attr:`deliveries`,
+    :meth:`deliveries_settled`). Article 18 pages on v3 only. Field names the
+    reference does not give (articles 1, 4, 6, 7, 18) are the fake's own choice,
+    the ones the client's models read.
 
     What the fake keeps is grouped: :attr:`config` (:class:`FakeConfig`),
     :attr:`state` (:class:`FakeState`, the account and what requests changed),
@@ -289,6 +293,8 @@ class FakeMettl:
         )
         self._routes: list[tuple[str, str, Handler]] = list(routes.ROUTES)
         self._signing_keys: dict[tuple[str, str], SigningKey] = {}
+        #: The webhook calls of schedules with notification URLs (``testing/callbacks.py``).
+        self.callbacks = FakeCallbacks(self.state, lambda: self.config.clock())
 
     # -- configuration -----------------------------------------------------------
 
@@ -368,6 +374,7 @@ class FakeMettl:
         app = web.Application(middlewares=[self._middleware], client_max_size=16 * 1024**2)
         for method, pattern, handler in self._routes:
             app.router.add_route(method, "/{version:v[123]}" + pattern, self._wrap(handler))
+        self.callbacks.attach(app)
         return app
 
     @web.middleware
@@ -512,6 +519,21 @@ class FakeMettl:
         if transport is not None:
             transport.abort()
         raise asyncio.CancelledError  # aiohttp treats this as the connection being gone
+
+    # -- webhook calls (see FakeCallbacks) ---------------------------------------
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """Every webhook call made so far, oldest first (see :class:`Delivery`)."""
+        return self.callbacks.deliveries
+
+    async def deliveries_settled(self) -> list[Delivery]:
+        """Wait until every webhook call so far is delivered or given up; all of them."""
+        return await self.callbacks.settled()
+
+    async def wait_for_deliveries(self, count: int) -> list[Delivery]:
+        """Wait until ``count`` webhook calls are settled (delivered or given up); those."""
+        return await self.callbacks.wait_for(count)
 
     # -- the account's state (see FakeState) -------------------------------------
 

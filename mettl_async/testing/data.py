@@ -83,6 +83,9 @@ class FakeSchedule:
     revisions: dict[int, int] = attrs.field(factory=dict)
     #: Candidates whose test was graded after the start (completed whatever they were).
     graded: set[int] = attrs.field(factory=set)
+    #: Candidates a start, finish or resume (``fake.mutate``) put "InProgress" or
+    #: "InProcessing"; a grading wins over it.
+    phases: dict[int, str] = attrs.field(factory=dict)
 
     @property
     def candidate_count(self) -> int:
@@ -383,24 +386,27 @@ class FakeAccount:
             registration = {"Email Address": email, **registered.get("registration", {})}
         started = _EPOCH - dt.timedelta(seconds=97 * j + h % 60)
         shape = h % 20
+        phase = schedule.phases.get(j)
         status: dict[str, Any]
         if (registered is not None and registered.get("completed")) or j in schedule.graded:
             status = self._completed(
                 schedule, j, self._marks_seed(schedule, j, h), started, ir=ir, qr=qr
             )
-        elif registered is not None:
+        elif phase is None and registered is not None:
             status = {
                 "status": "ToBeTaken",
                 "overallStatus": "Yet to Start",
                 "detailedStatus": "Registered",
             }
-        elif shape < 2 and j < schedule.base_candidates:
+        elif phase is None and shape < 2 and j < schedule.base_candidates:
             status = {
                 "status": "ToBeTaken",
                 "overallStatus": "Yet to start",
                 "detailedStatus": "Mapped",
             }
-        elif shape < 4 or j >= schedule.base_candidates:
+        elif phase == "InProgress" or (
+            phase is None and (shape < 4 or j >= schedule.base_candidates)
+        ):
             # in progress; every arrival is a candidate who just started
             status = {
                 "status": "InProgress",
@@ -409,7 +415,7 @@ class FakeAccount:
                 "startTime": format_timestamp(started),
                 "lastResponseTime": "",
             }
-        elif shape < 5:
+        elif phase == "InProcessing" or (phase is None and shape < 5):
             status = {
                 "status": "InProcessing",
                 "overallStatus": "Completed",

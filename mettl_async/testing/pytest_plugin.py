@@ -14,7 +14,8 @@ Installed with the package (the ``pytest11`` entry point), so a test needs no
 
 ``fake_mettl`` is a :class:`~mettl_async.testing.FakeMettlServer` listening on
 a free loopback port for the test's duration: ``.client()`` (a
-:class:`~mettl_async.MettlClient` for it, retrying instantly), ``.base_url``,
+:class:`~mettl_async.MettlClient` for it, retrying instantly and never slowing
+down to a learned rate), ``.base_url``,
 ``.public_key``, ``.private_key`` and ``.fake``, the
 :class:`~mettl_async.testing.FakeMettl` to inspect or to make misbehave
 (``fake_mettl.fake.add_fault("E509")``). Override the ``fake_mettl_options``

@@ -19,7 +19,7 @@ import orjson
 from aiohttp import web
 
 from mettl_async._protocol import encode_params
-from mettl_async._validation import FAVICON_MAX_BYTES, LOGO_MAX_BYTES, sniff_image
+from mettl_async._uploads import FAVICON_MAX_BYTES, LOGO_MAX_BYTES, sniff_image
 from mettl_async.testing import churn
 from mettl_async.testing.data import FakeSchedule
 from mettl_async.testing.errors import Reply

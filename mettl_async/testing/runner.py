@@ -19,9 +19,10 @@ from typing import Any, Self, get_args
 from aiohttp import web
 
 from mettl_async._client import MettlClient
+from mettl_async._numbers import is_finite_number
 from mettl_async._retry import RetryPolicy
-from mettl_async._validation import is_finite_number
 from mettl_async.testing.app import FAULT_KINDS, FakeMettl
+from mettl_async.testing.callbacks import add_callback_arguments, configure_callbacks
 from mettl_async.testing.data import FakeAccount
 from mettl_async.testing.state import LinkStyle
 
@@ -101,9 +102,13 @@ class FakeMettlServer:
         await self.stop()
 
     def client(self, **options: Any) -> MettlClient:
-        """A :class:`MettlClient` for this server, with instant retries unless told otherwise."""
+        """A :class:`MettlClient` for this server.
+
+        Unless given ``retry=``, it retries at once and never slows down to a
+        learned rate: ``RetryPolicy(instant=True, learn_rate=False)``.
+        """
         options.setdefault("base_url", self.base_url)
-        options.setdefault("retry", RetryPolicy(instant=True))
+        options.setdefault("retry", RetryPolicy(instant=True, learn_rate=False))
         return MettlClient(self.public_key, self.private_key, **options)
 
 
@@ -199,6 +204,7 @@ def add_fake_server_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="X",
         help="share of refusals answered HTTP 429 rather than E509 in a 200 (0..1)",
     )
+    add_callback_arguments(parser)
 
 
 def _check_finite(args: argparse.Namespace) -> None:
@@ -271,6 +277,7 @@ def fake_from_arguments(args: argparse.Namespace) -> FakeMettl:
             window=args.window,
             http429_share=args.http429_share,
         )
+    configure_callbacks(fake.callbacks, args)
     if args.warm:
         for schedule in account.schedules:
             for j in schedule.order():

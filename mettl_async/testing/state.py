@@ -18,6 +18,7 @@ from typing import Any, Final, Literal, Protocol
 
 import attrs
 
+from mettl_async._enums import FinishMode, WebhookEventType
 from mettl_async._ratelimit import TokenBucket
 from mettl_async.testing.data import FakeAccount, FakeSchedule, format_timestamp
 from mettl_async.testing.errors import Reply
@@ -25,6 +26,7 @@ from mettl_async.testing.errors import Reply
 __all__ = [
     "DEFAULT_REGISTRATION_FIELDS",
     "AccountMutations",
+    "CandidateListener",
     "FakeConfig",
     "FakeParts",
     "FakeRateLimit",
@@ -39,6 +41,11 @@ LinkStyle = Literal["absolute-stale", "relative-stale", "absolute", "relative", 
 #: The registration fields of the account, and of an assessment without a schedule.
 DEFAULT_REGISTRATION_FIELDS: Final = ("Email Address", "First Name", "Last Name")
 _ASSESSMENTS_EPOCH: Final = dt.datetime(2022, 2, 18, 12, 0, 0, tzinfo=dt.UTC)
+
+
+#: Told ``(event type, schedule, candidate index, details)`` after a candidate starts,
+#: finishes, is graded or may resume (the fake's webhook calls: ``testing/callbacks.py``).
+CandidateListener = Callable[[WebhookEventType, FakeSchedule, int, Mapping[str, Any]], None]
 
 
 def _positive_or_none(instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -191,6 +198,15 @@ class FakeState:
     last_assessment_id: int = 1_000_001
     #: Which records leave a listing and which pages are late (seeded by the fake's seed).
     churn_random: Random = attrs.Factory(lambda: Random(0))
+    #: Who is told of each candidate's test events (see :data:`CandidateListener`).
+    candidate_listeners: list[CandidateListener] = attrs.Factory(list)
+
+    def candidate_event(
+        self, kind: WebhookEventType, schedule: FakeSchedule, j: int, **details: Any
+    ) -> None:
+        """Tell the listeners that candidate ``j`` of ``schedule`` had an event of ``kind``."""
+        for listener in self.candidate_listeners:
+            listener(kind, schedule, j, details)
 
     def fail_registration(
         self, *emails: str, code: str = "E028", message: str | None = None
@@ -271,7 +287,16 @@ class AccountMutations:
         fake.mutate.grade(key, email)          # an in-progress test is graded: Completed
         fake.mutate.delete(key, email)         # the result disappears from the listings
         fake.mutate.add(key, 2)                # two new candidates start the test
+        fake.mutate.start(key, email)          # a registered candidate starts: InProgress
+        fake.mutate.finish(key, email)         # a test in progress ends: InProcessing
+        fake.mutate.resume(key, email)         # an ended test may go on: InProgress again
         fake.mutate.emails(key, status="Completed")  # whom to pick
+
+    A schedule with webhook URLs is called as Mettl calls it (``testing/callbacks.py``):
+    ``startAssessment`` when a candidate starts (``start``, ``add``), ``finishTest``
+    when a test ends (``finish``, and ``grade`` of a test not yet ended),
+    ``gradedAssessment`` when a result is generated (``grade``, ``change_marks``,
+    ``add(completed=True)``) and ``candidateTestResumed`` on ``resume``.
     """
 
     def __init__(self, state: FakeState) -> None:
@@ -313,15 +338,20 @@ class AccountMutations:
 
     def change_marks(self, access_key: str, email: str) -> None:
         """A completed candidate is regraded: new marks, a different total."""
-        self.account.change_marks(*self._find(access_key, email))
+        schedule, j = self._find(access_key, email)
+        self.account.change_marks(schedule, j)
+        self._state.candidate_event(WebhookEventType.GRADED_ASSESSMENT, schedule, j)
 
     def grade(self, access_key: str, email: str) -> None:
         """A test in progress (or in processing, or not taken) is graded and completed."""
         schedule, j = self._find(access_key, email)
+        before = self.status(access_key, email)
         if j in schedule.registered:
             self.account.complete(schedule, j)
         else:
             self.account.grade(schedule, j)
+        for kind in _EVENTS_UNTIL_GRADED.get(before, _EVENTS_UNTIL_GRADED["InProcessing"]):
+            self._state.candidate_event(kind, schedule, j)
 
     def delete(self, access_key: str, email: str) -> None:
         """The candidate's result is deleted, whatever its state."""
@@ -330,12 +360,71 @@ class AccountMutations:
     def add(self, access_key: str, count: int = 1, *, completed: bool = False) -> list[str]:
         """``count`` new candidates start the test (and finish it, if ``completed``); their
         emails. They are listed first, as the newest."""
-        self._schedule(access_key)
+        schedule = self._schedule(access_key)
         emails = self.account.arrive(access_key, count)
-        if completed:
-            for email in emails:
-                self.account.grade(*self._find(access_key, email))
+        for email in emails:
+            j = self._find(access_key, email)[1]
+            self._state.candidate_event(WebhookEventType.START_ASSESSMENT, schedule, j)
+            if completed:
+                self.grade(access_key, email)
         return emails
+
+    # -- a candidate's test, step by step (each step calls the schedule's webhook) -----
+
+    def _step(
+        self, access_key: str, email: str, allowed: tuple[str, ...], verb: str
+    ) -> tuple[FakeSchedule, int]:
+        """Candidate ``email``, if their test is in one of the ``allowed`` states."""
+        schedule, j = self._find(access_key, email)
+        status = self.status(access_key, email)
+        if status not in allowed:
+            raise ValueError(
+                f"candidate {email!r} of {access_key!r} is {status}: only a test "
+                f"{' or '.join(allowed)} can {verb}"
+            )
+        return schedule, j
+
+    def start(self, access_key: str, email: str) -> None:
+        """A candidate who has not started (registered, say) starts the test: InProgress."""
+        schedule, j = self._step(access_key, email, ("ToBeTaken",), "start")
+        schedule.phases[j] = "InProgress"
+        self.account.forget(schedule, j)
+        self._state.candidate_event(WebhookEventType.START_ASSESSMENT, schedule, j)
+
+    def finish(
+        self, access_key: str, email: str, *, finish_mode: FinishMode | str = "NormalSubmission"
+    ) -> None:
+        """A test in progress ends (``finish_mode``, article 13's table): InProcessing, until
+        :meth:`grade`."""
+        schedule, j = self._step(access_key, email, ("InProgress",), "finish")
+        schedule.phases[j] = "InProcessing"
+        self.account.forget(schedule, j)
+        self._state.candidate_event(
+            WebhookEventType.FINISH_TEST, schedule, j, finish_mode=finish_mode
+        )
+
+    def resume(self, access_key: str, email: str) -> None:
+        """An ended test (in processing or completed) may be resumed: InProgress again, its
+        result gone until it ends and is graded again."""
+        schedule, j = self._step(access_key, email, ("InProcessing", "Completed"), "resume")
+        schedule.graded.discard(j)
+        if j in schedule.registered:
+            schedule.registered[j]["completed"] = False
+        schedule.phases[j] = "InProgress"
+        self.account.forget(schedule, j)
+        self._state.candidate_event(WebhookEventType.CANDIDATE_TEST_RESUMED, schedule, j)
+
+
+#: The events a grading causes, by the state the test was in: every step it skips.
+_EVENTS_UNTIL_GRADED: Final[Mapping[str, tuple[WebhookEventType, ...]]] = {
+    "ToBeTaken": (
+        WebhookEventType.START_ASSESSMENT,
+        WebhookEventType.FINISH_TEST,
+        WebhookEventType.GRADED_ASSESSMENT,
+    ),
+    "InProgress": (WebhookEventType.FINISH_TEST, WebhookEventType.GRADED_ASSESSMENT),
+    "InProcessing": (WebhookEventType.GRADED_ASSESSMENT,),
+}
 
 
 class FakeParts(Protocol):

@@ -3,7 +3,9 @@
 Each database records the versions applied in ``mettl_schema_migrations``; a
 migration is applied in one transaction with its row there, so a database is
 always at one version. A database whose version is newer than the newest file
-here was written by a newer mettl-async, and is refused.
+here was written by a newer mettl-async, and is refused; so is a database with
+a table of the schema but no ``mettl_schema_migrations`` (another
+application's). Both are recognised before anything is written.
 """
 
 from __future__ import annotations
@@ -15,9 +17,22 @@ from typing import Final
 
 import attrs
 
-from mettl_async.sync.base import SyncError
+from mettl_async.sync.base import SyncConfigurationError
 
-__all__ = ["Migration", "migrations", "split_statements", "unapplied"]
+__all__ = [
+    "MIGRATIONS_TABLE",
+    "SCHEMA_TABLES",
+    "Migration",
+    "check_tables",
+    "migrations",
+    "split_statements",
+    "unapplied",
+]
+
+#: Where each database records the migrations applied.
+MIGRATIONS_TABLE: Final = "mettl_schema_migrations"
+#: The tables the migrations create.
+SCHEMA_TABLES: Final = frozenset({"schedules", "candidate_results", "section_marks", "sync_runs"})
 
 _NAME: Final = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -45,15 +60,30 @@ def migrations(dialect: str) -> list[Migration]:
 
 
 def unapplied(known: list[Migration], applied: Set[int], database: str) -> list[Migration]:
-    """The migrations of ``known`` not in ``applied``, by version; a :class:`SyncError`
-    if ``database`` (for the message) is at a version newer than any known."""
+    """The migrations of ``known`` not in ``applied``, by version; a
+    :class:`SyncConfigurationError` if ``database`` (for the message) is at a version newer
+    than any known."""
     newest = max(applied, default=0)
     if newest > len(known):
-        raise SyncError(
+        raise SyncConfigurationError(
             f"the database {database} is at schema version {newest}, newer than this "
             f"mettl-async knows ({len(known)}): upgrade mettl-async"
         )
     return [migration for migration in known if migration.version not in applied]
+
+
+def check_tables(tables: Set[str], database: str) -> None:
+    """Refuse a database with a table of the schema but no migrations table: another
+    application's (``tables``: the names of its tables; ``database`` for the message)."""
+    if MIGRATIONS_TABLE in tables:
+        return
+    clash = sorted(SCHEMA_TABLES & tables)
+    if clash:
+        raise SyncConfigurationError(
+            f"the database {database} has a table {clash[0]} but no {MIGRATIONS_TABLE}: "
+            "it belongs to another application; give mettl-async a database (or a "
+            "PostgreSQL schema) of its own"
+        )
 
 
 def split_statements(sql: str) -> list[str]:

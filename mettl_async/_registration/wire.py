@@ -1,32 +1,30 @@
-"""Article 15, Register Candidates, without the I/O: what is sent and how answers are read.
+"""Article 15 on the wire: what each chunk sends, and how its answer is read.
 
-The client checks the candidates (:func:`checked_registrations`), cuts them
-into chunks of at most :data:`REGISTRATION_CHUNK`, sends each chunk's ``rd``
-(:func:`registration_json`) with the call's options
-(:func:`registration_options`), and reads each answer into one
-:class:`RegistrationOutcome` per candidate (:func:`registration_outcomes`);
-:func:`merged_outcomes` puts the chunks back together. Nothing here sends a
-request or imports aiohttp.
+The candidates are cut into chunks of at most :data:`REGISTRATION_CHUNK`
+(:func:`chunked`); each chunk sends its ``rd`` (:func:`registration_json`)
+with the call's options (:func:`registration_options`), and its answer is
+read into one :class:`RegistrationOutcome` per candidate
+(:func:`registration_outcomes`); :func:`merged_outcomes` puts the chunks back
+together. Nothing here sends a request or imports aiohttp.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, NoReturn, TypeVar
 
 import orjson
 
-from ._errors import DecodeError, RequestError
-from ._models import CandidateRegistration, RegistrationOutcome
-from ._validation import raise_if, registration_problems
+from mettl_async._errors import DecodeError, MettlError, RegistrationError, RequestError
+from mettl_async._models import CandidateRegistration, RegistrationOutcome
 
 __all__ = [
     "REGISTRATION_CHUNK",
-    "checked_registrations",
     "chunked",
     "failed_outcome",
     "merged_outcomes",
+    "raise_failures",
     "registration_json",
     "registration_options",
     "registration_outcomes",
@@ -39,26 +37,6 @@ REGISTRATION_CHUNK: Final = 20
 #: Per-candidate statuses that mean "not registered" (matched case-insensitively).
 _FAILED_STATUSES: Final = frozenset({"ERROR", "FAILED", "FAILURE", "FAIL"})
 _CODE_IN_MESSAGE: Final = re.compile(r"\s*\(?(E\d{3})\b")
-
-
-def checked_registrations(
-    candidates: Iterable[CandidateRegistration | Mapping[str, str]],
-    *,
-    time_limit_seconds: int | None,
-) -> list[CandidateRegistration]:
-    """The candidates as registrations (a mapping holds field labels), every rule checked.
-
-    Every problem of every candidate is raised at once, in one ValidationError.
-    """
-    registrations: list[Any] = [
-        CandidateRegistration(fields=dict(item)) if isinstance(item, Mapping) else item
-        for item in candidates
-    ]
-    raise_if(
-        registration_problems(registrations, time_limit_seconds=time_limit_seconds),
-        subject="candidate registration",
-    )
-    return registrations
 
 
 def registration_options(
@@ -131,11 +109,11 @@ def merged_outcomes(
 
     A chunk whose request failed as a whole fails each of its candidates with
     that error. When every chunk failed so (no candidate got an answer), the
-    first chunk's error is raised instead.
+    failure is raised instead (see :func:`raise_failures`).
     """
     failures = [answer for answer in answers if isinstance(answer, RequestError)]
     if len(failures) == len(answers):
-        raise failures[0]
+        raise_failures(failures)
     outcomes: list[RegistrationOutcome] = []
     for chunk, answer in zip(chunks, answers, strict=True):
         if isinstance(answer, RequestError):
@@ -143,6 +121,17 @@ def merged_outcomes(
         else:
             outcomes += answer
     return outcomes
+
+
+def raise_failures(errors: Sequence[MettlError]) -> NoReturn:
+    """Raise every failure of a registration: the one as itself, several joined.
+
+    Several are raised as one :class:`~mettl_async.RegistrationError` carrying
+    each, caught by ``except`` of the class they share, its cause the first.
+    """
+    if len(errors) == 1:
+        raise errors[0]
+    raise RegistrationError(errors) from errors[0]
 
 
 def _text(value: object) -> str | None:
