@@ -10,6 +10,9 @@ set (``eval "$(.ci/postgres.sh start)"``). (2) Rows rewritten: a re-sync of
 the unchanged account, then one after 5 regraded, 5 graded, 4 deleted and 6
 added results (the fake in-process, to change it). (3) Peak RSS of
 ``mettl-async sync`` in its own process at 100,000 and 1,000,000 results.
+(4) The commands themselves: ``mettl-async sync`` into a new SQLite file (and
+PostgreSQL schema) vs ``mettl-async export`` to JSONL, each in its own
+process, interleaved, median of 3 (100 x 300, 20 ms latency).
 """
 
 from __future__ import annotations
@@ -199,6 +202,115 @@ def _sync_rss(schedules: int, candidates: int, tmp: Path) -> tuple[float, float]
     return seconds, rss
 
 
+def _command(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of ``python -m mettl_async ARGV`` in a child process."""
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-m", "mettl_async", *argv], env=env)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"mettl-async {argv[0]} exited {process.returncode}")
+    return seconds, usage.ru_utime + usage.ru_stime
+
+
+def _count_rows(url: str) -> int:
+    async def count() -> int:
+        async with await open_database(url) as db:
+            found = await db.fetch_all("SELECT count(*) FROM candidate_results")
+        return int(found[0][0])
+
+    return asyncio.run(count())
+
+
+def _commands(
+    schedules: int, candidates: int, latency: int, repeats: int, tmp: Path
+) -> list[list[Any]]:
+    """``mettl-async export`` to JSONL vs ``mettl-async sync`` into a new database.
+
+    The real commands, each in its own process, against the fake Mettl in
+    another; interleaved (export, SQLite, PostgreSQL, export, ...), after one
+    warm-up export; records/s of the whole command (start-up included, as a user
+    times it), the median of ``repeats``, and the child's CPU per record. The
+    children write their compiled bytecode under ``tmp`` (PYTHONPYCACHEPREFIX),
+    so start-up is that of an installed package, whatever PYTHONDONTWRITEBYTECODE says.
+    """
+    expected = schedules * candidates
+    postgres = os.environ.get(POSTGRES_ENV)
+    with fake_server(
+        "--schedules", str(schedules), "--candidates", str(candidates),
+        "--latency-ms", str(latency),
+    ) as server:  # fmt: skip
+        env = {
+            **os.environ,
+            "METTL_BASE_URL": server.base_url,
+            "METTL_PUBLIC_KEY": server.public_key,
+            "METTL_PRIVATE_KEY": server.private_key,
+            "PYTHONPYCACHEPREFIX": str(tmp / "pycache"),
+        }
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        output = tmp / "commands.jsonl"
+
+        def export() -> tuple[float, float]:
+            measured = _command(["export", "--all", "-o", str(output), "--overwrite", "-q"], env)
+            with output.open("rb") as stream:
+                lines = sum(1 for _ in stream)
+            output.unlink()
+            if lines != expected:
+                raise RuntimeError(f"export: {lines} lines, expected {expected}")
+            return measured
+
+        def to_sqlite() -> tuple[float, float]:
+            path = tmp / f"commands-{secrets.token_hex(4)}.db"
+            measured = _command(["sync", "--database", f"sqlite:///{path}", "-q"], env)
+            stored = _count_rows(f"sqlite:///{path}")
+            _remove_sqlite(path)
+            if stored != expected:
+                raise RuntimeError(f"sync into SQLite: {stored} rows, expected {expected}")
+            return measured
+
+        def to_postgres() -> tuple[float, float]:
+            assert postgres is not None
+            url, drop = asyncio.run(_fresh_schema(postgres))
+            try:
+                measured = _command(["sync", "--database", url, "-q"], env)
+                stored = _count_rows(url)
+            finally:
+                asyncio.run(drop())
+            if stored != expected:
+                raise RuntimeError(f"sync into PostgreSQL: {stored} rows, expected {expected}")
+            return measured
+
+        modes: dict[str, Callable[[], tuple[float, float]]] = {
+            "`mettl-async export --all` (JSONL)": export,
+            "`mettl-async sync` (new SQLite file)": to_sqlite,
+        }
+        if postgres:
+            modes["`mettl-async sync` (new PostgreSQL schema)"] = to_postgres
+        export()  # warm-up: fills the bytecode cache and the server's caches
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name in modes}
+        loads = []
+        for _ in range(repeats):
+            for name, run in modes.items():
+                runs[name].append(run())
+                loads.append(os.getloadavg()[0])
+    rows: list[list[Any]] = []
+    export_rate = median([expected / wall for wall, _ in next(iter(runs.values()))])
+    for name, measured in runs.items():
+        rate = median([expected / wall for wall, _ in measured])
+        cpu = median([cpu * 1e6 / expected for _, cpu in measured])
+        every = ", ".join(f"{expected / wall:,.0f}" for wall, _ in measured)
+        rows.append([name, rate, rate / export_rate, cpu, every])
+    if not postgres:
+        rows.append(
+            ["`mettl-async sync` (PostgreSQL)", f"not run ({POSTGRES_ENV} unset)"] + ["-"] * 3
+        )
+    rows.append(
+        ["load average (1 min) during the runs", f"{min(loads):.1f}-{max(loads):.1f}", "", "", ""]
+    )
+    return rows
+
+
 def sync_section(*, quick: bool) -> str:
     schedules, candidates, latency = (20, 100, 20) if quick else (200, 300, 50)
     repeats = 1 if quick else 3
@@ -214,6 +326,16 @@ def sync_section(*, quick: bool) -> str:
             f"### Sync throughput: {schedules} schedules x {candidates} candidates, "
             f"{latency} ms latency, C=16 (median of {repeats}; new database each run)\n\n"
             + table(["mode", "records/s", "x export"], rows)
+        )
+        size = (20, 100, 20) if quick else (100, 300, 20)
+        out.append(
+            f"### The commands: `mettl-async sync` vs `mettl-async export`, {size[0]} x "
+            f"{size[1]}, {size[2]} ms latency (each in its own process; interleaved, "
+            f"median of {repeats}; whole command, start-up included)\n\n"
+            + table(
+                ["command", "records/s", "x export", "CPU µs/record", "every run (records/s)"],
+                _commands(*size, repeats, tmp),
+            )
         )
 
         size = (15, 20) if quick else (40, 100)
