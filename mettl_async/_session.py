@@ -33,6 +33,7 @@ from ._errors import (
     TimestampError,
     TransportError,
 )
+from ._keyshare import rate_share
 from ._pacer import Pacer as _Pacer
 from ._pacer import PastDeadline as _PastDeadline
 from ._protocol import (
@@ -145,6 +146,7 @@ class Transport:
         self._closed = False
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # replaced in tests
         self.stats = ClientStats(allowed_rate=requests_per_second or None)
+        self._share_decided = False  # whether the key's shared rate file was looked for
 
     @property
     def retry(self) -> RetryPolicy:
@@ -165,6 +167,7 @@ class Transport:
 
     async def close(self) -> None:
         self._closed = True
+        self._pacer.leave()
         session, self._session = self._session, None
         if session is not None and self._owns_session:
             await session.close()
@@ -186,6 +189,8 @@ class Transport:
         retried like any other unreadable answer.
         """
         session = self._get_session()
+        if not self._share_decided:
+            self._share_rate(request)
         timeout = aiohttp.ClientTimeout(total=request.timeout or self._timeout)
         retry = self._retry
         idempotent = request.idempotent
@@ -258,6 +263,14 @@ class Transport:
                     )
                 if wait > 0:
                     await self._sleep(wait)
+
+    def _share_rate(self, request: Request) -> None:
+        """Share the learned rate with the other clients of this key and host (other
+        processes) through a small file, unless the rate does not learn (see ``_keyshare``)."""
+        self._share_decided = True
+        if self._pacer.rate.learn and not self._pacer.sharing:
+            origin = str(URL(request.url, encoded=True).origin())
+            self._pacer.share_with(rate_share(origin, self._public_key))
 
     def _past_deadline(self, last: RateLimitError, attempts: int) -> ThrottledError:
         deadline = self._throttle_deadline
