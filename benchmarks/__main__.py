@@ -7,7 +7,8 @@
 Sections: (1) account export vs the latency bound, (2) the typed walk vs the
 raw walk, (3) one large schedule, (4) client overhead vs a bare aiohttp loop,
 (5) decode, (6) memory, (7) an export against a server that throttles
-(rate-limited export), (8) sync into a database vs the export. The fake
+(rate-limited export), (8) processes sharing one key (several exports against
+one throttling fake), (9) sync into a database vs the export. The fake
 Mettl runs in its own process; every comparison is measured in the same run,
 interleaved, with warm-up and repeats, and reported as medians and ratios.
 """
@@ -25,6 +26,7 @@ from .bench_decode import decode_section
 from .bench_memory import memory_section
 from .bench_overhead import overhead_section
 from .bench_ratelimit import ratelimit_section
+from .bench_sharedkey import sharedkey_section
 from .bench_stream import account_section, large_schedule_section, typed_walk_section
 from .bench_sync import sync_section
 
@@ -36,6 +38,7 @@ SECTIONS: dict[str, Callable[..., str]] = {
     "decode": decode_section,
     "memory": memory_section,
     "ratelimit": ratelimit_section,
+    "sharedkey": sharedkey_section,
     "sync": sync_section,
 }
 

@@ -60,23 +60,18 @@ class Pacer:
         share: RateShare | None = None,
     ) -> None:
         self.rate = rate
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._active = 0  # slots taken
+        self._turn = asyncio.Lock()
         self.clock = clock
         self._sleep = sleep
         self._share = share
         self._shared_at = -math.inf
-        self._active = 0
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._turn = asyncio.Lock()
 
-    @property
-    def active(self) -> int:
-        """Slots taken: requests waiting for their turn or in flight."""
-        return self._active
-
-    @property
-    def waiting(self) -> int:
-        """Requests waiting for a slot."""
-        return len(self._waiters)
+    def occupancy(self) -> tuple[int, int]:
+        """(slots taken: requests in flight or waiting for their turn, requests waiting
+        for a slot)."""
+        return self._active, len(self._waiters)
 
     async def start(self, *, not_after: float | None = None) -> float:
         """Wait for a slot and a turn; the time the request may start.

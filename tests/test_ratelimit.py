@@ -605,7 +605,7 @@ def test_a_turn_past_the_deadline_raises_at_once_and_frees_the_slot() -> None:
         begun = loop.time()
         with pytest.raises(PastDeadline):
             await paced.start(not_after=begun + 0.5)  # the next turn is 2 s away
-        return loop.time() - begun, paced.active
+        return loop.time() - begun, paced.occupancy()[0]
 
     waited, active = run_virtual(main())
     assert waited == 0.0
@@ -664,7 +664,7 @@ def test_a_cancelled_waiter_gives_back_its_place_or_its_slot() -> None:
         await asyncio.sleep(0.1)
         waiting.cancel()
         await asyncio.gather(waiting, return_exceptions=True)
-        assert paced.waiting == 0
+        assert paced.occupancy()[1] == 0
         paced.release()
         # a slot granted, then the start cancelled while waiting for its turn
         paced.rate.share(0.0, (), learned=None)
@@ -672,7 +672,7 @@ def test_a_cancelled_waiter_gives_back_its_place_or_its_slot() -> None:
         await asyncio.sleep(0)
         turn.cancel()
         await asyncio.gather(turn, return_exceptions=True)
-        return paced.active, paced.waiting
+        return paced.occupancy()
 
     assert run_virtual(main()) == (0, 0)
 
