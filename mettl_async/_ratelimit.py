@@ -32,7 +32,9 @@ in ``tests/test_ratelimit.py`` that fails without it.
    second refusal in a row, with nothing accepted since the cut, pauses all
    sending (``PAUSE_FIRST``, doubling up to ``PAUSE_MAX``): a fixed window
    refuses everything until it ends, whatever the rate. After a pause one
-   request goes alone; the others wait for its answer (or two latencies).
+   request goes alone; the others wait for its answer (or two latencies). The
+   first accepted after ``RESUME_AFTER`` refusals in a row resumes at what
+   Mettl has been accepting over ``ACCEPTED_SPAN`` (a fixed window's average).
 6. **Pacing.** The rate paces request starts through a :class:`TokenBucket`;
    the number of requests in flight follows it (:attr:`AdaptiveRate.concurrency`:
    ``CONCURRENCY_HEADROOM`` times the rate times the smoothed latency, at least
@@ -233,6 +235,9 @@ class AdaptiveRate:
     #: Requests in flight at first, one more per accepted answer, until the first
     #: refusal (slow start; 0: ``max_in_flight`` at once).
     INITIAL_WINDOW: Final = 4
+    #: After this many refusals in a row, the first request through resumes at the
+    #: accepted rate.
+    RESUME_AFTER: Final = 3
     #: In-flight requests allowed, as a multiple of rate x latency.
     CONCURRENCY_HEADROOM: Final = 2.0
     #: Smoothing of the observed latency (weight of the newest answer).
@@ -368,6 +373,13 @@ class AdaptiveRate:
             self._probe_sent = None
             self._paused_until = min(self._paused_until, now)  # the probe went through
         if sent_at >= self._last_cut:
+            if self._streak >= self.RESUME_AFTER:
+                # Through after a run of refusals (a window that refused everything
+                # until it ended): go on at what Mettl has been accepting, a fixed
+                # window's own average, not at the rate the refusals left.
+                self._streak = 0
+                self._adopt(now, self._bounded(self.accepting(now)))
+                return
             self._streak = 0
         if self._w_max is None:
             return

@@ -358,6 +358,31 @@ def test_after_a_pause_one_request_goes_alone_until_its_answer() -> None:
     assert rate.delay(probe_at) == pytest.approx(2 * latency)
 
 
+def test_through_after_a_run_of_refusals_it_resumes_at_the_accepted_rate() -> None:
+    """(5) A window that refused everything until it ended: the first request through
+    resumes at the window's own average, not at the rate the refusals cut down to."""
+    rate = AdaptiveRate(now=0.0)
+    for k in range(41):  # a window of 40 spent in 0.2 s (and the listing)
+        assert rate.take(k * 0.005)
+        accept(rate, k * 0.005 + LATENCY, sent_at=k * 0.005)
+    now = 0.3
+    refuse(rate, now)
+    for _ in range(AdaptiveRate.RESUME_AFTER):  # closed: every probe refused
+        now += rate.delay(now)
+        assert rate.take(now)
+        refuse(rate, now + LATENCY, sent_at=now)
+        now += LATENCY
+    cut = rate.rate
+    assert cut is not None
+    now = 5.0 + rate.delay(5.0)  # the next window
+    assert rate.take(now)
+    accept(rate, now + LATENCY, sent_at=now)
+    accepting = rate.accepting(now + LATENCY)
+    assert rate.rate == pytest.approx(accepting)
+    assert rate.rate != pytest.approx(cut)
+    assert rate.measured
+
+
 def test_a_client_that_sends_little_does_not_see_its_rate_run_away() -> None:
     """(6) PROBE_CAP: never more than twice the rate actually sent."""
     rate = AdaptiveRate(now=0.0)
