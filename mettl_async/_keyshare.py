@@ -104,7 +104,7 @@ class FileRateShare:
         others = tuple(
             PeerRate(
                 accepting=float(report["accepting"]),
-                busy=bool(report["busy"]),
+                busy=report.get("busy") is True,
                 limit=_number(report.get("limit")),
             )
             for name, report in members.items()

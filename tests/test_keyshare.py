@@ -124,13 +124,16 @@ def test_leaving_takes_the_report_away(tmp_path: Path) -> None:
         b'{"version": 99, "members": {}}',
         b'{"version": 1, "members": {"x": {"at": "soon", "accepting": 1}}, "learned": 5}',
         b'{"version": 1, "members": {"x": [1]}, "learned": {"rate": -1, "at": 0}}',
+        b'{"version": 1, "members": {"x": {"at": 1e6, "accepting": 1}}, "learned": null}',
     ],
 )
 def test_a_file_that_cannot_be_read_is_ignored_and_replaced(tmp_path: Path, content: bytes) -> None:
     path, clock = tmp_path / "key.json", Clock()
     path.write_bytes(content)
     share = member(path, clock)
-    assert share.exchange(0.0, PeerRate(4.0, busy=True)) == ((), None)
+    peers, learned = share.exchange(0.0, PeerRate(4.0, busy=True))
+    assert learned is None
+    assert all(not peer.busy for peer in peers)  # a report without "busy" is not busy
     assert orjson.loads(path.read_bytes())["members"][share.member]["accepting"] == 4.0
 
 
