@@ -7,8 +7,9 @@
 Sections: (1) account export vs the latency bound, (2) the typed walk vs the
 raw walk, (3) one large schedule, (4) client overhead vs a bare aiohttp loop,
 (5) decode, (6) memory, (7) an export against a server that throttles
-(rate-limited export), (8) sync into a database vs the export, (9) an export
-of a busy account (records arriving and deleted mid-walk, pages late), (10) what
+(rate-limited export), (8) processes sharing one key (several exports against
+one throttling fake), (9) sync into a database vs the export, (10) an export of
+a busy account (records arriving and deleted mid-walk, pages late), (11) what
 tracing costs the walk (off, a no-op provider, the SDK). The fake
 Mettl runs in its own process; every comparison is measured in the same run,
 interleaved, with warm-up and repeats, and reported as medians and ratios.
@@ -28,6 +29,7 @@ from .bench_decode import decode_section
 from .bench_memory import memory_section
 from .bench_overhead import overhead_section
 from .bench_ratelimit import ratelimit_section
+from .bench_sharedkey import sharedkey_section
 from .bench_stream import account_section, large_schedule_section, typed_walk_section
 from .bench_sync import sync_section
 from .bench_tracing import tracing_section
@@ -40,6 +42,7 @@ SECTIONS: dict[str, Callable[..., str]] = {
     "decode": decode_section,
     "memory": memory_section,
     "ratelimit": ratelimit_section,
+    "sharedkey": sharedkey_section,
     "sync": sync_section,
     "busy": busy_section,
     "tracing": tracing_section,

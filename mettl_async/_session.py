@@ -13,8 +13,6 @@ translation of aiohttp's and asyncio's exceptions into mettl-async's own.
 from __future__ import annotations
 
 import asyncio
-import collections
-import contextlib
 import logging
 import platform
 import time
@@ -38,6 +36,9 @@ from ._errors import (
     TimestampError,
     TransportError,
 )
+from ._keyshare import rate_share
+from ._pacer import Pacer as _Pacer
+from ._pacer import PastDeadline as _PastDeadline
 from ._protocol import (
     PreparedRequest,
     Request,
@@ -108,90 +109,6 @@ class ClientStats:
     allowed_rate: float | None = None
 
 
-class _PastDeadline(Exception):
-    """The next turn of a throttled call would come after its deadline (internal)."""
-
-
-class _Pacer:
-    """The waiting side of :class:`~mettl_async._ratelimit.AdaptiveRate`.
-
-    A request first takes one of the in-flight slots (as many as the rate's
-    :attr:`~mettl_async._ratelimit.AdaptiveRate.concurrency`, at most
-    ``max_in_flight``), then waits its turn, in arrival order, for the rate to
-    let it start. Unlimited (never throttled, no ceiling), that is a semaphore.
-    """
-
-    #: Longest single sleep while waiting for a turn (a rate that went up is seen by then).
-    MAX_NAP: Final = 0.5
-
-    def __init__(self, rate: AdaptiveRate, now: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self.now = now
-        self._active = 0
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._turn = asyncio.Lock()
-
-    async def start(self, *, not_after: float | None = None) -> float:
-        """Wait for a slot and a turn; the time the request may start.
-
-        ``not_after``: raise :class:`_PastDeadline` rather than start after then.
-        """
-        await self._acquire_slot()
-        try:
-            rate = self.rate
-            if rate.rate is None:  # nothing to wait for
-                now = self.now()
-                rate.take(now)
-                return now
-            async with self._turn:
-                while True:
-                    now = self.now()
-                    wait = rate.delay(now)
-                    if wait <= 0 and rate.take(now):
-                        return now
-                    if not_after is not None and now + wait > not_after:
-                        raise _PastDeadline
-                    await asyncio.sleep(min(max(wait, 0.0), self.MAX_NAP))
-        except BaseException:
-            self.release()
-            raise
-
-    def release(self) -> None:
-        """Give the slot back (the answer is in, or no request went)."""
-        self._active -= 1
-        self._wake()
-
-    def answered(self, sent_at: float, received_at: float, *, throttled: bool) -> None:
-        self.rate.answered(received_at, sent_at=sent_at, throttled=throttled)
-        if self._waiters:
-            self._wake()  # the rate, and with it the slots, may have grown
-
-    async def _acquire_slot(self) -> None:
-        if self._active < self.rate.concurrency and not self._waiters:
-            self._active += 1
-            return
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        except BaseException:
-            if waiter.done() and not waiter.cancelled():
-                self.release()  # granted, then cancelled before it could use it
-            else:
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove(waiter)
-            raise
-
-    def _wake(self) -> None:
-        limit = self.rate.concurrency
-        waiters = self._waiters
-        while waiters and self._active < limit:
-            waiter = waiters.popleft()
-            if not waiter.done():
-                self._active += 1
-                waiter.set_result(None)
-
-
 class Transport:
     """Sends signed requests to Mettl through one aiohttp session."""
 
@@ -232,6 +149,7 @@ class Transport:
         self._closed = False
         self._sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # replaced in tests
         self.stats = ClientStats(allowed_rate=config.requests_per_second or None)
+        self._share_decided = False  # whether the key's shared rate file was looked for
         # Spans and hooks (``_tracing``); None: neither, and no cost per call.
         self._observer = observer(tracer_provider, on_request, on_response)
 
@@ -254,6 +172,7 @@ class Transport:
 
     async def close(self) -> None:
         self._closed = True
+        self._pacer.leave()
         session, self._session = self._session, None
         if session is not None and self._owns_session:
             await session.close()
@@ -287,11 +206,13 @@ class Transport:
 
     async def _call(self, request: Request, decode: Decoder[T], trace: CallTrace | None) -> T:
         session = self._get_session()
+        if not self._share_decided:
+            self._share_rate(request)
         timeout = aiohttp.ClientTimeout(total=request.timeout or self._timeout)
         retry = self._retry
         idempotent = request.idempotent
         skew_corrected = False
-        started = self._pacer.now()
+        started = self._pacer.clock()
         deadline = self._throttle_deadline
         not_after: float | None = None  # set once throttled: no turn after the deadline
         throttled: RateLimitError | None = None  # the last refusal for the rate
@@ -316,7 +237,7 @@ class Transport:
                     # Throttling is not failure: Mettl did not act (so a POST may be
                     # sent again) and the rate is slowing down; only the deadline ends it.
                     throttled = error
-                    elapsed = self._pacer.now() - started
+                    elapsed = self._pacer.clock() - started
                     wait = retry.throttle_delay(
                         elapsed=elapsed, deadline=deadline, retry_after=error.retry_after
                     )
@@ -360,6 +281,14 @@ class Transport:
                 if wait > 0:
                     await self._sleep(wait)
 
+    def _share_rate(self, request: Request) -> None:
+        """Share the learned rate with the other clients of this key and host (other
+        processes) through a small file, unless the rate does not learn (see ``_keyshare``)."""
+        self._share_decided = True
+        if self._pacer.rate.learn and not self._pacer.sharing:
+            origin = str(URL(request.url, encoded=True).origin())
+            self._pacer.share_with(rate_share(origin, self._public_key))
+
     def _past_deadline(self, last: RateLimitError, attempts: int) -> ThrottledError:
         deadline = self._throttle_deadline
         error = ThrottledError(
@@ -389,7 +318,7 @@ class Transport:
         rate = self._pacer.rate
         allowed = rate.rate
         self.stats.allowed_rate = allowed
-        if self._rate_log.should_log(self._pacer.now(), allowed) and allowed is not None:
+        if self._rate_log.should_log(self._pacer.clock(), allowed) and allowed is not None:
             logger.info(
                 "Mettl limits the request rate: now allowing %.1f requests/s, %d in flight "
                 "(%d answers throttled so far)",
@@ -450,7 +379,7 @@ class Transport:
                 stats.in_flight -= 1
         finally:
             pacer.release()
-        received_at = pacer.now()
+        received_at = pacer.clock()
         # Let the request that was waiting for this slot go out before parsing this
         # answer (milliseconds of CPU for a page): network time then overlaps CPU time.
         await asyncio.sleep(0)

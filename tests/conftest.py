@@ -31,6 +31,17 @@ def _no_mettl_environment(monkeypatch: pytest.MonkeyPatch) -> None:
             monkeypatch.delenv(name)
 
 
+@pytest.fixture(autouse=True)
+def _private_rate_cache(
+    _no_mettl_environment: None,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Each test's clients share their learned rates (``_keyshare``) in a directory of
+    their own: nothing from the user's cache, nothing left there, nothing between tests."""
+    monkeypatch.setenv("METTL_ASYNC_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture
 def refused_url() -> Iterator[str]:
     """A loopback URL whose connections are refused: its port is held by a socket that is

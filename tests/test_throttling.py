@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 from pathlib import Path
 
 import pytest
+from yarl import URL
 
 from mettl_async import (
     ConfigurationError,
@@ -21,6 +23,8 @@ from mettl_async import (
     RetryPolicy,
     ThrottledError,
 )
+from mettl_async._keyshare import rate_share
+from mettl_async._ratelimit import PeerRate
 from mettl_async.export import ExportOptions, export_results
 from mettl_async.testing import FakeMettl, FakeMettlServer
 from mettl_async.testing.data import FakeAccount
@@ -209,3 +213,81 @@ def test_the_fake_servers_limit_options() -> None:
         fake_from_arguments(parser.parse_args(["--burst", "3"]))
     with pytest.raises(ValueError, match="rate must be > 0"):
         fake_from_arguments(parser.parse_args(["--rate", "0"]))
+
+
+# -- clients sharing one key --------------------------------------------------------------
+
+
+async def test_a_client_starts_at_the_rate_learned_on_its_key_before(
+    server: FakeMettlServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An earlier process left the key's limit in the shared file: the next client starts
+    at it, so the fake's limit refuses nothing at its start (no burst)."""
+    fake = server.fake
+    fake.set_rate_limit(rate=8.0, burst=1.0)
+    origin = str(URL(server.base_url).origin())
+    earlier = rate_share(origin, server.public_key)
+    assert earlier is not None
+    earlier.exchange(0.0, PeerRate(accepting=8.0, busy=True, limit=8.0))
+    earlier.leave()
+    async with server.client(retry=LEARNING) as mettl:
+        await mettl.request("GET", "/account")
+        assert mettl.stats.allowed_rate == pytest.approx(8.0, rel=0.1)
+        await asyncio.gather(*(mettl.request("GET", "/account") for _ in range(12)))
+        assert mettl.stats.throttled == fake.throttled
+    assert fake.throttled <= 1
+    # with sharing turned off, the same start is a burst into the limit
+    monkeypatch.setenv("METTL_ASYNC_SHARE_RATE", "0")
+    fake.set_rate_limit(rate=8.0, burst=1.0)
+    before = fake.throttled
+    async with server.client(retry=LEARNING) as mettl:
+        await mettl.request("GET", "/account")
+        assert mettl.stats.allowed_rate is None
+        await asyncio.gather(*(mettl.request("GET", "/account") for _ in range(12)))
+    assert fake.throttled - before >= 2
+
+
+def shared_files() -> list[Path]:
+    """The shared rate files in this test's cache directory (see conftest)."""
+    return sorted(Path(os.environ["METTL_ASYNC_CACHE_DIR"]).rglob("*.json"))
+
+
+async def test_an_instant_policy_shares_nothing(server: FakeMettlServer) -> None:
+    async with server.client() as mettl:  # RetryPolicy(instant=True): the rate never learns
+        await mettl.request("GET", "/account")
+    assert shared_files() == []
+
+
+@pytest.mark.slow
+async def test_a_webhook_listener_fetching_results_while_an_export_runs_both_finish(
+    tmp_path: Path,
+) -> None:
+    """One key, two clients (an export; a listener fetching each result a webhook names)
+    against 10 requests/s: every record exported once, every fetch answered, no failure."""
+    account = FakeAccount([150, 90, 60, 200, 120], seed=3)
+    fake = FakeMettl(account=account)
+    fake.set_rate_limit(rate=10.0, burst=3.0)
+    output = tmp_path / "results.jsonl"
+    schedule = account.schedules[1]
+    emails = [account.email(schedule, j) for j in schedule.order()[:25]]
+    async with (
+        FakeMettlServer(fake) as server,
+        server.client(retry=LEARNING) as exporter,
+        server.client(retry=LEARNING) as listener,
+    ):
+
+        async def listen() -> list[dict[str, object]]:
+            fetched = []
+            for email in emails:  # a webhook every 0.2 s, each result fetched at once
+                await asyncio.sleep(0.2)
+                fetched.append(await listener.get_candidate_result_raw(schedule.access_key, email))
+            return fetched
+
+        summary, fetched = await asyncio.gather(
+            export_results(exporter, ExportOptions(output=output)), listen()
+        )
+        assert exporter.stats.failures == listener.stats.failures == 0
+    assert summary.records == len(read_lines(output)) == 620
+    assert set(read_lines(output)) == expected_lines(fake)
+    assert [record["email"] for record in fetched] == emails
+    assert fake.throttled == exporter.stats.throttled + listener.stats.throttled
