@@ -6,4 +6,4 @@ pyproject.toml reads the version from here too (``[tool.hatch.version]``): this 
 
 from __future__ import annotations
 
-__version__ = "0.1.0.dev0"
+__version__ = "0.1.0"
