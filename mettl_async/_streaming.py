@@ -198,10 +198,6 @@ def as_raw(value: Raw) -> Raw:
     return value
 
 
-def _as_is(value: Any) -> Any:
-    return value
-
-
 @attrs.frozen
 class SchedulePage(Generic[T, U]):
     """A page of one schedule's results in an account-wide walk."""
@@ -298,7 +294,7 @@ class AccountResults(Generic[T, U]):
                 schedule = convert_schedule(raw_schedule)
                 listing: Listing[Any] = self._listing_for(raw_schedule, slots)
                 if decode is not None:
-                    listing = listing.decoded(_as_is, decode)
+                    listing = listing.decoded(as_raw, decode)
                 async with contextlib.aclosing(listing.pages()) as pages:
                     async for page in pages:
                         await queue.put(SchedulePage(schedule, page))
