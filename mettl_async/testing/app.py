@@ -27,7 +27,7 @@ from aiohttp import web
 from mettl_async._signing import SigningKey, algorithm_for_version, string_to_sign
 from mettl_async.testing import routes
 from mettl_async.testing.callbacks import Delivery, FakeCallbacks
-from mettl_async.testing.churn import check_churn
+from mettl_async.testing.churn import LATE_DELAY, check_churn
 from mettl_async.testing.data import FakeAccount, FakeSchedule
 from mettl_async.testing.errors import MESSAGES, Reply
 from mettl_async.testing.state import (
@@ -394,7 +394,7 @@ class FakeMettl:
             started = loop.time()
             response = await handler(request)
             # A page answered late (see churn) is late by its delay on top of the latency.
-            late = request.get("late_delay", 0.0)
+            late = request.get(LATE_DELAY, 0.0)
             remaining = self.config.latency - (loop.time() - started - late)
             if remaining > 0:
                 await asyncio.sleep(remaining)

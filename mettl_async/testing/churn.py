@@ -25,11 +25,17 @@ import asyncio
 from collections.abc import Callable
 from typing import Any, Final
 
+from aiohttp import web
+
 from mettl_async.testing.data import FakeSchedule
 from mettl_async.testing.state import FakeParts
 
+#: How late a listing page is answered (seconds), set by its route, read by the latency.
+LATE_DELAY: Final = web.RequestKey("late_delay", float)
+
 __all__ = [
     "ASSESSMENTS",
+    "LATE_DELAY",
     "SCHEDULES",
     "archive_schedule",
     "before_listing_read",

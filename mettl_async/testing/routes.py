@@ -313,7 +313,7 @@ async def _list_assessments(
 ) -> dict[str, Any]:
     """Article 6, ``GET /assessments``: the account's assessments, paged."""
     limit, offset, sort, sort_order = _listing_params(params, _SCHEDULE_SORTS)
-    request["late_delay"] = await churn.before_listing_read(
+    request[churn.LATE_DELAY] = await churn.before_listing_read(
         fake,
         churn.ASSESSMENTS,
         arrive=lambda: fake.state.add_assessment(f"Assessment {fake.state.last_assessment_id + 1}"),
@@ -404,7 +404,7 @@ async def _list_schedules(
     """Article 11, ``GET /schedules``: every schedule of the account."""
     limit, offset, sort, sort_order = _listing_params(params, _SCHEDULE_SORTS)
     wanted = _json_param(params, "filter")
-    request["late_delay"] = await churn.before_listing_read(
+    request[churn.LATE_DELAY] = await churn.before_listing_read(
         fake,
         churn.SCHEDULES,
         arrive=lambda: fake.state.account.add_schedule(0),
@@ -558,7 +558,7 @@ async def _list_candidates(
     recommendation = isinstance(ir, dict) and ir.get("recommendation") is True
     essays = params.get("qr", "false") == "true"
     fake.stats.page_requests[schedule.access_key] += 1
-    request["late_delay"] = await churn.before_listing_read(
+    request[churn.LATE_DELAY] = await churn.before_listing_read(
         fake,
         churn.candidates_of(schedule.access_key),
         arrive=lambda: fake.state.account.arrive(schedule.access_key),
