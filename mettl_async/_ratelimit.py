@@ -223,7 +223,7 @@ class AdaptiveRate:
     #: ... or this share, reached fast (from a rough figure).
     ROUGH_SHARE: Final = 0.5
     #: From a rough figure (the first refusal's), the rate doubles every this many seconds.
-    DOUBLING: Final = 2.0
+    DOUBLING: Final = 1.5
     #: Seconds of pause after a second refusal in a row, doubling with each one after ...
     PAUSE_FIRST: Final = 0.5
     #: ... up to this.
