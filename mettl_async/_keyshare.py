@@ -40,7 +40,7 @@ from ._ratelimit import PeerRate
 
 __all__ = ["FileRateShare", "rate_share", "shared_rate_dir"]
 
-logger = logging.getLogger("mettl_async.http")
+logger = logging.getLogger("mettl_async.http")  # the transport's
 
 #: Seconds after which a report is of a client gone.
 STALE: Final = 5.0

@@ -30,7 +30,8 @@ in ``tests/test_ratelimit.py`` that fails without it.
    (the rate already reacted to it). Refused again soon after a cut, the rate
    drops by ``beta`` again but never below what Mettl has been accepting. A
    second refusal in a row, with nothing accepted since the cut, pauses all
-   sending (``PAUSE_FIRST``, doubling up to ``PAUSE_MAX``): a fixed window
+   sending (``PAUSE_FIRST``, or ``PAUSE_ROUGH`` before the limit was measured,
+   doubling up to ``PAUSE_MAX``): a fixed window
    refuses everything until it ends, whatever the rate. After a pause one
    request goes alone; the others wait for its answer (or two latencies). The
    first accepted after ``RESUME_AFTER`` refusals in a row resumes at what
@@ -223,9 +224,12 @@ class AdaptiveRate:
     #: ... or this share, reached fast (from a rough figure).
     ROUGH_SHARE: Final = 0.5
     #: From a rough figure (the first refusal's), the rate doubles every this many seconds.
-    DOUBLING: Final = 2.0
+    DOUBLING: Final = 1.5
     #: Seconds of pause after a second refusal in a row, doubling with each one after ...
     PAUSE_FIRST: Final = 0.5
+    #: ... (this many before the limit was measured: right after the first refusal the
+    #: requests still in flight at the old rate empty a bucket that refills soon) ...
+    PAUSE_ROUGH: Final = 0.25
     #: ... up to this.
     PAUSE_MAX: Final = 2.0
     #: The rate never probes above this many times the rate actually sent.
@@ -451,7 +455,8 @@ class AdaptiveRate:
             # window that refuses everything until it ends, or a rate still far
             # too high. Pause everything, longer each time, rather than send into it;
             # then one request alone finds out whether it is over.
-            pause = min(self.PAUSE_MAX, self.PAUSE_FIRST * 2.0 ** (self._streak - 2))
+            first = self.PAUSE_FIRST if self._measured else self.PAUSE_ROUGH
+            pause = min(self.PAUSE_MAX, first * 2.0 ** (self._streak - 2))
             self._paused_until = max(self._paused_until, now + pause)
             self._probe_next = True
         new = self.shape.beta * refused if measured else refused

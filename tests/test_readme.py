@@ -150,7 +150,13 @@ def fake_server_env() -> Iterator[dict[str, str]]:
 
 
 def example_env(extra: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("METTL_")}
+    """The suite's environment without its METTL_* variables (the example sets its own),
+    but for the test's own cache directory (no shared rate file in the user's cache)."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("METTL_") or k == "METTL_ASYNC_CACHE_DIR"
+    }
     return {**env, **extra}
 
 
