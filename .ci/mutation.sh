@@ -18,8 +18,8 @@ declare -A modules=(
     [journal]="mettl_async.export.journal"
     [export]="mettl_async.export.engine"
     [paging]="mettl_async._paging"
-    [listing]="mettl_async._streaming mettl_async._walk mettl_async._lister"
-    [ratelimit]="mettl_async._ratelimit"
+    [listing]="mettl_async._streaming mettl_async._pagewalk mettl_async._coverage mettl_async._walk mettl_async._lister"
+    [ratelimit]="mettl_async._ratelimit mettl_async._pacer"
     [sync]="mettl_async.sync.engine"
 )
 groups=("$@")

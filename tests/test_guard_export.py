@@ -1,0 +1,1 @@
+"""Tests that pin down the export mechanisms mutation testing found unguarded (see docs/mutation.md)."""
