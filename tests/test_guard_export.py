@@ -1,1 +1,1 @@
-"""Tests that pin down the export mechanisms mutation testing found unguarded (see docs/mutation.md)."""
+"""Tests of the export mechanisms that mutation testing found unguarded."""

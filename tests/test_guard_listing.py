@@ -1,1 +1,1 @@
-"""Tests that pin down the listing mechanisms mutation testing found unguarded (see docs/mutation.md)."""
+"""Tests of the listing mechanisms that mutation testing found unguarded."""

@@ -1,1 +1,1 @@
-"""Tests that pin down the ratelimit mechanisms mutation testing found unguarded (see docs/mutation.md)."""
+"""Tests of the ratelimit mechanisms that mutation testing found unguarded."""

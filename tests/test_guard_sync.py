@@ -1,1 +1,1 @@
-"""Tests that pin down the sync mechanisms mutation testing found unguarded (see docs/mutation.md)."""
+"""Tests of the sync mechanisms that mutation testing found unguarded."""

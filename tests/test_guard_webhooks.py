@@ -1,1 +1,1 @@
-"""Tests that pin down the webhooks mechanisms mutation testing found unguarded (see docs/mutation.md)."""
+"""Tests of the webhooks mechanisms that mutation testing found unguarded."""
