@@ -51,12 +51,14 @@ for line in sys.stdin:
     module = next((m for m in modules if name.startswith(m + ".")), None)
     if module is not None:
         counts[module][status] += 1
-print(f"{\"module\":34} {\"mutants\":>7} {\"killed\":>6} {\"survived\":>8} {\"timeout\":>7} {\"other\":>5} {\"killed %\":>8}")
+head = ("module", "mutants", "killed", "survived", "timeout", "other", "killed %")
+print("%-34s %7s %6s %8s %7s %5s %8s" % head)
 for module in modules:
     c = counts[module]
     total = sum(c.values())
     killed = c["killed"] + c["timeout"]
     other = total - c["killed"] - c["survived"] - c["timeout"]
-    rate = f"{100 * killed / total:.1f}" if total else "-"
-    print(f"{module:34} {total:7} {c[\"killed\"]:6} {c[\"survived\"]:8} {c[\"timeout\"]:7} {other:5} {rate:>8}")
+    rate = "%.1f" % (100 * killed / total) if total else "-"
+    row = (module, total, c["killed"], c["survived"], c["timeout"], other, rate)
+    print("%-34s %7d %6d %8d %7d %5d %8s" % row)
 ' "${selected[@]}"
