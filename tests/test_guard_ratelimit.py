@@ -11,6 +11,8 @@ import pytest
 from mettl_async._pacer import Pacer
 from mettl_async._ratelimit import AdaptiveRate, PeerRate
 
+from .test_ratelimit import busy, first_refusal, measured_rate, send_as_allowed
+
 # -- what a client tells the others of the key: busy or not (mechanism 7) ---------------------
 
 
@@ -68,3 +70,75 @@ def test_answers_a_second_apart_each_exchange_with_the_others() -> None:
         now[0] = at
         paced.answered(at - 0.05, at, throttled=False)
     assert share.calls == [0.0, 1.0, 2.0, 3.0]
+
+
+# -- what the others of the key report, once it is learned (mechanism 7) -----------------------
+
+
+def shared(rate: AdaptiveRate, now: float, fair: float) -> None:
+    """Two busy peers report limits that make this client's fair part ``fair``: the key's
+    limit (the mean of theirs and its own) split three ways."""
+    own = rate.report(now).limit
+    assert own is not None
+    peer = (9.0 * fair - own) / 2.0
+    assert peer > 0
+    rate.share(now, (busy(1.0, limit=peer), busy(1.0, limit=peer)))
+    assert rate.fair_share() == pytest.approx(fair)
+
+
+def grown_back() -> tuple[AdaptiveRate, float]:
+    """A measured rate back at the limit it refused (k seconds up the cubic), and when."""
+    rate, cut = measured_rate()
+    now = cut + rate.shape.k + 0.1
+    send_as_allowed(rate, cut, now)
+    assert rate.rate == pytest.approx(rate.limit, rel=0.05)
+    return rate, now
+
+
+def test_a_learned_rate_of_zero_is_no_rate_to_start_at() -> None:
+    rate = AdaptiveRate(now=0.0)
+    rate.share(0.0, (), learned=0.0)
+    assert (rate.learned, rate.rate) == (False, None)
+
+
+def test_before_measuring_the_limit_a_client_keeps_its_rough_figure() -> None:
+    """The others' fair part moves only a client that measured the limit itself."""
+    rate = AdaptiveRate(now=0.0)
+    first_refusal(rate, 6)
+    assert (rate.rate, rate.measured) == (pytest.approx(6.0), False)
+    rate.share(0.2, (busy(1.0, limit=3.0), busy(1.0, limit=3.0)))  # a fair part of 1/s
+    assert (rate.rate, rate.measured) == (pytest.approx(6.0), False)
+
+
+def test_half_again_above_its_fair_part_a_client_slows_down_to_it_at_once() -> None:
+    rate, now = grown_back()
+    current = rate.rate
+    assert current is not None
+    shared(rate, now, current / 1.5)
+    assert rate.rate == pytest.approx(current / 1.5)
+
+
+def test_within_the_tolerance_of_its_fair_part_a_client_goes_on_as_it_was() -> None:
+    """5% above its fair part (FAIR_TOLERANCE: 15%): neither its rate nor its curve moves."""
+    rate, now = grown_back()
+    current, limit = rate.rate, rate.limit
+    assert current is not None
+    shared(rate, now, current / 1.05)
+    assert (rate.rate, rate.limit) == (current, limit)
+
+
+def test_a_curve_moved_to_the_fair_part_goes_on_from_the_rate_without_a_jump() -> None:
+    """A fair part well below the limit it measured, a little above its rate: its curve
+    moves there from where the rate is, and the next answers raise the rate a little,
+    neither restart the new curve nor jump to where it would be after the time since the cut."""
+    rate, now = measured_rate()
+    send_as_allowed(rate, now, now + 1.0)
+    before, limit = rate.rate, rate.limit
+    assert before is not None
+    assert limit is not None
+    fair = 1.03 * before
+    assert fair < (1 - AdaptiveRate.FAIR_TOLERANCE) * limit
+    shared(rate, now + 1.0, fair)
+    assert rate.limit == pytest.approx(fair)
+    send_as_allowed(rate, now + 1.0, now + 1.1)
+    assert before <= rate.rate < 1.03 * before  # type: ignore[operator]
