@@ -6,12 +6,22 @@ test sets: no sleep, no wall time.
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
+from benchmarks.virtual import run_virtual
 from mettl_async._pacer import Pacer
-from mettl_async._ratelimit import AdaptiveRate, PeerRate
+from mettl_async._ratelimit import AdaptiveRate, PeerRate, RateChangeLog
 
-from .test_ratelimit import busy, first_refusal, measured_rate, send_as_allowed
+from .test_ratelimit import (
+    busy,
+    first_refusal,
+    learned_rate,
+    measured_rate,
+    pacer,
+    send_as_allowed,
+)
 
 # -- what a client tells the others of the key: busy or not (mechanism 7) ---------------------
 
@@ -142,3 +152,67 @@ def test_a_curve_moved_to_the_fair_part_goes_on_from_the_rate_without_a_jump() -
     assert rate.limit == pytest.approx(fair)
     send_as_allowed(rate, now + 1.0, now + 1.1)
     assert before <= rate.rate < 1.03 * before  # type: ignore[operator]
+
+
+# -- the pacer: the first exchange, the deadline, a waiter cancelled ----------------------------
+
+
+class LearnedShare(RecordingShare):
+    def exchange(self, now: float, mine: PeerRate) -> tuple[tuple[PeerRate, ...], float | None]:
+        super().exchange(now, mine)
+        return (), 8.0  # the key's limit, learned before
+
+
+def test_a_new_client_learns_the_keys_rate_before_its_first_request() -> None:
+    """Its first request already goes at the key's rate learned before, not in a burst."""
+
+    async def main() -> tuple[float | None, list[float]]:
+        share = LearnedShare()
+        paced = pacer(AdaptiveRate(now=0.0))
+        assert not paced.sharing
+        paced.share_with(share)
+        assert paced.sharing
+        await paced.start()
+        return paced.rate.rate, share.calls
+
+    rate, calls = run_virtual(main())
+    assert rate == 8.0
+    assert calls == [0.0]
+
+
+def test_a_turn_exactly_at_the_deadline_still_goes() -> None:
+    async def main() -> float:
+        paced = pacer(learned_rate(0.5, 0.1))
+        first = await paced.start()
+        paced.release()
+        # the next turn is 2 s away (at half a request a second): the deadline then
+        return await paced.start(not_after=first + 2.0) - first
+
+    assert run_virtual(main()) == 2.0
+
+
+def test_a_waiter_cancelled_then_passed_over_by_a_release_ends_cancelled() -> None:
+    """Cancelled while waiting for a slot; the slot given back before it ran: it ends as
+    cancelled, and nothing is held."""
+
+    async def main() -> tuple[BaseException | None, tuple[int, int]]:
+        paced = pacer(learned_rate(5.0, 0.1))
+        assert paced.rate.concurrency == 1
+        await paced.start()
+        waiting = asyncio.create_task(paced.start())
+        await asyncio.sleep(0)
+        assert paced.occupancy() == (1, 1)
+        waiting.cancel()
+        paced.release()  # passes over the cancelled waiter
+        (outcome,) = await asyncio.gather(waiting, return_exceptions=True)
+        return outcome, paced.occupancy()
+
+    outcome, occupancy = run_virtual(main())
+    assert isinstance(outcome, asyncio.CancelledError)
+    assert occupancy == (0, 0)
+
+
+def test_a_new_rate_is_logged_exactly_every_seconds_and_change_apart() -> None:
+    log = RateChangeLog(every=10.0, change=0.2)
+    assert log.should_log(0.0, 10.0)
+    assert log.should_log(10.0, 12.0)  # ten seconds later, 20% more: a line
