@@ -78,8 +78,7 @@ class Pacer:
 
         ``not_after``: raise :class:`PastDeadline` rather than start after then.
         """
-        if self._share is not None:
-            self._exchange()
+        self._exchange()
         await self._acquire_slot()
         try:
             rate = self.rate
@@ -90,12 +89,12 @@ class Pacer:
             async with self._turn:
                 while True:
                     now = self.clock()
-                    wait = rate.delay(now)
-                    if wait <= 0 and rate.take(now):
+                    if rate.take(now):
                         return now
+                    wait = rate.delay(now)  # > 0: take and delay agree
                     if not_after is not None and now + wait > not_after:
                         raise PastDeadline
-                    await self._sleep(min(max(wait, 0.0), self.MAX_NAP))
+                    await self._sleep(min(wait, self.MAX_NAP))
         except BaseException:
             self.release()
             raise
@@ -108,18 +107,20 @@ class Pacer:
     def answered(self, sent_at: float, received_at: float, *, throttled: bool) -> None:
         """Tell the rate how a request sent at ``sent_at`` went."""
         self.rate.answered(received_at, sent_at=sent_at, throttled=throttled)
-        if self._share is not None:
-            self._exchange()
+        self._exchange()
         if self._waiters:
             self._wake()  # the rate, and with it the slots, may have grown
 
     def _exchange(self) -> None:
+        share = self._share
+        if share is None:
+            return
         now = self.clock()
-        if now - self._shared_at < self.SHARE_EVERY or self._share is None:
+        if now - self._shared_at < self.SHARE_EVERY:
             return
         self._shared_at = now
         rate = self.rate
-        peers, learned = self._share.exchange(now, rate.report(now))
+        peers, learned = share.exchange(now, rate.report(now))
         rate.share(now, peers, learned=learned)
 
     @property

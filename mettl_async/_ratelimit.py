@@ -428,7 +428,7 @@ class AdaptiveRate:
                 # The key's limit is shared: what they all got is the key's rate,
                 # and this client's part of it is its fair share.
                 self._key_limit = accepting + sum(p.accepting for p in self._peers)
-                fair = self.fair_share(now)
+                fair = self.fair_share()
                 if fair is not None:
                     refused = fair
             else:
@@ -493,7 +493,7 @@ class AdaptiveRate:
         """What to tell the other clients of the key."""
         return PeerRate(accepting=self.accepting(now), busy=self.busy(now), limit=self._key_limit)
 
-    def fair_share(self, now: float) -> float | None:
+    def fair_share(self) -> float | None:
         """This client's part of what Mettl accepts from the key, among busy peers:
         those that send less keep what they use, the busy ones split the rest.
         ``None`` without a busy peer, or before any of them measured the limit."""
@@ -520,7 +520,7 @@ class AdaptiveRate:
         self._peers = peers
         if not self.learn:
             return
-        fair = self.fair_share(now)
+        fair = self.fair_share()
         if self._w_max is None:
             start = fair if fair is not None else learned
             if start is not None and start > 0:

@@ -1,1 +1,218 @@
-"""Tests of the ratelimit mechanisms that mutation testing found unguarded."""
+"""Tests that pin down ratelimit mechanisms mutation testing found unguarded (docs/mutation.md).
+
+Each drives the pure rate (``_ratelimit``) or the pacer (``_pacer``) on a clock the
+test sets: no sleep, no wall time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from benchmarks.virtual import run_virtual
+from mettl_async._pacer import Pacer
+from mettl_async._ratelimit import AdaptiveRate, PeerRate, RateChangeLog
+
+from .test_ratelimit import (
+    busy,
+    first_refusal,
+    learned_rate,
+    measured_rate,
+    pacer,
+    send_as_allowed,
+)
+
+# -- what a client tells the others of the key: busy or not (mechanism 7) ---------------------
+
+
+def sent(rate: AdaptiveRate, times: list[float]) -> None:
+    for at in times:
+        assert rate.take(at), at
+
+
+@pytest.mark.parametrize(("requests", "busy"), [(7, True), (6, False), (1, False)])
+def test_a_client_is_busy_from_seven_tenths_of_its_rate(requests: int, busy: bool) -> None:
+    """At 10 requests a second allowed, 7 sent in the last second is busy (BUSY_SHARE: it
+    would take more of the key's limit), 6 or 1 is not: it keeps what it uses."""
+    assert AdaptiveRate.BUSY_SHARE == 0.7
+    rate = AdaptiveRate(now=0.0, ceiling=10.0, learn=False)
+    assert rate.rate == 10.0
+    # one request long ago, so that the last second is a whole second of sending
+    sent(rate, [0.0, *(0.6 + 0.1 * k for k in range(requests))])
+    assert rate.report(1.5).busy is busy
+    assert rate.busy(1.5) is busy
+
+
+def test_an_unlimited_client_is_busy_if_it_sends_at_all() -> None:
+    """With no rate to compare with, one request a second is busy; none in the last second
+    is not."""
+    rate = AdaptiveRate(now=0.0, learn=False)
+    assert rate.rate is None
+    sent(rate, [0.0, 5.0])
+    assert rate.busy(5.5)  # one request in the last second: one a second
+    assert not rate.busy(6.5)  # none in the last second
+
+
+# -- the pacer's exchange with the other clients of the key -----------------------------------
+
+
+class RecordingShare:
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    def exchange(self, now: float, mine: PeerRate) -> tuple[tuple[PeerRate, ...], float | None]:
+        self.calls.append(now)
+        return (), None
+
+    def leave(self) -> None:
+        pass
+
+
+def test_answers_a_second_apart_each_exchange_with_the_others() -> None:
+    """SHARE_EVERY seconds after the last exchange, the next answer exchanges again; sooner,
+    it does not."""
+    now = [0.0]
+    share = RecordingShare()
+    paced = Pacer(AdaptiveRate(now=0.0), clock=lambda: now[0], share=share)
+    assert Pacer.SHARE_EVERY == 1.0
+    for at in (0.0, 0.5, 1.0, 1.9, 2.0, 3.0):
+        now[0] = at
+        paced.answered(at - 0.05, at, throttled=False)
+    assert share.calls == [0.0, 1.0, 2.0, 3.0]
+
+
+# -- what the others of the key report, once it is learned (mechanism 7) -----------------------
+
+
+def shared(rate: AdaptiveRate, now: float, fair: float) -> None:
+    """Two busy peers report limits that make this client's fair part ``fair``: the key's
+    limit (the mean of theirs and its own) split three ways."""
+    own = rate.report(now).limit
+    assert own is not None
+    peer = (9.0 * fair - own) / 2.0
+    assert peer > 0
+    rate.share(now, (busy(1.0, limit=peer), busy(1.0, limit=peer)))
+    assert rate.fair_share() == pytest.approx(fair)
+
+
+def grown_back() -> tuple[AdaptiveRate, float]:
+    """A measured rate back at the limit it refused (k seconds up the cubic), and when."""
+    rate, cut = measured_rate()
+    now = cut + rate.shape.k + 0.1
+    send_as_allowed(rate, cut, now)
+    assert rate.rate == pytest.approx(rate.limit, rel=0.05)
+    return rate, now
+
+
+def test_a_learned_rate_of_zero_is_no_rate_to_start_at() -> None:
+    rate = AdaptiveRate(now=0.0)
+    rate.share(0.0, (), learned=0.0)
+    assert (rate.learned, rate.rate) == (False, None)
+
+
+def test_before_measuring_the_limit_a_client_keeps_its_rough_figure() -> None:
+    """The others' fair part moves only a client that measured the limit itself."""
+    rate = AdaptiveRate(now=0.0)
+    first_refusal(rate, 6)
+    assert (rate.rate, rate.measured) == (pytest.approx(6.0), False)
+    rate.share(0.2, (busy(1.0, limit=3.0), busy(1.0, limit=3.0)))  # a fair part of 1/s
+    assert (rate.rate, rate.measured) == (pytest.approx(6.0), False)
+
+
+def test_half_again_above_its_fair_part_a_client_slows_down_to_it_at_once() -> None:
+    rate, now = grown_back()
+    current = rate.rate
+    assert current is not None
+    shared(rate, now, current / 1.5)
+    assert rate.rate == pytest.approx(current / 1.5)
+
+
+def test_within_the_tolerance_of_its_fair_part_a_client_goes_on_as_it_was() -> None:
+    """5% above its fair part (FAIR_TOLERANCE: 15%): neither its rate nor its curve moves."""
+    rate, now = grown_back()
+    current, limit = rate.rate, rate.limit
+    assert current is not None
+    shared(rate, now, current / 1.05)
+    assert (rate.rate, rate.limit) == (current, limit)
+
+
+def test_a_curve_moved_to_the_fair_part_goes_on_from_the_rate_without_a_jump() -> None:
+    """A fair part well below the limit it measured, a little above its rate: its curve
+    moves there from where the rate is, and the next answers raise the rate a little,
+    neither restart the new curve nor jump to where it would be after the time since the cut."""
+    rate, now = measured_rate()
+    send_as_allowed(rate, now, now + 1.0)
+    before, limit = rate.rate, rate.limit
+    assert before is not None
+    assert limit is not None
+    fair = 1.03 * before
+    assert fair < (1 - AdaptiveRate.FAIR_TOLERANCE) * limit
+    shared(rate, now + 1.0, fair)
+    assert rate.limit == pytest.approx(fair)
+    send_as_allowed(rate, now + 1.0, now + 1.1)
+    assert before <= rate.rate < 1.03 * before  # type: ignore[operator]
+
+
+# -- the pacer: the first exchange, the deadline, a waiter cancelled ----------------------------
+
+
+class LearnedShare(RecordingShare):
+    def exchange(self, now: float, mine: PeerRate) -> tuple[tuple[PeerRate, ...], float | None]:
+        super().exchange(now, mine)
+        return (), 8.0  # the key's limit, learned before
+
+
+def test_a_new_client_learns_the_keys_rate_before_its_first_request() -> None:
+    """Its first request already goes at the key's rate learned before, not in a burst."""
+
+    async def main() -> tuple[float | None, list[float]]:
+        share = LearnedShare()
+        paced = pacer(AdaptiveRate(now=0.0))
+        assert not paced.sharing
+        paced.share_with(share)
+        assert paced.sharing
+        await paced.start()
+        return paced.rate.rate, share.calls
+
+    rate, calls = run_virtual(main())
+    assert rate == 8.0
+    assert calls == [0.0]
+
+
+def test_a_turn_exactly_at_the_deadline_still_goes() -> None:
+    async def main() -> float:
+        paced = pacer(learned_rate(0.5, 0.1))
+        first = await paced.start()
+        paced.release()
+        # the next turn is 2 s away (at half a request a second): the deadline then
+        return await paced.start(not_after=first + 2.0) - first
+
+    assert run_virtual(main()) == 2.0
+
+
+def test_a_waiter_cancelled_then_passed_over_by_a_release_ends_cancelled() -> None:
+    """Cancelled while waiting for a slot; the slot given back before it ran: it ends as
+    cancelled, and nothing is held."""
+
+    async def main() -> tuple[BaseException | None, tuple[int, int]]:
+        paced = pacer(learned_rate(5.0, 0.1))
+        assert paced.rate.concurrency == 1
+        await paced.start()
+        waiting = asyncio.create_task(paced.start())
+        await asyncio.sleep(0)
+        assert paced.occupancy() == (1, 1)
+        waiting.cancel()
+        paced.release()  # passes over the cancelled waiter
+        (outcome,) = await asyncio.gather(waiting, return_exceptions=True)
+        return outcome, paced.occupancy()
+
+    outcome, occupancy = run_virtual(main())
+    assert isinstance(outcome, asyncio.CancelledError)
+    assert occupancy == (0, 0)
+
+
+def test_a_new_rate_is_logged_exactly_every_seconds_and_change_apart() -> None:
+    log = RateChangeLog(every=10.0, change=0.2)
+    assert log.should_log(0.0, 10.0)
+    assert log.should_log(10.0, 12.0)  # ten seconds later, 20% more: a line

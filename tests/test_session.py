@@ -211,20 +211,34 @@ async def test_in_flight_bound_is_never_exceeded(server: FakeMettlServer) -> Non
 
 
 async def test_requests_per_second_spaces_request_starts(server: FakeMettlServer) -> None:
-    """The k-th request cannot start before k intervals have passed since the first call.
+    """Five calls at once at 50 requests a second: the k-th starts k intervals after the first.
 
-    A bound a busy machine cannot break: being slow only spaces the requests more.
-    (The fake records each request when it answers, after the client sent it; the
-    gaps between two answers are not tested, since a stalled loop may bunch them.)
+    The pacer runs on the test's clock, which moves only when the pacer sleeps through
+    its injected sleep: the starts show the waits the rate asked for, and no wall time
+    is measured (a busy machine changes nothing).
     """
     rate = 50
-    before = time.time()
-    async with server.client(requests_per_second=rate) as mettl:
+    # Read before the client makes its rate, so that the test's clock is never ahead of it.
+    clock = [time.monotonic()]
+    naps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        naps.append(seconds)
+        clock[0] += seconds
+        await asyncio.sleep(0)
+
+    starts: list[float] = []
+    async with server.client(
+        requests_per_second=rate, on_request=lambda _: starts.append(clock[0])
+    ) as mettl:
+        pacer = mettl._transport._pacer
+        pacer.clock = lambda: clock[0]
+        pacer._sleep = sleep
         await asyncio.gather(*(mettl.request("GET", "/account") for _ in range(5)))
-    answered = sorted(r.at for r in server.fake.log)
-    assert len(answered) == 5
-    for k, at in enumerate(answered):
-        assert at - before >= k / rate - 0.001  # (a millisecond for the two clocks)
+    assert server.fake.requests == len(starts) == 5
+    assert naps  # the requests after the first waited for their turn
+    for k, at in enumerate(starts):
+        assert at - starts[0] >= k / rate - 1e-9
 
 
 async def test_borrowed_session_is_left_open(server: FakeMettlServer) -> None:
