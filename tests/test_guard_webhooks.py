@@ -83,6 +83,31 @@ def webhook_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]
     return [record for record in caplog.records if record.name == "mettl_async.webhooks"]
 
 
+class Store(InMemorySeenStore):
+    """The default store, which can be told to fail at one step."""
+
+    def __init__(self, failing: str = "") -> None:
+        super().__init__()
+        self.failing = failing
+
+    async def claim(self, key: str) -> Any:
+        if self.failing == "claim":
+            raise ConnectionError("redis unreachable")
+        if self.failing == "in_progress":
+            return "in_progress"
+        return await super().claim(key)
+
+    async def complete(self, key: str) -> None:
+        if self.failing in ("complete", "complete+release"):
+            raise ConnectionError("redis unreachable")
+        await super().complete(key)
+
+    async def release(self, key: str) -> None:
+        if self.failing in ("release", "complete+release"):
+            raise ConnectionError("redis unreachable")
+        await super().release(key)
+
+
 # --------------------------------------------------------------------------
 # A malformed body: the error names the field and carries the body's start
 # --------------------------------------------------------------------------
@@ -274,6 +299,18 @@ def test_event_key_of_an_event_built_in_code_writes_its_timestamp() -> None:
     assert event_key(FinishTestEvent(candidate_instance_id=5)) == "finishTest:5::"
 
 
+def test_event_key_keeps_the_timestamp_as_sent() -> None:
+    """A timestamp in another shape (or one the event could not read) is keyed as sent, so
+    two events differing only there are two events."""
+    for stamp in (
+        "2022-02-11T23:08:02Z",  # not Mettl's shape: the event's timestamp_gmt is None
+        "fri, 11 feb 2022 23:08:02 gmt",
+        "Fri, 11 Feb 2022 23:08:02.5 GMT",
+    ):
+        data = {"EVENT_TYPE": "finishTest", "candidate_instance_id": 1, "timestamp_GMT": stamp}
+        assert event_key(parse_event(data)) == "finishTest:1::" + stamp.replace(":", "%3A")
+
+
 def test_event_key_without_ids_is_a_digest_of_the_whole_payload() -> None:
     """Neither id: the SHA-256 of the payload with sorted keys (so field order does not count)."""
     event = parse_event(b'{"email": "a@x", "EVENT_TYPE": "finishTest"}')
@@ -386,6 +423,22 @@ async def test_the_counters_count_every_call() -> None:
     assert (stats.delivered, stats.duplicates, stats.unauthorized, stats.too_large) == (2, 2, 2, 2)
     assert (stats.malformed, stats.failed, stats.unavailable, stats.timed_out) == (2, 2, 2, 2)
     assert calls["fail"] == 2  # a failed event stays unseen: its redelivery is handed over
+    for failing in ("claim", "in_progress"):
+        processor = WebhookProcessor(lambda event: None, store=Store(failing))
+        for _ in range(2):
+            assert (await processor.process("POST", "/", {}, FINISH)).status == 503
+        assert processor.stats.unavailable == 2, failing
+
+
+def test_retry_later_reads_as_its_reason() -> None:
+    """In a traceback or a log line the exception shows its reason."""
+    error = RetryLater("warehouse closed", retry_after=3)
+    assert (str(error), error.reason, error.retry_after) == (
+        "warehouse closed",
+        "warehouse closed",
+        3,
+    )
+    assert RetryLater("busy").retry_after is None
 
 
 async def test_each_refusal_answers_its_reason() -> None:
@@ -435,31 +488,6 @@ async def test_each_refusal_answers_its_reason() -> None:
         500,
         {"status": "failed", "reason": "the application failed to handle the event"},
     )
-
-
-class Store(InMemorySeenStore):
-    """The default store, which can be told to fail at one step."""
-
-    def __init__(self, failing: str = "") -> None:
-        super().__init__()
-        self.failing = failing
-
-    async def claim(self, key: str) -> Any:
-        if self.failing == "claim":
-            raise ConnectionError("redis unreachable")
-        if self.failing == "in_progress":
-            return "in_progress"
-        return await super().claim(key)
-
-    async def complete(self, key: str) -> None:
-        if self.failing in ("complete", "complete+release"):
-            raise ConnectionError("redis unreachable")
-        await super().complete(key)
-
-    async def release(self, key: str) -> None:
-        if self.failing in ("release", "complete+release"):
-            raise ConnectionError("redis unreachable")
-        await super().release(key)
 
 
 @pytest.mark.parametrize(
@@ -668,7 +696,78 @@ def test_printable_credentials_are_usable_control_characters_are_not() -> None:
         headers = {"php-auth-user": USER, "php-auth-pw": password}
         assert verify_basic_auth(headers, USER, password), password
     for username, password in ((USER, "a\x1fb"), (USER, "a\x7fb"), ("a\x00", PASSWORD)):
-        with pytest.raises(ConfigurationError, match="control characters"):
+        with pytest.raises(ConfigurationError) as caught:
             verify_basic_auth({}, username, password)
-    with pytest.raises(ConfigurationError, match="needs a username and a password"):
+        assert str(caught.value) == "webhook credentials cannot contain control characters"
+    with pytest.raises(ConfigurationError) as caught:
         WebhookProcessor(lambda event: None, username="", password=PASSWORD)
+    assert str(caught.value) == "webhook Basic authentication needs a username and a password"
+    with pytest.raises(ConfigurationError) as caught:
+        WebhookProcessor(lambda event: None, username="a:b", password=PASSWORD)
+    assert str(caught.value) == "a Basic authentication username cannot contain ':'"
+
+
+def test_a_processors_attributes_show_no_credentials() -> None:
+    """What a debugger or a log of ``vars(processor)`` shows holds neither secret."""
+    processor = WebhookProcessor(lambda event: None, username=USER, password=PASSWORD)
+    shown = repr(vars(processor))
+    assert "Credentials(<redacted>)" in shown
+    assert USER not in shown
+    assert PASSWORD not in shown
+
+
+def test_a_text_body_may_start_with_a_byte_order_mark() -> None:
+    """As text too (a framework that decoded the body), a leading BOM is not a malformed body."""
+    event = parse_event("\ufeff" + FINISH.decode())
+    assert isinstance(event, FinishTestEvent)
+    assert event_key(event) == FINISH_KEY
+
+
+def test_the_smallest_settings_are_accepted_and_a_bad_one_is_named_with_its_value() -> None:
+    """max_body_size 1, retry_after 0 and any read_timeout above 0 are usable; a bad value's
+    error names the option and repeats the value."""
+    processor = WebhookProcessor(
+        lambda event: None, max_body_size=1, retry_after=0, read_timeout=1e-9
+    )
+    assert (processor.max_body_size, processor.retry_after) == (1, 0)
+    for option, bad, message in (
+        ("max_body_size", 0, "max_body_size must be >= 1, got 0"),
+        ("max_body_size", 2.0, "max_body_size must be >= 1, got 2.0"),
+        ("retry_after", -1, "retry_after must be whole seconds >= 0, got -1"),
+        ("retry_after", True, "retry_after must be whole seconds >= 0, got True"),
+        ("read_timeout", 0, "read_timeout must be a finite number of seconds > 0, got 0"),
+        (
+            "read_timeout",
+            float("inf"),
+            "read_timeout must be a finite number of seconds > 0, got inf",
+        ),
+    ):
+        with pytest.raises(ConfigurationError) as caught:
+            WebhookProcessor(lambda event: None, **{option: bad})
+        assert str(caught.value) == message
+    with pytest.raises(ConfigurationError) as caught:
+        WebhookProcessor(lambda event: None, password=PASSWORD)
+    assert str(caught.value) == "give both username and password, or neither"
+
+
+async def test_one_url_for_all_events_answers_404_on_the_event_paths() -> None:
+    """separate_paths=False: only the one URL is answered, the four event paths are not."""
+    seen: list[WebhookEvent] = []
+    processor = WebhookProcessor(seen.append, path="/hooks", separate_paths=False)
+    assert (await processor.process("POST", "/hooks/finish", {}, FINISH)).status == 404
+    assert (await processor.process("POST", "/hooks", {}, FINISH)).status == 200
+    assert len(seen) == 1
+
+
+async def test_an_event_on_another_events_url_is_logged_as_such(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[WebhookEvent] = []
+    processor = WebhookProcessor(seen.append)
+    with caplog.at_level(logging.WARNING, logger="mettl_async.webhooks"):
+        answer = await processor.process("POST", "/graded", {}, FINISH)
+    assert answer.status == 200
+    assert [record.getMessage() for record in webhook_records(caplog)] == [
+        "webhook finishTest arrived on the gradedAssessment URL (/graded): accepted; "
+        "check the schedule's URLs"
+    ]
