@@ -711,7 +711,7 @@ def test_a_processors_attributes_show_no_credentials() -> None:
     """What a debugger or a log of ``vars(processor)`` shows holds neither secret."""
     processor = WebhookProcessor(lambda event: None, username=USER, password=PASSWORD)
     shown = repr(vars(processor))
-    assert "Credentials(<redacted>)" in shown
+    assert "'_auth': Credentials(<redacted>)" in shown
     assert USER not in shown
     assert PASSWORD not in shown
 
