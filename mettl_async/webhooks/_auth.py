@@ -73,12 +73,11 @@ def _as_bytes(value: str | bytes) -> list[bytes]:
     """
     if isinstance(value, bytes):
         return [value]
-    spellings = [value.encode("utf-8", "surrogateescape")]
+    sent = value.encode("utf-8", "surrogateescape")
     try:
-        latin = value.encode("latin-1")
+        return [sent, value.encode("latin-1")]  # the same twice when it is ASCII
     except UnicodeEncodeError:
-        return spellings
-    return spellings if latin == spellings[0] else [*spellings, latin]
+        return [sent]
 
 
 class Credentials:

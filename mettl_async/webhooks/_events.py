@@ -74,7 +74,9 @@ def parse_event(data: bytes | bytearray | memoryview | str | Mapping[str, Any]) 
         raw: bytes | str = data.removeprefix(_BOM)
     elif isinstance(data, bytes | bytearray | memoryview):
         blob = bytes(data)
-        text = blob[: _EXCERPT_CHARS * 4].decode("utf-8", "replace")
+        # enough bytes for one character more than the excerpt (UTF-8: at most 4 each),
+        # so that a longer body is seen to be longer
+        text = blob[: (_EXCERPT_CHARS + 1) * 4].decode("utf-8", "replace")
         raw = blob.removeprefix(_BOM.encode())
     else:  # already decoded, but not an object (a list, a number, ...)
         raise _not_an_object(data, excerpt="")

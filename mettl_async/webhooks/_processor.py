@@ -135,7 +135,7 @@ class RetryLater(Exception):
 def _content_length(value: str | bytes | None) -> int | None:
     if value is None:
         return None
-    text = (value.decode("latin-1") if isinstance(value, bytes) else value).strip()
+    text = value.strip()  # str or bytes alike
     return int(text) if text.isascii() and text.isdigit() else None
 
 
