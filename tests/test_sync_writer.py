@@ -35,7 +35,14 @@ from mettl_async.testing import (
     FakeMettlServer,
 )
 
-from .test_sync import assert_mirrors, committed_one, hold_all_but_the_first, runs, stored
+from .test_sync import (  # noqa: F401 (database_url: a fixture, SQLite and PostgreSQL)
+    assert_mirrors,
+    committed_one,
+    database_url,
+    hold_all_but_the_first,
+    runs,
+    stored,
+)
 
 
 @pytest.fixture
@@ -66,12 +73,14 @@ def writer_pids(parent: int) -> set[int]:
 
 
 async def test_a_sync_by_a_writer_process_equals_one_in_this_process(
-    server: FakeMettlServer, tmp_path: Path
+    server: FakeMettlServer,
+    tmp_path: Path,
+    database_url: str,  # noqa: F811
 ) -> None:
     """Row for row, the same database either way; a rerun rewrites nothing; changes and
     deletions come through."""
     fake = server.fake
-    here, there = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'b.db'}"
+    here, there = f"sqlite:///{tmp_path / 'here.db'}", database_url
     async with server.client() as client:
         first = await sync_results(client, there, writer="process")
         await sync_results(client, here)
@@ -100,8 +109,12 @@ async def test_a_sync_by_a_writer_process_equals_one_in_this_process(
     assert [r[1] for r in await runs(there)] == [1, 1, 1]
 
 
-async def test_a_failed_schedule_changes_nothing_of_it(server: FakeMettlServer, url: str) -> None:
+async def test_a_failed_schedule_changes_nothing_of_it(
+    server: FakeMettlServer,
+    database_url: str,  # noqa: F811
+) -> None:
     fake = server.fake
+    url = database_url
     schedule = fake.account.schedules[1]
     async with server.client() as client:
         await sync_results(client, url, writer="process")

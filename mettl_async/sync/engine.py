@@ -236,10 +236,13 @@ async def _sync(
         schedules_deleted = await sink.finish(_now(), delete_schedules=access_keys is None)
     except BaseException as exc:
         error = stop_reason(exc)
+        # recorded even when cancelled (Ctrl+C): the run's row says it stopped, and why;
+        # the sink bounds its own database calls, this bounds the wait for a writer process
+        ending = asyncio.ensure_future(sink.abort(_now(), error))
+        ending.add_done_callback(_retrieved)
         with contextlib.suppress(Exception):
-            # recorded even when cancelled (Ctrl+C): the run's row says it stopped, and why
-            async with asyncio.timeout(CLEANUP_SECONDS):
-                await asyncio.shield(sink.abort(_now(), error))
+            async with asyncio.timeout(CLEANUP_SECONDS + 2):
+                await asyncio.shield(ending)
         raise
     return SyncSummary(
         run_id=run_id,
@@ -257,6 +260,12 @@ async def _sync(
         retries=walk.retries,
         seconds=progress.elapsed,
     )
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark the outcome of a run's end as seen (its failure is not the run's error)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def stop_reason(exc: BaseException) -> str:

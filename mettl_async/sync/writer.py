@@ -239,9 +239,11 @@ class WriterProcess:
 
     def _noted(self, future: asyncio.Future[Any]) -> None:
         """A reply nobody awaits: its failure fails the next call."""
-        if future.cancelled() or self._failure is not None:
+        if future.cancelled():
             return
-        self._failure = future.exception()
+        error = future.exception()  # retrieved, whoever else is told
+        if error is not None and self._failure is None:
+            self._failure = error
 
     async def call(self, *message: Any) -> Any:
         """Send a request and wait for its reply."""
