@@ -23,6 +23,7 @@ from mettl_async.sync import (
 )
 from mettl_async.sync.base import DEFAULT_TIMEOUTS, redact_url
 from mettl_async.sync.database import sqlite_path
+from mettl_async.sync.writer import AVAILABLE as writer_available
 
 from .common import (
     EXIT_DATABASE_FULL,
@@ -129,9 +130,9 @@ def register(commands: Any) -> None:
     parser.add_argument(
         "--writer",
         choices=("process", "thread"),
-        default="process",
+        default="process" if writer_available else "thread",
         help="where the database's work runs: a process of its own beside the walk "
-        "(default: faster with a second core) or a thread of this one",
+        "(faster with a second core; POSIX only) or a thread of this one",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress, no summary")
     add_api_arguments(parser)

@@ -40,6 +40,7 @@ from mettl_async.sync.base import (
 from mettl_async.sync.database import DEFAULT_DATABASE_URL, open_database, sqlite_path
 from mettl_async.sync.rows import schedule_columns
 from mettl_async.sync.sink import Committed, ResultSink, ScheduleColumns
+from mettl_async.sync.writer import AVAILABLE as writer_available
 from mettl_async.sync.writer import WriterProcess
 
 __all__ = ["SyncSummary", "sync_results"]
@@ -125,8 +126,8 @@ async def sync_results(
     its hash, the inserts) in a child process with its own GIL
     (:mod:`mettl_async.sync.writer`), beside the walk: faster on a machine
     with a core to spare; ``database`` must then be a URL of a file or a
-    server (not ``:memory:``). ``"thread"`` (the default) does it in this
-    process, the database's calls in a thread.
+    server (not ``:memory:``), and the system POSIX. ``"thread"`` (the
+    default) does it in this process, the database's calls in a thread.
     """
     if access_keys is not None:
         access_keys = list(dict.fromkeys(access_keys))
@@ -135,6 +136,8 @@ async def sync_results(
     if writer not in ("thread", "process"):
         raise ValueError(f"writer must be 'thread' or 'process', got {writer!r}")
     if writer == "process":
+        if not writer_available:
+            raise ValueError('writer="process" needs a POSIX system (Linux, macOS)')
         if not isinstance(database, str) or sqlite_path(database) == ":memory:":
             raise ValueError(
                 'writer="process" needs the database as a URL of a file or a server '

@@ -56,7 +56,10 @@ from mettl_async.sync.base import (
 )
 from mettl_async.sync.sink import Committed, ResultSink, ScheduleColumns
 
-__all__ = ["WriterProcess", "main"]
+__all__ = ["AVAILABLE", "WriterProcess", "main"]
+
+#: Whether a writer process can be started here (it needs a pipe passed to a child: POSIX).
+AVAILABLE: Final = os.name == "posix"
 
 _HEADER: Final = 4
 _ENCODER: Final = msgspec.msgpack.Encoder()
