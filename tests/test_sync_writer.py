@@ -14,12 +14,15 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 from mettl_async import ServerError
 from mettl_async.sync import (
     DatabaseLostError,
+    ResultUpdater,
     SyncConfigurationError,
     SyncLockedError,
     open_database,
@@ -34,14 +37,17 @@ from mettl_async.testing import (
     FakeMettl,
     FakeMettlServer,
 )
+from mettl_async.webhooks import parse_event
 
 from .test_sync import (  # noqa: F401 (database_url: a fixture, SQLite and PostgreSQL)
     assert_mirrors,
     committed_one,
     database_url,
+    graded_payload,
     hold_all_but_the_first,
     runs,
     stored,
+    truth,
 )
 
 
@@ -245,3 +251,45 @@ async def test_the_writer_dies_with_a_killed_sync(server: FakeMettlServer, url: 
     async with server.client() as client:
         assert (await sync_results(client, url, writer="process")).complete
     assert_mirrors(await stored(url), fake)
+
+
+async def test_a_row_the_listener_stores_meanwhile_is_not_overwritten(
+    server: FakeMettlServer,
+    database_url: str,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The listener stores a regraded result after the schedule's first page was fetched
+    and before the writer process reads it: the listing, older, does not overwrite it."""
+    fake = server.fake
+    key = fake.account.schedules[0].access_key
+    regraded, other = fake.mutate.emails(key, status="Completed")[:2]
+    async with server.client() as client:
+        await sync_results(client, database_url, writer="process")
+        listener_db = await open_database(database_url, reconnect=True)
+        try:
+            updater = ResultUpdater(client, listener_db)
+            fake.mutate.change_marks(key, regraded)  # what the sync will list
+            fake.mutate.change_marks(key, other)  # a change no webhook brings
+            real = WriterProcess.page
+            paused: list[str] = []
+
+            async def pausing(self: WriterProcess, schedule: str, records: Any) -> None:
+                if schedule == key and not paused:
+                    paused.append(schedule)  # the page is fetched; the child has not seen it
+                    fake.mutate.change_marks(key, regraded)  # regraded again: the newest
+                    event = parse_event(graded_payload(key, regraded))
+                    assert await updater(event) == "updated"
+                await real(self, schedule, records)
+
+            monkeypatch.setattr(WriterProcess, "page", pausing)
+            summary = await sync_results(client, database_url, writer="process")
+            newest = await client.get_candidate_result_raw(key, regraded)
+        finally:
+            await listener_db.close()
+    assert paused == [key]
+    found = await stored(database_url)
+    assert found[key, regraded]["raw"] == orjson.loads(orjson.dumps(newest))  # the listener's
+    for k, record in truth(fake).items():
+        if k != (key, regraded):
+            assert found[k]["raw"] == record
+    assert (summary.inserted, summary.updated, summary.deleted) == (0, 1, 0)
