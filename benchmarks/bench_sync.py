@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import secrets
 import subprocess
@@ -27,7 +28,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mettl_async import MettlClient
 from mettl_async.export import ExportOptions, export_results
@@ -38,6 +39,9 @@ from ._harness import Server, fake_server, machine, median, table
 from .bench_memory import _child_rss_mb
 
 POSTGRES_ENV = "METTL_TEST_POSTGRES_URL"
+
+
+Writer = Literal["thread", "process"]
 
 
 def _remove_sqlite(path: Path) -> None:
@@ -71,7 +75,9 @@ async def _fresh_schema(base: str) -> tuple[str, Callable[[], Awaitable[None]]]:
 
 async def _throughput(server: Server, repeats: int, expected: int, tmp: Path) -> list[list[Any]]:
     postgres = os.environ.get(POSTGRES_ENV)
-    rates: dict[str, list[float]] = {"export": [], "sqlite": [], "postgresql": []}
+    rates: dict[str, list[float]] = {
+        "export": [], "sqlite": [], "sqlite-process": [], "postgresql": [], "postgresql-process": []
+    }  # fmt: skip
 
     async def export(client: MettlClient) -> int:
         output = tmp / "bench.jsonl"
@@ -79,26 +85,28 @@ async def _throughput(server: Server, repeats: int, expected: int, tmp: Path) ->
         output.unlink()
         return summary.records
 
-    async def to_sqlite(client: MettlClient) -> int:
+    async def to_sqlite(client: MettlClient, writer: Writer = "thread") -> int:
         path = tmp / f"bench-{secrets.token_hex(4)}.db"
-        summary = await sync_results(client, f"sqlite:///{path}")
+        summary = await sync_results(client, f"sqlite:///{path}", writer=writer)
         _remove_sqlite(path)
         return summary.inserted
 
-    async def to_postgres(client: MettlClient) -> int:
+    async def to_postgres(client: MettlClient, writer: Writer = "thread") -> int:
         assert postgres is not None
         url, drop = await _fresh_schema(postgres)
         try:
-            return (await sync_results(client, url)).inserted
+            return (await sync_results(client, url, writer=writer)).inserted
         finally:
             await drop()
 
     modes: list[tuple[str, Callable[[MettlClient], Awaitable[int]]]] = [
         ("export", export),
         ("sqlite", to_sqlite),
+        ("sqlite-process", functools.partial(to_sqlite, writer="process")),
     ]
     if postgres:
         modes.append(("postgresql", to_postgres))
+        modes.append(("postgresql-process", functools.partial(to_postgres, writer="process")))
     await _client_run(server, export)  # warm-up
     for _ in range(repeats):
         for name, body in modes:
@@ -117,10 +125,12 @@ async def _throughput(server: Server, repeats: int, expected: int, tmp: Path) ->
     rows = []
     labels = {
         "export": "raw JSONL export",
-        "sqlite": "sync into SQLite",
-        "postgresql": "sync into PostgreSQL",
+        "sqlite": "sync into SQLite (one process)",
+        "sqlite-process": "sync into SQLite, writer process",
+        "postgresql": "sync into PostgreSQL (one process)",
+        "postgresql-process": "sync into PostgreSQL, writer process",
     }
-    for name in ("export", "sqlite", "postgresql"):
+    for name in labels:
         if rates[name]:
             rate = median(rates[name])
             rows.append([labels[name], rate, rate / export_rate])
@@ -260,9 +270,9 @@ def _commands(
                 raise RuntimeError(f"export: {lines} lines, expected {expected}")
             return measured
 
-        def to_sqlite() -> tuple[float, float]:
+        def to_sqlite(*extra: str) -> tuple[float, float]:
             path = tmp / f"commands-{secrets.token_hex(4)}.db"
-            measured = _command(["sync", "--database", f"sqlite:///{path}", "-q"], env)
+            measured = _command(["sync", "--database", f"sqlite:///{path}", "-q", *extra], env)
             stored = _count_rows(f"sqlite:///{path}")
             _remove_sqlite(path)
             if stored != expected:
@@ -284,6 +294,7 @@ def _commands(
         modes: dict[str, Callable[[], tuple[float, float]]] = {
             "`mettl-async export --all` (JSONL)": export,
             "`mettl-async sync` (new SQLite file)": to_sqlite,
+            "`sync --writer thread` (new SQLite file)": lambda: to_sqlite("--writer", "thread"),
         }
         if postgres:
             modes["`mettl-async sync` (new PostgreSQL schema)"] = to_postgres

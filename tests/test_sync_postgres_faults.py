@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import secrets
 import signal
 import sys
@@ -112,7 +113,9 @@ async def test_a_frozen_server_fails_the_sync_naming_it_and_the_timeout(
     async with sync_committed_one(slow_server, pg_url, "--database-timeout", "2") as process:
         with frozen(data):
             line = failure_line(*await finish(process), expected=6)
-    assert "did not answer within 2 s" in line
+    # the call stuck, or one waiting its turn behind it (the writer process reads one
+    # schedule while it commits another): either names the database and the 2 s
+    assert re.search(r"(did not answer within|was busy with another call for more than) 2 s", line)
     assert ":***@127.0.0.1" in line
     assert pg_url.split("@")[0].rpartition(":")[2] not in line  # the password
     await assert_a_rerun_converges(slow_server, pg_url)

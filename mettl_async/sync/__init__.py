@@ -14,7 +14,9 @@ SQLite (the standard library's ``sqlite3``) by default; PostgreSQL with
 README and created by numbered migrations (:mod:`~mettl_async.sync.migrations`).
 
 The package's parts:
-  engine.py     sync_results: the schedule walk (the export's too), a commit per schedule
+  engine.py     sync_results: the schedule walk (the export's too), its pages to a sink
+  sink.py       ResultSink: a page's rows read and compared, a commit per schedule
+  writer.py     the writer process: a ResultSink beside the walk, with its own GIL
   base.py       the errors, the timeouts, a backend's interface, what a commit writes
   rows.py       a record's columns, read from Mettl's JSON (pure)
   database.py   database URLs, open_database

@@ -17,23 +17,37 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any, Literal, Protocol, TypeVar
 
 import attrs
 
 from mettl_async._client import MettlClient
-from mettl_async._paging import RawRecord
 from mettl_async._tracing import traced_run
 from mettl_async._walk import ScheduleWalk, WalkProgress
-from mettl_async.sync.base import Counts, Database, ScheduleCommit, Snapshot, Spool
-from mettl_async.sync.database import DEFAULT_DATABASE_URL, open_database
-from mettl_async.sync.rows import record_row, schedule_columns
+from mettl_async.sync.base import (
+    CLEANUP_SECONDS,
+    DEFAULT_TIMEOUTS,
+    Counts,
+    Database,
+    DatabaseTimeouts,
+    SyncConfigurationError,
+    redact_url,
+)
+from mettl_async.sync.database import DEFAULT_DATABASE_URL, open_database, sqlite_path
+from mettl_async.sync.rows import schedule_columns
+from mettl_async.sync.sink import Committed, ResultSink, ScheduleColumns
+from mettl_async.sync.writer import AVAILABLE as writer_available
+from mettl_async.sync.writer import WriterProcess
 
 __all__ = ["SyncSummary", "sync_results"]
 
 logger = logging.getLogger("mettl_async.sync")
+
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -56,20 +70,35 @@ class SyncSummary:
     seconds: float
 
 
-@attrs.define
-class _Walked:
-    """A schedule being walked: what was stored before, what differs, whom the walk listed."""
-
-    schedule: RawRecord
-    before: Snapshot
-    mark: int  # the newest row version before the schedule's first page was asked for
-    spool: Spool = attrs.Factory(Spool)
-    seen: set[str] = attrs.Factory(set)
-    listed: int = 0
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class _Writer(Protocol):
+    """Where the pages go: a :class:`ResultSink` here, or one in a writer process."""
+
+    async def begin(self, now: datetime, scope: Sequence[str] | None) -> int: ...
+    async def mark(self, key: str) -> None: ...
+    async def page(self, key: str, records: list[tuple[object, bytes]]) -> None: ...
+    async def commit(
+        self, key: str, columns: ScheduleColumns, now: datetime, done: Callable[[Committed], None]
+    ) -> None: ...
+    async def finish(self, now: datetime, *, delete_schedules: bool) -> int: ...
+    async def abort(self, now: datetime, error: str) -> None: ...
+
+
+class _InProcess:
+    """A :class:`ResultSink` in this process, its database calls in a thread of their own."""
+
+    def __init__(self, db: Database) -> None:
+        self._sink = sink = ResultSink(db)
+        self.begin, self.mark, self.page = sink.begin, sink.mark, sink.page
+        self.finish, self.abort = sink.finish, sink.abort
+
+    async def commit(
+        self, key: str, columns: ScheduleColumns, now: datetime, done: Callable[[Committed], None]
+    ) -> None:
+        done(await self._sink.commit(key, columns, now))
 
 
 @traced_run("mettl.sync")  # one span over the run's calls, when traced
@@ -81,25 +110,57 @@ async def sync_results(
     concurrency: int | None = None,
     progress: WalkProgress | None = None,
     on_progress: Callable[[WalkProgress], None] | None = None,
+    writer: Literal["thread", "process"] = "thread",
+    timeouts: DatabaseTimeouts = DEFAULT_TIMEOUTS,
 ) -> SyncSummary:
     """Bring the database up to date with every result of the account (or of ``access_keys``).
 
     ``database`` is a URL (see :func:`~mettl_async.sync.open_database`; the
-    default is ``mettl.db`` in the current directory) or a database already
-    opened (left open). Raises :class:`~mettl_async.sync.SyncLockedError` when
-    another sync is writing into it, and the walk's errors as they are (the
-    run is then recorded as incomplete, with the error).
+    default is ``mettl.db`` in the current directory), opened with
+    ``timeouts``, or a database already opened (left open). Raises
+    :class:`~mettl_async.sync.SyncLockedError` when another sync is writing
+    into it, and the walk's errors as they are (the run is then recorded as
+    incomplete, with the error).
+
+    ``writer="process"`` does the database's work (each record's columns,
+    its hash, the inserts) in a child process with its own GIL
+    (:mod:`mettl_async.sync.writer`), beside the walk: faster on a machine
+    with a core to spare; ``database`` must then be a URL of a file or a
+    server (not ``:memory:``), and the system POSIX. ``"thread"`` (the
+    default) does it in this process, the database's calls in a thread.
     """
     if access_keys is not None:
         access_keys = list(dict.fromkeys(access_keys))
         if not all(isinstance(key, str) and key.strip() for key in access_keys):
             raise ValueError("access_keys must be non-empty strings")
+    if writer not in ("thread", "process"):
+        raise ValueError(f"writer must be 'thread' or 'process', got {writer!r}")
+    if writer == "process":
+        if not writer_available:
+            raise ValueError('writer="process" needs a POSIX system (Linux, macOS)')
+        if not isinstance(database, str) or sqlite_path(database) == ":memory:":
+            raise ValueError(
+                'writer="process" needs the database as a URL of a file or a server '
+                "(a database object and sqlite:///:memory: live in this process)"
+            )
+        if not isinstance(timeouts, DatabaseTimeouts):
+            raise SyncConfigurationError(f"timeouts must be DatabaseTimeouts, got {timeouts!r}")
+        remote = await WriterProcess.start(database, redact_url(database), timeouts)
+        try:
+            return await _watched(
+                _sync(client, remote, remote.url, access_keys, concurrency, progress, on_progress),
+                remote.gone,
+            )
+        finally:
+            await remote.close()
     owned = not isinstance(database, Database)
-    db = await open_database(database) if isinstance(database, str) else database
+    db = await open_database(database, timeouts=timeouts) if isinstance(database, str) else database
     try:
         await db.lock()
         try:
-            return await _sync(client, db, access_keys, concurrency, progress, on_progress)
+            return await _sync(
+                client, _InProcess(db), db.url, access_keys, concurrency, progress, on_progress
+            )
         finally:
             await db.unlock()
     finally:
@@ -107,22 +168,34 @@ async def sync_results(
             await db.close()
 
 
+async def _watched(work: Awaitable[T], gone: asyncio.Future[BaseException]) -> T:
+    """``work``, stopped as soon as the writer process is ``gone`` (its error raised then,
+    not at the walk's next page, which may be long in coming)."""
+    task = asyncio.ensure_future(work)
+    either: list[asyncio.Future[Any]] = [task, gone]
+    try:
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError as exc:  # cancelled from outside: the run says why
+        task.cancel(*exc.args)
+        await asyncio.wait([task])
+        raise
+    if not task.done():
+        task.cancel()
+        await asyncio.wait([task])
+        raise gone.result()
+    return task.result()
+
+
 async def _sync(
     client: MettlClient,
-    db: Database,
+    sink: _Writer,
+    url: str,
     access_keys: list[str] | None,
     concurrency: int | None,
     progress: WalkProgress | None,
     on_progress: Callable[[WalkProgress], None] | None,
 ) -> SyncSummary:
-    # Each schedule's mark is read before its first page is asked for (the run's own
-    # mark stands in for a schedule the walk names differently; it is older still).
-    run_mark = await db.version_mark()
-    marks: dict[str, int] = {}
-
-    async def take_mark(key: str) -> None:
-        marks[key] = await db.version_mark()
-
+    # Each schedule's mark is read before its first page is asked for (sink.mark).
     # The totals of the listing and of first pages are not read: the sync's progress
     # line counts records without a percentage or an ETA.
     walk = ScheduleWalk(
@@ -131,69 +204,54 @@ async def _sync(
         progress=progress,
         on_progress=on_progress,
         learn_totals=False,
-        before_schedule=take_mark,
+        before_schedule=sink.mark,
     )
     progress = walk.progress
-    run_id = await db.begin_run(_now(), access_keys)
+    run_id = await sink.begin(_now(), access_keys)
     counts = Counts()
-    committed: set[str] = set()
-    walking: dict[str, _Walked] = {}
+    committed = 0
     skipped = 0
-    schedules_deleted = 0
+
+    def done(outcome: Committed, key: str) -> None:
+        nonlocal committed, skipped
+        counts.add(outcome.counts)
+        committed += 1
+        progress.schedules_done += 1
+        if outcome.skipped:
+            skipped += outcome.skipped
+            logger.warning(
+                "sync: %d result(s) of schedule %s have no email; not stored",
+                outcome.skipped,
+                key,
+            )
+
     pages = walk.pages(concurrency=concurrency)
     try:
         async with contextlib.aclosing(pages):
             async for key, item in pages:
-                schedule = item.schedule
-                state = walking.get(key)
-                if state is None:
-                    mark = marks.pop(key, run_mark)
-                    state = walking[key] = _Walked(schedule, await db.snapshot(key), mark)
-                changed = []
-                before, seen = state.before, state.seen
-                for record in item.page.items:
-                    row = record_row(record)
-                    if row is None:
-                        skipped += 1
-                        logger.warning(
-                            "sync: a result of schedule %s has no email; not stored", key
-                        )
-                        continue
-                    email = row[0]
-                    seen.add(email)
-                    state.listed += 1
-                    known = before.get(email)
-                    if known is None or known[0] != row[8] or known[1]:
-                        changed.append(row)
-                state.spool.add(changed)
-                progress.records += len(item.page.items)
+                records = item.page.items
+                await sink.page(key, [(record.key, record.json) for record in records])
+                progress.records += len(records)
                 if item.page.is_last:
-                    del walking[key]
-                    try:
-                        counts.add(await db.commit_schedule(_commit(key, state, run_id)))
-                    finally:
-                        state.spool.close()
-                    committed.add(key)
-                    progress.schedules_done += 1
+                    columns = schedule_columns(item.schedule)
+                    await sink.commit(key, columns, _now(), functools.partial(done, key=key))
                 walk.report()
-        if access_keys is None:
-            schedules_deleted = await db.mark_schedules_deleted(committed, _now())
+        schedules_deleted = await sink.finish(_now(), delete_schedules=access_keys is None)
     except BaseException as exc:
-        for state in walking.values():
-            state.spool.close()
         error = stop_reason(exc)
+        # recorded even when cancelled (Ctrl+C): the run's row says it stopped, and why;
+        # the sink bounds its own database calls, this bounds the wait for a writer process
+        ending = asyncio.ensure_future(sink.abort(_now(), error))
+        ending.add_done_callback(_retrieved)
         with contextlib.suppress(Exception):
-            # recorded even when cancelled (Ctrl+C): the run's row says it stopped, and why
-            await asyncio.shield(
-                db.end_run(run_id, _now(), complete=False, schedules=len(committed), error=error)
-            )
+            async with asyncio.timeout(CLEANUP_SECONDS + 2):
+                await asyncio.shield(ending)
         raise
-    await db.end_run(run_id, _now(), complete=True, schedules=len(committed), error=None)
     return SyncSummary(
         run_id=run_id,
-        database=db.url,
+        database=url,
         complete=True,
-        schedules=len(committed),
+        schedules=committed,
         records=counts.inserted + counts.updated + counts.unchanged,
         inserted=counts.inserted,
         updated=counts.updated,
@@ -207,21 +265,10 @@ async def _sync(
     )
 
 
-def _commit(key: str, state: _Walked, run_id: int) -> ScheduleCommit:
-    name, assessment_id, raw = schedule_columns(state.schedule)
-    return ScheduleCommit(
-        access_key=key,
-        name=name,
-        assessment_id=assessment_id,
-        raw=raw,
-        before=state.before,
-        spool=state.spool,
-        seen=state.seen,
-        listed=state.listed,
-        run_id=run_id,
-        now=_now(),
-        mark=state.mark,
-    )
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark the outcome of a run's end as seen (its failure is not the run's error)."""
+    if not future.cancelled():
+        future.exception()
 
 
 def stop_reason(exc: BaseException) -> str:

@@ -12,6 +12,7 @@ comparing anything else.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC
 from typing import Any, Final, TypeAlias
@@ -70,27 +71,24 @@ _MONTHS: Final = {
 }
 
 
+#: ``"Fri, 18 Feb 2022 01:09:52 GMT"``: day, month's name, year, time (UTC's too).
+_GMT: Final = re.compile(
+    r".{3}, ([0-9]{2}) ([A-Za-z]{3}) ([0-9]{4}) ([0-9]{2}:[0-9]{2}:[0-9]{2}) (?:GMT|UTC)", re.DOTALL
+)
+
+
 def utc_text(text: object) -> str | None:
     """Mettl's ``"Fri, 18 Feb 2022 01:09:52 GMT"`` (any zone it uses) as UTC
     ``"2022-02-18 01:09:52"``; ``None`` for anything unreadable or empty."""
     if not isinstance(text, str) or not text:
         return None
-    # The common case, GMT or UTC, by slicing (parse_timestamp reads every other zone).
-    if (
-        len(text) == 29
-        and text[25:] in (" GMT", " UTC")
-        and text[3:5] == ", "
-        and text[19] == ":"
-        and text[22] == ":"
-        and text[5:7].isdigit()
-        and text[12:16].isdigit()
-        and text[17:19].isdigit()
-        and text[20:22].isdigit()
-        and text[23:25].isdigit()
-    ):
-        month = _MONTHS.get(text[8:11])
+    # The common case, GMT or UTC, by one match (parse_timestamp reads every other zone).
+    match = _GMT.fullmatch(text)
+    if match is not None:
+        day, name, year, clock = match.groups()
+        month = _MONTHS.get(name)
         if month is not None:
-            return f"{text[12:16]}-{month}-{text[5:7]} {text[17:25]}"
+            return year + "-" + month + "-" + day + " " + clock
     when = parse_timestamp(text)
     if when is None:
         return None
