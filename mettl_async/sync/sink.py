@@ -14,6 +14,7 @@ decides what is written.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TypeAlias
@@ -27,6 +28,12 @@ __all__ = ["Committed", "ResultSink", "ScheduleColumns"]
 
 #: A schedule's ``name``, ``assessment_id`` and ``raw`` JSON text (``rows.schedule_columns``).
 ScheduleColumns: TypeAlias = tuple[str | None, int | None, str]
+
+
+def _retrieve(future: asyncio.Future[Snapshot]) -> None:
+    """Mark a dropped read's failure as seen."""
+    if not future.cancelled():
+        future.exception()
 
 
 @attrs.define
@@ -63,6 +70,7 @@ class ResultSink:
         self.committed: set[str] = set()
         self._run_mark = 0
         self._marks: dict[str, int] = {}
+        self._snapshots: dict[str, asyncio.Future[Snapshot]] = {}  # read since the mark
         self._walking: dict[str, _Walked] = {}
 
     async def begin(self, now: datetime, scope: Sequence[str] | None) -> int:
@@ -74,15 +82,28 @@ class ResultSink:
 
     async def mark(self, key: str) -> None:
         """Read the version mark of schedule ``key``: before its first page is asked for,
-        so that a row another writer stores later is never overwritten by this listing."""
+        so that a row another writer stores later is never overwritten by this listing.
+
+        Its stored rows are then read in the background, for its first page: that page
+        need not wait behind another schedule's commit (the commit reads them again).
+        """
         self._marks[key] = await self.db.version_mark()
+        if key not in self._snapshots and key not in self._walking:
+            self._snapshots[key] = asyncio.ensure_future(self.db.snapshot(key))
+
+    async def _snapshot(self, key: str) -> Snapshot:
+        """Schedule ``key``'s stored rows: read since its mark, or now."""
+        reading = self._snapshots.pop(key, None)
+        if reading is None:
+            return await self.db.snapshot(key)
+        return await reading
 
     async def page(self, key: str, records: Iterable[tuple[object, bytes]]) -> None:
         """Read one page of schedule ``key``: ``(email, JSON bytes)`` of each record."""
         state = self._walking.get(key)
         if state is None:
             mark = self._marks.pop(key, self._run_mark)
-            snapshot = await self.db.snapshot(key)
+            snapshot = await self._snapshot(key)
             state = self._walking[key] = _Walked(snapshot, mark, Spool(self.spool_memory))
         changed = []
         before, seen = state.before, state.seen
@@ -103,7 +124,7 @@ class ResultSink:
         state = self._walking.pop(key, None)
         if state is None:  # a schedule without a page: a walk never ends so, but be exact
             mark = self._marks.pop(key, self._run_mark)
-            state = _Walked(await self.db.snapshot(key), mark, Spool(self.spool_memory))
+            state = _Walked(await self._snapshot(key), mark, Spool(self.spool_memory))
         name, assessment_id, raw = columns
         try:
             counts = await self.db.commit_schedule(
@@ -138,10 +159,15 @@ class ResultSink:
         return deleted
 
     def discard(self) -> None:
-        """Drop the spools of the schedules still being walked (their rows are not written)."""
+        """Drop the spools of the schedules still being walked (their rows are not written)
+        and the reads of schedules not begun."""
         walking, self._walking = self._walking, {}
         for state in walking.values():
             state.spool.close()
+        snapshots, self._snapshots = self._snapshots, {}
+        for reading in snapshots.values():
+            reading.cancel()
+            reading.add_done_callback(_retrieve)
 
     async def abort(self, now: datetime, error: str) -> None:
         """End a failed or interrupted run: nothing of the schedules still being walked is
