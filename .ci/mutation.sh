@@ -20,7 +20,7 @@ declare -A modules=(
     [paging]="mettl_async._paging"
     [listing]="mettl_async._streaming mettl_async._pagewalk mettl_async._coverage mettl_async._walk mettl_async._lister"
     [ratelimit]="mettl_async._ratelimit mettl_async._pacer"
-    [sync]="mettl_async.sync.engine"
+    [sync]="mettl_async.sync.engine mettl_async.sync.sink"
 )
 groups=("$@")
 [ ${#groups[@]} -gt 0 ] || groups=(webhooks journal paging export listing ratelimit sync)
