@@ -1,1 +1,212 @@
-"""Tests that pin down the listing mechanisms mutation testing found unguarded (see docs/mutation.md)."""
+"""Tests that pin down the listing mechanisms mutation testing found unguarded (see docs/mutation.md).
+
+Most walk a :class:`~tests.shelf.Shelf` (an in-memory listing read by the real walk, every
+change and every answer order scripted), for each kind of listing a walk meets: results
+with totals, results without, schedules (no paging block). The requests a walk makes are
+part of what is checked: a repair read in the wrong place costs requests before it costs
+records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from mettl_async import IncompleteListingError, ServerError
+
+from .shelf import KINDS, Shelf, check
+from .test_walk_changes import when
+
+L = 10
+
+
+def shelf(kind: str, size: int, hook: Any = None) -> Shelf:
+    return Shelf(size, hook=hook, **KINDS[kind])
+
+
+def step_of(kind: str, page_size: int = L) -> int:
+    """How far apart pages start before any change: tiled with totals, else overlapping."""
+    return page_size if kind == "results with totals" else page_size - 1
+
+
+# -- a page that fails for good ----------------------------------------------------------
+
+
+class Failing(Shelf):
+    """A shelf whose page at ``offset`` fails after ``attempts`` attempts."""
+
+    def __init__(self, size: int, *, offset: int, attempts: int, **kinds: Any) -> None:
+        super().__init__(size, **kinds)
+        self.failing, self.attempts = offset, attempts
+
+    async def fetch(self, request: Any, decode: Any) -> dict[str, Any]:
+        if int(request.params["offset"]) == self.failing:
+            raise ServerError("Service unavailable", code="E503", attempts=self.attempts)
+        return await super().fetch(request, decode)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("attempts", "said"), [(1, "after 1 attempt ("), (3, "after 3 attempts (")])
+async def test_a_page_failing_for_good_names_the_listing_the_page_and_its_attempts(
+    kind: str, attempts: int, said: str
+) -> None:
+    """The error says which listing, which page and how often it was tried; its cause is
+    the request's own error (what the command line reports as the reason)."""
+    offset = 2 * step_of(kind)
+    listing = Failing(6 * L, offset=offset, attempts=attempts, **KINDS[kind])
+    seen: list[str] = []
+    with pytest.raises(IncompleteListingError) as caught:
+        async for record in listing.listing(L, window=1):
+            seen.append(record.key)  # type: ignore[arg-type]
+    error = caught.value
+    assert error.listing == "the shelf"
+    assert error.offset == offset
+    assert str(error).startswith(f"the shelf: the page at offset {offset} failed {said}")
+    assert isinstance(error.__cause__, ServerError)
+    assert error.__cause__.attempts == attempts
+    # What the pages before it held, nothing after (overlapping pages reach one further).
+    assert seen == listing.records[: offset + L - step_of(kind)]
+
+
+# -- listings that change faster than the walk can follow ---------------------------------
+
+
+async def test_a_listing_running_away_names_where_the_walk_had_proven_it_to() -> None:
+    """Twenty arrivals before every read: the repair pages never catch up. The error names
+    the listing and the offset just past the last record the walk could prove (the first
+    page's ten), and tells the user what to do."""
+
+    async def flood(shelf: Shelf, number: int, offset: int) -> None:
+        if number:
+            shelf.arrive(2 * L)
+
+    listing = Shelf(6 * L, hook=flood, totals=False)
+    with pytest.raises(IncompleteListingError) as caught:
+        await asyncio.wait_for(listing.walk(L, window=1), 60)
+    error = caught.value
+    assert (error.listing, error.offset) == ("the shelf", L)
+    assert str(error) == (
+        "the shelf: the listing changed faster than the walk could follow "
+        "(19 repair pages for 1 pages of the walk); it cannot vouch for what it missed. "
+        "Walk it again."
+    )
+    # Each repair page is read one page back from the last (the chain's end is before it),
+    # or from the listing's start: never a request past what the walk had proven.
+    assert listing.requests[:4] == [0, L - 1, L - 3, 0]
+
+
+async def test_pages_that_keep_proving_nothing_new_end_the_walk() -> None:
+    """Nine arrivals before every read of tiled pages of ten: each page holds one new record
+    at most, then none; after 2 x window + 2 x 8 pages in a row that proved nothing, the
+    walk gives up instead of reading forever."""
+
+    async def nine_more(shelf: Shelf, number: int, offset: int) -> None:
+        if number:
+            shelf.arrive(L - 1)
+
+    listing = Shelf(6 * L, hook=nine_more)
+    with pytest.raises(IncompleteListingError) as caught:
+        await asyncio.wait_for(listing.walk(L, window=1), 60)
+    error = caught.value
+    assert "(19 pages in a row proved nothing new)" in str(error)
+    assert error.listing == "the shelf"
+    assert error.offset == len(listing.requests) * (L - 1) + 2  # where its end was last seen
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_repair_pages_that_never_find_the_walks_place_end_it_after_eight(kind: str) -> None:
+    """Ten records deleted at the front before every read, once the walk is 120 records in:
+    each repair page, one page further back, finds the walk's place gone further back
+    still. After eight in a row the walk says so (a walk of its own, not a wait forever)."""
+
+    async def sinking(shelf: Shelf, number: int, offset: int) -> None:
+        if number >= 12:
+            shelf.delete_at(*range(L))
+
+    listing = shelf(kind, 400, sinking)
+    with pytest.raises(IncompleteListingError) as caught:
+        await asyncio.wait_for(listing.walk(L, window=1), 60)
+    error = caught.value
+    assert "(8 pages read in a row did not hold where it had got to)" in str(error)
+    step = step_of(kind)
+    # Just past the last record of the twelve pages read before the deletions began.
+    assert (error.listing, error.offset) == ("the shelf", 11 * step + L)
+    assert listing.requests[:13] == [n * step for n in range(13)]
+    # The first repair page is placed where the walk's place now is, a record of margin
+    # before it (with totals: the page at 120 showed ten fewer records, so ten further
+    # back); each next one ends where the one before began (a page back, less one).
+    first = 108 if kind == "results with totals" else 106
+    assert listing.requests[13:] == [first - (L - 1) * n for n in range(8)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_repair_page_failing_for_good_names_its_own_offset(kind: str) -> None:
+    """Two deletions before the third page is read: the repair page read in their wake fails
+    after its retries. The error names that page, not the one that broke the chain."""
+    second, third = 2 * step_of(kind), 3 * step_of(kind)
+    repair = third - 4 if kind == "results with totals" else third - 2
+    listing = Failing(
+        6 * L,
+        offset=repair,
+        attempts=2,
+        hook=when(third, second, lambda s: s.delete_at(3, 4)),
+        **KINDS[kind],
+    )
+    with pytest.raises(IncompleteListingError) as caught:
+        await listing.walk(L, window=1)
+    assert caught.value.offset == repair
+    assert listing.requests == [0, step_of(kind), second, third]  # the repair never answered
+
+
+# -- where repair pages are read, at every page size ----------------------------------------
+
+#: (kind, page size, deletions, the offsets requested). Records deleted at the front before
+#: the fourth page is read (the third read already), pages read one at a time. Small pages
+#: leave the repair little room: a page of two has no margin before the place it looks for
+#: (it must hold that record and the one after it), pages of three to fifteen one record,
+#: larger ones an eighth of a page.
+REPAIRS = [
+    ("results with totals", 2, 2, [0, 2, 4, 6, 3, 5, 4, 5, 7, 8]),
+    ("results with totals", 2, 5, [0, 2, 4, 6, 0, 5, 4, 3, 2, 1, 5, 4, 3, 2, 5, 4, 3, 5, 4, 5]),
+    ("results with totals", 3, 2, [0, 3, 6, 9, 5, 7, 11, 13]),
+    ("results with totals", 3, 5, [0, 3, 6, 9, 2, 7, 5, 3, 7, 5, 7, 11]),
+    ("results with totals", 4, 2, [0, 4, 8, 12, 8, 10, 15, 18]),
+    ("results with totals", 4, 5, [0, 4, 8, 12, 5, 10, 7, 10, 15]),
+    ("results with totals", 17, 2, [0, 17, 34, 51, 46, 67, 83]),
+    ("results with totals", 17, 5, [0, 17, 34, 51, 43, 67, 83]),
+    ("results without totals", 2, 2, [0, 1, 2, 3, 2, 1, 2, 4, 5, 6, 7, 8]),
+    ("results without totals", 2, 5, [0, 1, 2, 3, 2, 1, 0, 2, 1, 2, 4, 5]),
+    ("results without totals", 3, 2, [0, 2, 4, 6, 4, 8, 10, 12, 14]),
+    ("results without totals", 3, 5, [0, 2, 4, 6, 4, 2, 0, 4, 2, 4, 8, 10]),
+    ("results without totals", 4, 2, [0, 3, 6, 9, 7, 12, 15, 18]),
+    ("results without totals", 4, 5, [0, 3, 6, 9, 7, 4, 7, 12, 15]),
+    ("results without totals", 17, 2, [0, 16, 32, 48, 45, 64, 80, 96]),
+    ("results without totals", 17, 5, [0, 16, 32, 48, 45, 29, 45, 64, 80]),
+    ("schedules", 2, 2, [0, 1, 2, 3, 2, 1, 2, 4, 5, 6, 7, 8, 9]),
+    ("schedules", 2, 5, [0, 1, 2, 3, 2, 1, 0, 2, 1, 2, 4, 5, 6]),
+    ("schedules", 3, 2, [0, 2, 4, 6, 4, 8, 10, 12, 14]),
+    ("schedules", 3, 5, [0, 2, 4, 6, 4, 2, 0, 4, 2, 4, 8, 10, 12]),
+    ("schedules", 4, 2, [0, 3, 6, 9, 7, 12, 15, 18, 21]),
+    ("schedules", 4, 5, [0, 3, 6, 9, 7, 4, 7, 12, 15, 18]),
+    ("schedules", 17, 2, [0, 16, 32, 48, 45, 64, 80, 96]),
+    ("schedules", 17, 5, [0, 16, 32, 48, 45, 29, 45, 64, 80, 96]),
+]
+
+
+@pytest.mark.parametrize(("kind", "size", "deleted", "requests"), REPAIRS)
+async def test_repair_pages_are_read_where_the_walks_place_moved_to(
+    kind: str, size: int, deleted: int, requests: list[int]
+) -> None:
+    """Every record that stayed, once, for exactly the requests listed: the repair reads
+    where the walk's place went (back by the deletions the totals show, else a record
+    back), then a page further back each time it is not there yet, and resumes from the
+    page that holds it."""
+    step = step_of(kind, size)
+    listing = shelf(
+        kind, 6 * size, when(3 * step, 2 * step, lambda s: s.delete_at(*range(deleted)))
+    )
+    keys = await listing.walk(size, window=1)
+    check(listing, keys)
+    assert listing.requests == requests
