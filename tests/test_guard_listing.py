@@ -1,4 +1,4 @@
-"""Tests that pin down the listing mechanisms mutation testing found unguarded (see docs/mutation.md).
+"""The listing mechanisms mutation testing found unguarded (see docs/mutation.md).
 
 Most walk a :class:`~tests.shelf.Shelf` (an in-memory listing read by the real walk, every
 change and every answer order scripted), for each kind of listing a walk meets: results
@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from mettl_async import IncompleteListingError, ServerError
+from mettl_async import IncompleteListingError, RepeatedPageLinkError, ServerError
 
-from .shelf import KINDS, Shelf, check
+from .shelf import KINDS, URL, Shelf, check
 from .test_walk_changes import when
 
 L = 10
@@ -48,7 +48,9 @@ class Failing(Shelf):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize(("attempts", "said"), [(1, "after 1 attempt ("), (3, "after 3 attempts (")])
+@pytest.mark.parametrize(
+    ("attempts", "said"), [(1, "after 1 attempt ("), (3, "after 3 attempts (")]
+)
 async def test_a_page_failing_for_good_names_the_listing_the_page_and_its_attempts(
     kind: str, attempts: int, said: str
 ) -> None:
@@ -210,3 +212,71 @@ async def test_repair_pages_are_read_where_the_walks_place_moved_to(
     keys = await listing.walk(size, window=1)
     check(listing, keys)
     assert listing.requests == requests
+
+
+# -- a server repeating its next link ---------------------------------------------------------
+
+
+class Looping(Shelf):
+    """A shelf whose every page links to the same next page (``link``: its query)."""
+
+    def __init__(self, size: int, link: str) -> None:
+        super().__init__(size, totals=False)
+        self.link = link
+
+    async def fetch(self, request: Any, decode: Any) -> dict[str, Any]:
+        envelope = await super().fetch(request, decode)
+        envelope["paging"]["next"] = f"{URL}?{self.link}"
+        return envelope
+
+
+@pytest.mark.parametrize(
+    ("link", "offset", "said"), [("limit=10&offset=10", 10, "10"), ("limit=10", None, "?")]
+)
+async def test_the_same_next_link_twice_names_the_listing_and_the_offset_it_links_to(
+    link: str, offset: int | None, said: str
+) -> None:
+    """Following links one by one, the second page links where the first did: the error
+    names the offset linked to ("?" for a link without one) instead of looping."""
+    listing = Looping(6 * L, link)
+    with pytest.raises(RepeatedPageLinkError) as caught:
+        await listing.walk(L, window=1)
+    error = caught.value
+    assert (error.listing, error.offset) == ("the shelf", offset)
+    assert str(error) == (
+        f"the shelf: the server sent the link to offset {said} twice; stopping instead of looping"
+    )
+    assert len(listing.requests) == 2
+
+
+# -- what a walk of a listing that does not change costs ----------------------------------------
+
+#: Requests a walk makes with a window of eight pages, by listing size. With totals, the
+#: pages that can hold a record and no more. Without, it speculates: two pages ahead at
+#: first, then half as many pages as it has read full (up to the window), so that pages
+#: fetched past the end cost at most half the walk; a page that is not full (or a paging
+#: block without a next link) ends it.
+COSTS = {
+    "results with totals": [(0, 1), (10, 1), (28, 3), (61, 7), (100, 10), (250, 25)],
+    "results without totals": [(0, 1), (10, 1), (28, 3), (61, 7), (100, 15), (250, 30)],
+    "schedules": [(0, 1), (10, 3), (28, 5), (61, 7), (100, 15), (250, 30)],
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "size", "requests"), [(k, *c) for k, v in COSTS.items() for c in v]
+)
+async def test_a_listing_that_does_not_change_costs_what_it_should(
+    kind: str, size: int, requests: int
+) -> None:
+    listing = shelf(kind, size)
+    assert await listing.walk(L, window=8) == listing.records
+    assert len(listing.requests) == requests
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_pages_of_one_record_are_walked_one_by_one(kind: str) -> None:
+    """A page of one record cannot overlap the one before it: every offset once."""
+    listing = shelf(kind, 3)
+    assert await listing.walk(1, window=4) == listing.records
+    assert listing.requests[:3] == [0, 1, 2]
