@@ -14,7 +14,12 @@ from typing import Any
 
 import pytest
 
-from mettl_async import IncompleteListingError, RepeatedPageLinkError, ServerError
+from mettl_async import (
+    IncompleteListingError,
+    PaginationError,
+    RepeatedPageLinkError,
+    ServerError,
+)
 
 from .shelf import KINDS, URL, Shelf, check
 from .test_walk_changes import when
@@ -280,3 +285,30 @@ async def test_pages_of_one_record_are_walked_one_by_one(kind: str) -> None:
     listing = shelf(kind, 3)
     assert await listing.walk(1, window=4) == listing.records
     assert listing.requests[:3] == [0, 1, 2]
+
+
+class IgnoringOffset(Shelf):
+    """A server answering every page with the first one."""
+
+    async def fetch(self, request: Any, decode: Any) -> dict[str, Any]:
+        request.params["offset"] = "0"
+        return await super().fetch(request, decode)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_server_ignoring_offset_is_named_after_three_pages_repeating_the_first(
+    kind: str,
+) -> None:
+    """The first page again at three offsets in a row: the walk stops there, naming the
+    listing and the third of them, rather than reading the first page forever."""
+    listing = IgnoringOffset(6 * L, **KINDS[kind])
+    with pytest.raises(PaginationError) as caught:
+        await listing.walk(L, window=4)
+    error = caught.value
+    third = 3 * step_of(kind)
+    assert type(error) is PaginationError
+    assert (error.listing, error.offset) == ("the shelf", third)
+    assert str(error) == (
+        f"the shelf: 3 pages in a row up to offset {third} held only records already seen; "
+        "the server seems to ignore offset"
+    )
