@@ -288,24 +288,33 @@ async def test_pages_of_one_record_are_walked_one_by_one(kind: str) -> None:
 
 
 class IgnoringOffset(Shelf):
-    """A server answering every page with the first one."""
+    """A server answering every page from the ``pages``-th one on with the first one."""
+
+    def __init__(self, size: int, *, pages: int, **kinds: Any) -> None:
+        super().__init__(size, **kinds)
+        self.pages = pages
+        self.asked: list[int] = []  # the offsets asked for
 
     async def fetch(self, request: Any, decode: Any) -> dict[str, Any]:
-        request.params["offset"] = "0"
+        self.asked.append(int(request.params["offset"]))
+        if len(self.requests) >= self.pages:
+            request.params["offset"] = "0"
         return await super().fetch(request, decode)
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("pages", [1, 2])
 async def test_a_server_ignoring_offset_is_named_after_three_pages_repeating_the_first(
-    kind: str,
+    kind: str, pages: int
 ) -> None:
-    """The first page again at three offsets in a row: the walk stops there, naming the
-    listing and the third of them, rather than reading the first page forever."""
-    listing = IgnoringOffset(6 * L, **KINDS[kind])
+    """The first page again at three offsets in a row (from the second page on, or after
+    a page that held new records): the walk stops there, naming the listing and the third
+    of them, rather than reading the first page forever."""
+    listing = IgnoringOffset(6 * L, pages=pages, **KINDS[kind])
     with pytest.raises(PaginationError) as caught:
-        await listing.walk(L, window=4)
+        await listing.walk(L, window=2)
     error = caught.value
-    third = 3 * step_of(kind)
+    third = listing.asked[pages + 2]  # the third page answered with the first one
     assert type(error) is PaginationError
     assert (error.listing, error.offset) == ("the shelf", third)
     assert str(error) == (
