@@ -20,6 +20,8 @@ from mettl_async import (
     RepeatedPageLinkError,
     ServerError,
 )
+from mettl_async.testing import FakeMettl, FakeMettlServer
+from mettl_async.testing.data import FakeAccount
 
 from .shelf import KINDS, URL, Shelf, check
 from .test_walk_changes import when
@@ -321,3 +323,19 @@ async def test_a_server_ignoring_offset_is_named_after_three_pages_repeating_the
         f"the shelf: 3 pages in a row up to offset {third} held only records already seen; "
         "the server seems to ignore offset"
     )
+
+
+# -- the typed account walk ---------------------------------------------------------------------
+
+
+async def test_every_result_typed_is_every_result_raw() -> None:
+    """``async for schedule, result in iter_all_results()`` (pages decoded straight into
+    models) yields the candidates the raw walk yields, each once, as typed models."""
+    account = FakeAccount([0, 3, 12], seed=3)
+    async with FakeMettlServer(FakeMettl(account=account)) as server, server.client() as mettl:
+        typed = [(s.access_key, r.email) async for s, r in mettl.iter_all_results(page_size=5)]
+        raw = [
+            (s["accessKey"], r["email"]) async for s, r in mettl.iter_all_results(page_size=5).raw()
+        ]
+    assert len(typed) == 15
+    assert sorted(typed) == sorted(raw)
