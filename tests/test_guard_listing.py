@@ -20,6 +20,8 @@ from mettl_async import (
     RepeatedPageLinkError,
     ServerError,
 )
+from mettl_async._coverage import Coverage, Verdict
+from mettl_async._paging import Page
 from mettl_async.testing import FakeMettl, FakeMettlServer
 from mettl_async.testing.data import FakeAccount
 
@@ -339,3 +341,17 @@ async def test_every_result_typed_is_every_result_raw() -> None:
         ]
     assert len(typed) == 15
     assert sorted(typed) == sorted(raw)
+
+
+# -- the chain's rules, where keys do not sort as the listing does --------------------------------
+
+
+def test_a_page_meets_the_chain_at_its_latest_record_not_its_greatest_key() -> None:
+    """Emails do not sort in listing order: among the chain's records on a page, the one
+    read last decides where the page meets the chain (here "w", not "y")."""
+    chain = Coverage(4, front_only=True, keyed=True)
+    first = Page(list("zyxw"), 0, 4, None, "next", received=4, paged=True)
+    chain.start(first, list("zyxw"))
+    page = Page(list("yxwv"), 1, 4, None, "next", received=4, paged=True)
+    assert chain.judge(page, list("yxwv")) == Verdict("extend", 3)  # only "v" is new
+    assert chain.end_offset == 4
