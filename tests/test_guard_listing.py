@@ -355,3 +355,16 @@ def test_a_page_meets_the_chain_at_its_latest_record_not_its_greatest_key() -> N
     page = Page(list("yxwv"), 1, 4, None, "next", received=4, paged=True)
     assert chain.judge(page, list("yxwv")) == Verdict("extend", 3)  # only "v" is new
     assert chain.end_offset == 4
+
+
+def test_the_chains_end_seen_elsewhere_is_a_change_even_when_the_total_is_not() -> None:
+    """Two arrivals and two deletions between reads: the total is the same, but the
+    chain's last record is seen two places later. From then on totals prove nothing
+    (they hide changes that cancel out): a page not meeting the chain is a break."""
+    chain = Coverage(4, front_only=True, keyed=True)
+    chain.start(Page(list("abcd"), 0, 4, 20, "next", received=4, paged=True), list("abcd"))
+    shifted = Page(list("cdef"), 4, 4, 20, "next", received=4, paged=True)
+    assert chain.judge(shifted, list("cdef")) == Verdict("extend", 2)
+    assert not chain.quiet
+    later = Page(list("ghij"), 8, 4, 20, "next", received=4, paged=True)
+    assert chain.judge(later, list("ghij")).kind == "break"
