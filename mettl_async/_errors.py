@@ -358,9 +358,29 @@ class PaginationError(MettlError):
 
 
 class IncompleteListingError(PaginationError):
-    """A walk ended with fewer records than the server reported, or a page failed for good.
+    """A walk cannot vouch that it yielded every record of its listing.
 
-    When a page failed, ``__cause__`` is the underlying :class:`RequestError`.
+    Walks are deletion-safe: records arriving or deleted while a listing is
+    walked are followed, not reported (each page is proven to meet the pages
+    before it; where one does not, a repair page is read where the walk had got
+    to), and every record that existed throughout is yielded once. This is
+    raised when
+
+    - a page after the first failed for good: ``offset`` is that page's, and
+      ``__cause__`` the underlying :class:`RequestError` (the first page's
+      errors are raised as they are, nothing having been yielded);
+    - the listing changed faster than the walk could follow (repair pages kept
+      missing where it had got to): ``offset`` is just past where the last
+      record it could prove was last seen;
+    - the listing did not change, yet the walk found fewer records than the
+      server's ``totalRecords`` (the server skipped some): ``offset`` is None;
+    - under a sort other than the default (newest first), the listing's total
+      changed during the walk (a record inserted mid-walk can push another past
+      a page already read): ``offset`` is None.
+
+    Records already yielded were real; the listing should be walked again.
+    For a paginated listing, the final page (``is_last``) is never handed over
+    before this is raised.
     """
 
 

@@ -222,14 +222,13 @@ class Walk:
             self.give_slot()
 
     def failed(self, offset: int, error: RequestError) -> IncompleteListingError:
-        failure = IncompleteListingError(
+        """The error of a page that failed for good (raised ``from`` the request's error)."""
+        return IncompleteListingError(
             f"{self.spec.label}: the page at offset {offset} failed after "
             f"{error.attempts} attempt{'s' if error.attempts != 1 else ''} ({error})",
             listing=self.spec.label,
             offset=offset,
         )
-        failure.__cause__ = error
-        return failure
 
 
 def content_key(record: Raw) -> bytes:
@@ -320,7 +319,6 @@ class _Walker:
         self.next_offset = first.offset + step if self.tiled else first.offset + step - 1
         self.replan = False  # plan from the chain's end when nothing is pending
         self.pending: collections.deque[_Planned] = collections.deque()
-        self.ended = False  # a page said the listing ends: speculate no further
         self.idle = 0  # pages judged in a row that proved nothing new
         self.consumed = 1  # planned pages taken (the first one included)
         self.repairs = 0  # repair pages read
@@ -350,8 +348,6 @@ class _Walker:
             # With a total, plan only pages that can hold a record (past the one they
             # overlap, for a page that overlaps the one before it).
             if self.total is not None and self.next_offset + (not self.tiled) >= self.total:
-                break
-            if self.ended:
                 break
             if not await walk.take_slot(wait=False):
                 break
@@ -397,12 +393,14 @@ class _Walker:
             raise self.walk.failed(offset, error) from error
 
     def learn(self, page: Page[Raw]) -> None:
-        """What a page says of the listing: its total, whether it ends, whether it was full."""
+        """What a page says of the listing: its total, else whether it was full.
+
+        (A page that ends the listing needs no look: judged in order, it completes the
+        walk; a page behind the walk's place is never the last.)
+        """
         if page.total_records is not None:
             self.total = page.total_records
             self.window = self.window_max
-        elif page.is_end():
-            self.ended = True
         elif page.received >= self.step:
             self.full_pages += 1
             self.window = min(max(2, self.full_pages // 2), self.window_max)

@@ -1,1 +1,370 @@
-"""Tests of the listing mechanisms that mutation testing found unguarded."""
+"""The listing mechanisms mutation testing found unguarded (see docs/mutation.md).
+
+Most walk a :class:`~tests.shelf.Shelf` (an in-memory listing read by the real walk, every
+change and every answer order scripted), for each kind of listing a walk meets: results
+with totals, results without, schedules (no paging block). The requests a walk makes are
+part of what is checked: a repair read in the wrong place costs requests before it costs
+records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from mettl_async import (
+    IncompleteListingError,
+    PaginationError,
+    RepeatedPageLinkError,
+    ServerError,
+)
+from mettl_async._coverage import Coverage, Verdict
+from mettl_async._paging import Page
+from mettl_async.testing import FakeMettl, FakeMettlServer
+from mettl_async.testing.data import FakeAccount
+
+from .shelf import KINDS, URL, Shelf, check
+from .test_walk_changes import when
+
+L = 10
+
+
+def shelf(kind: str, size: int, hook: Any = None) -> Shelf:
+    return Shelf(size, hook=hook, **KINDS[kind])
+
+
+def step_of(kind: str, page_size: int = L) -> int:
+    """How far apart pages start before any change: tiled with totals, else overlapping."""
+    return page_size if kind == "results with totals" else page_size - 1
+
+
+# -- a page that fails for good ----------------------------------------------------------
+
+
+class Failing(Shelf):
+    """A shelf whose page at ``offset`` fails after ``attempts`` attempts."""
+
+    def __init__(self, size: int, *, offset: int, attempts: int, **kinds: Any) -> None:
+        super().__init__(size, **kinds)
+        self.failing, self.attempts = offset, attempts
+
+    async def fetch(self, request: Any, decode: Any) -> dict[str, Any]:
+        if int(request.params["offset"]) == self.failing:
+            raise ServerError("Service unavailable", code="E503", attempts=self.attempts)
+        return await super().fetch(request, decode)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    ("attempts", "said"), [(1, "after 1 attempt ("), (3, "after 3 attempts (")]
+)
+async def test_a_page_failing_for_good_names_the_listing_the_page_and_its_attempts(
+    kind: str, attempts: int, said: str
+) -> None:
+    """The error says which listing, which page and how often it was tried; its cause is
+    the request's own error (what the command line reports as the reason)."""
+    offset = 2 * step_of(kind)
+    listing = Failing(6 * L, offset=offset, attempts=attempts, **KINDS[kind])
+    seen: list[str] = []
+    with pytest.raises(IncompleteListingError) as caught:
+        async for record in listing.listing(L, window=1):
+            seen.append(record.key)  # type: ignore[arg-type]
+    error = caught.value
+    assert error.listing == "the shelf"
+    assert error.offset == offset
+    assert str(error).startswith(f"the shelf: the page at offset {offset} failed {said}")
+    assert isinstance(error.__cause__, ServerError)
+    assert error.__cause__.attempts == attempts
+    # What the pages before it held, nothing after (overlapping pages reach one further).
+    assert seen == listing.records[: offset + L - step_of(kind)]
+
+
+# -- listings that change faster than the walk can follow ---------------------------------
+
+
+async def test_a_listing_running_away_names_where_the_walk_had_proven_it_to() -> None:
+    """Twenty arrivals before every read: the repair pages never catch up. The error names
+    the listing and the offset just past the last record the walk could prove (the first
+    page's ten), and tells the user what to do."""
+
+    async def flood(shelf: Shelf, number: int, offset: int) -> None:
+        if number:
+            shelf.arrive(2 * L)
+
+    listing = Shelf(6 * L, hook=flood, totals=False)
+    with pytest.raises(IncompleteListingError) as caught:
+        await asyncio.wait_for(listing.walk(L, window=1), 60)
+    error = caught.value
+    assert (error.listing, error.offset) == ("the shelf", L)
+    assert str(error) == (
+        "the shelf: the listing changed faster than the walk could follow "
+        "(19 repair pages for 1 pages of the walk); it cannot vouch for what it missed. "
+        "Walk it again."
+    )
+    # Each repair page is read one page back from the last (the chain's end is before it),
+    # or from the listing's start: never a request past what the walk had proven.
+    assert listing.requests[:4] == [0, L - 1, L - 3, 0]
+
+
+async def test_pages_that_keep_proving_nothing_new_end_the_walk() -> None:
+    """Nine arrivals before every read of tiled pages of ten: each page holds one new record
+    at most, then none; after 2 x window + 2 x 8 pages in a row that proved nothing, the
+    walk gives up instead of reading forever."""
+
+    async def nine_more(shelf: Shelf, number: int, offset: int) -> None:
+        if number:
+            shelf.arrive(L - 1)
+
+    listing = Shelf(6 * L, hook=nine_more)
+    with pytest.raises(IncompleteListingError) as caught:
+        await asyncio.wait_for(listing.walk(L, window=1), 60)
+    error = caught.value
+    assert "(19 pages in a row proved nothing new)" in str(error)
+    assert error.listing == "the shelf"
+    assert error.offset == len(listing.requests) * (L - 1) + 2  # where its end was last seen
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_repair_pages_that_never_find_the_walks_place_end_it_after_eight(kind: str) -> None:
+    """Ten records deleted at the front before every read, once the walk is 120 records in:
+    each repair page, one page further back, finds the walk's place gone further back
+    still. After eight in a row the walk says so (a walk of its own, not a wait forever)."""
+
+    async def sinking(shelf: Shelf, number: int, offset: int) -> None:
+        if number >= 12:
+            shelf.delete_at(*range(L))
+
+    listing = shelf(kind, 400, sinking)
+    with pytest.raises(IncompleteListingError) as caught:
+        await asyncio.wait_for(listing.walk(L, window=1), 60)
+    error = caught.value
+    assert "(8 pages read in a row did not hold where it had got to)" in str(error)
+    step = step_of(kind)
+    # Just past the last record of the twelve pages read before the deletions began.
+    assert (error.listing, error.offset) == ("the shelf", 11 * step + L)
+    assert listing.requests[:13] == [n * step for n in range(13)]
+    # The first repair page is placed where the walk's place now is, a record of margin
+    # before it (with totals: the page at 120 showed ten fewer records, so ten further
+    # back); each next one ends where the one before began (a page back, less one).
+    first = 108 if kind == "results with totals" else 106
+    assert listing.requests[13:] == [first - (L - 1) * n for n in range(8)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_a_repair_page_failing_for_good_names_its_own_offset(kind: str) -> None:
+    """Two deletions before the third page is read: the repair page read in their wake fails
+    after its retries. The error names that page, not the one that broke the chain."""
+    second, third = 2 * step_of(kind), 3 * step_of(kind)
+    repair = third - 4 if kind == "results with totals" else third - 2
+    listing = Failing(
+        6 * L,
+        offset=repair,
+        attempts=2,
+        hook=when(third, second, lambda s: s.delete_at(3, 4)),
+        **KINDS[kind],
+    )
+    with pytest.raises(IncompleteListingError) as caught:
+        await listing.walk(L, window=1)
+    assert caught.value.offset == repair
+    assert listing.requests == [0, step_of(kind), second, third]  # the repair never answered
+
+
+# -- where repair pages are read, at every page size ----------------------------------------
+
+#: (kind, page size, deletions, the offsets requested). Records deleted at the front before
+#: the fourth page is read (the third read already), pages read one at a time. Small pages
+#: leave the repair little room: a page of two has no margin before the place it looks for
+#: (it must hold that record and the one after it), pages of three to fifteen one record,
+#: larger ones an eighth of a page.
+REPAIRS = [
+    ("results with totals", 2, 2, [0, 2, 4, 6, 3, 5, 4, 5, 7, 8]),
+    ("results with totals", 2, 5, [0, 2, 4, 6, 0, 5, 4, 3, 2, 1, 5, 4, 3, 2, 5, 4, 3, 5, 4, 5]),
+    ("results with totals", 3, 2, [0, 3, 6, 9, 5, 7, 11, 13]),
+    ("results with totals", 3, 5, [0, 3, 6, 9, 2, 7, 5, 3, 7, 5, 7, 11]),
+    ("results with totals", 4, 2, [0, 4, 8, 12, 8, 10, 15, 18]),
+    ("results with totals", 4, 5, [0, 4, 8, 12, 5, 10, 7, 10, 15]),
+    ("results with totals", 17, 2, [0, 17, 34, 51, 46, 67, 83]),
+    ("results with totals", 17, 5, [0, 17, 34, 51, 43, 67, 83]),
+    ("results without totals", 2, 2, [0, 1, 2, 3, 2, 1, 2, 4, 5, 6, 7, 8]),
+    ("results without totals", 2, 5, [0, 1, 2, 3, 2, 1, 0, 2, 1, 2, 4, 5]),
+    ("results without totals", 3, 2, [0, 2, 4, 6, 4, 8, 10, 12, 14]),
+    ("results without totals", 3, 5, [0, 2, 4, 6, 4, 2, 0, 4, 2, 4, 8, 10]),
+    ("results without totals", 4, 2, [0, 3, 6, 9, 7, 12, 15, 18]),
+    ("results without totals", 4, 5, [0, 3, 6, 9, 7, 4, 7, 12, 15]),
+    ("results without totals", 17, 2, [0, 16, 32, 48, 45, 64, 80, 96]),
+    ("results without totals", 17, 5, [0, 16, 32, 48, 45, 29, 45, 64, 80]),
+    ("schedules", 2, 2, [0, 1, 2, 3, 2, 1, 2, 4, 5, 6, 7, 8, 9]),
+    ("schedules", 2, 5, [0, 1, 2, 3, 2, 1, 0, 2, 1, 2, 4, 5, 6]),
+    ("schedules", 3, 2, [0, 2, 4, 6, 4, 8, 10, 12, 14]),
+    ("schedules", 3, 5, [0, 2, 4, 6, 4, 2, 0, 4, 2, 4, 8, 10, 12]),
+    ("schedules", 4, 2, [0, 3, 6, 9, 7, 12, 15, 18, 21]),
+    ("schedules", 4, 5, [0, 3, 6, 9, 7, 4, 7, 12, 15, 18]),
+    ("schedules", 17, 2, [0, 16, 32, 48, 45, 64, 80, 96]),
+    ("schedules", 17, 5, [0, 16, 32, 48, 45, 29, 45, 64, 80, 96]),
+]
+
+
+@pytest.mark.parametrize(("kind", "size", "deleted", "requests"), REPAIRS)
+async def test_repair_pages_are_read_where_the_walks_place_moved_to(
+    kind: str, size: int, deleted: int, requests: list[int]
+) -> None:
+    """Every record that stayed, once, for exactly the requests listed: the repair reads
+    where the walk's place went (back by the deletions the totals show, else a record
+    back), then a page further back each time it is not there yet, and resumes from the
+    page that holds it."""
+    step = step_of(kind, size)
+    listing = shelf(
+        kind, 6 * size, when(3 * step, 2 * step, lambda s: s.delete_at(*range(deleted)))
+    )
+    keys = await listing.walk(size, window=1)
+    check(listing, keys)
+    assert listing.requests == requests
+
+
+# -- a server repeating its next link ---------------------------------------------------------
+
+
+class Looping(Shelf):
+    """A shelf whose every page links to the same next page (``link``: its query)."""
+
+    def __init__(self, size: int, link: str) -> None:
+        super().__init__(size, totals=False)
+        self.link = link
+
+    async def fetch(self, request: Any, decode: Any) -> dict[str, Any]:
+        envelope = await super().fetch(request, decode)
+        envelope["paging"]["next"] = f"{URL}?{self.link}"
+        return envelope
+
+
+@pytest.mark.parametrize(
+    ("link", "offset", "said"), [("limit=10&offset=10", 10, "10"), ("limit=10", None, "?")]
+)
+async def test_the_same_next_link_twice_names_the_listing_and_the_offset_it_links_to(
+    link: str, offset: int | None, said: str
+) -> None:
+    """Following links one by one, the second page links where the first did: the error
+    names the offset linked to ("?" for a link without one) instead of looping."""
+    listing = Looping(6 * L, link)
+    with pytest.raises(RepeatedPageLinkError) as caught:
+        await listing.walk(L, window=1)
+    error = caught.value
+    assert (error.listing, error.offset) == ("the shelf", offset)
+    assert str(error) == (
+        f"the shelf: the server sent the link to offset {said} twice; stopping instead of looping"
+    )
+    assert len(listing.requests) == 2
+
+
+# -- what a walk of a listing that does not change costs ----------------------------------------
+
+#: Requests a walk makes with a window of eight pages, by listing size. With totals, the
+#: pages that can hold a record and no more. Without, it speculates: two pages ahead at
+#: first, then half as many pages as it has read full (up to the window), so that pages
+#: fetched past the end cost at most half the walk; a page that is not full (or a paging
+#: block without a next link) ends it.
+COSTS = {
+    "results with totals": [(0, 1), (10, 1), (28, 3), (61, 7), (100, 10), (250, 25)],
+    "results without totals": [(0, 1), (10, 1), (28, 3), (61, 7), (100, 15), (250, 30)],
+    "schedules": [(0, 1), (10, 3), (28, 5), (61, 7), (100, 15), (250, 30)],
+}
+
+
+@pytest.mark.parametrize(
+    ("kind", "size", "requests"), [(k, *c) for k, v in COSTS.items() for c in v]
+)
+async def test_a_listing_that_does_not_change_costs_what_it_should(
+    kind: str, size: int, requests: int
+) -> None:
+    listing = shelf(kind, size)
+    assert await listing.walk(L, window=8) == listing.records
+    assert len(listing.requests) == requests
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_pages_of_one_record_are_walked_one_by_one(kind: str) -> None:
+    """A page of one record cannot overlap the one before it: every offset once."""
+    listing = shelf(kind, 3)
+    assert await listing.walk(1, window=4) == listing.records
+    assert listing.requests[:3] == [0, 1, 2]
+
+
+class IgnoringOffset(Shelf):
+    """A server answering every page from the ``pages``-th one on with the first one."""
+
+    def __init__(self, size: int, *, pages: int, **kinds: Any) -> None:
+        super().__init__(size, **kinds)
+        self.pages = pages
+        self.asked: list[int] = []  # the offsets asked for
+
+    async def fetch(self, request: Any, decode: Any) -> dict[str, Any]:
+        self.asked.append(int(request.params["offset"]))
+        if len(self.requests) >= self.pages:
+            request.params["offset"] = "0"
+        return await super().fetch(request, decode)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("pages", [1, 2])
+async def test_a_server_ignoring_offset_is_named_after_three_pages_repeating_the_first(
+    kind: str, pages: int
+) -> None:
+    """The first page again at three offsets in a row (from the second page on, or after
+    a page that held new records): the walk stops there, naming the listing and the third
+    of them, rather than reading the first page forever."""
+    listing = IgnoringOffset(6 * L, pages=pages, **KINDS[kind])
+    with pytest.raises(PaginationError) as caught:
+        await listing.walk(L, window=2)
+    error = caught.value
+    third = listing.asked[pages + 2]  # the third page answered with the first one
+    assert type(error) is PaginationError
+    assert (error.listing, error.offset) == ("the shelf", third)
+    assert str(error) == (
+        f"the shelf: 3 pages in a row up to offset {third} held only records already seen; "
+        "the server seems to ignore offset"
+    )
+
+
+# -- the typed account walk ---------------------------------------------------------------------
+
+
+async def test_every_result_typed_is_every_result_raw() -> None:
+    """``async for schedule, result in iter_all_results()`` (pages decoded straight into
+    models) yields the candidates the raw walk yields, each once, as typed models."""
+    account = FakeAccount([0, 3, 12], seed=3)
+    async with FakeMettlServer(FakeMettl(account=account)) as server, server.client() as mettl:
+        typed = [(s.access_key, r.email) async for s, r in mettl.iter_all_results(page_size=5)]
+        raw = [
+            (s["accessKey"], r["email"]) async for s, r in mettl.iter_all_results(page_size=5).raw()
+        ]
+    assert len(typed) == 15
+    assert sorted(typed) == sorted(raw)
+
+
+# -- the chain's rules, where keys do not sort as the listing does --------------------------------
+
+
+def test_a_page_meets_the_chain_at_its_latest_record_not_its_greatest_key() -> None:
+    """Emails do not sort in listing order: among the chain's records on a page, the one
+    read last decides where the page meets the chain (here "w", not "y")."""
+    chain = Coverage(4, front_only=True, keyed=True)
+    first = Page(list("zyxw"), 0, 4, None, "next", received=4, paged=True)
+    chain.start(first, list("zyxw"))
+    page = Page(list("yxwv"), 1, 4, None, "next", received=4, paged=True)
+    assert chain.judge(page, list("yxwv")) == Verdict("extend", 3)  # only "v" is new
+    assert chain.end_offset == 4
+
+
+def test_the_chains_end_seen_elsewhere_is_a_change_even_when_the_total_is_not() -> None:
+    """Two arrivals and two deletions between reads: the total is the same, but the
+    chain's last record is seen two places later. From then on totals prove nothing
+    (they hide changes that cancel out): a page not meeting the chain is a break."""
+    chain = Coverage(4, front_only=True, keyed=True)
+    chain.start(Page(list("abcd"), 0, 4, 20, "next", received=4, paged=True), list("abcd"))
+    shifted = Page(list("cdef"), 4, 4, 20, "next", received=4, paged=True)
+    assert chain.judge(shifted, list("cdef")) == Verdict("extend", 2)
+    assert not chain.quiet
+    later = Page(list("ghij"), 8, 4, 20, "next", received=4, paged=True)
+    assert chain.judge(later, list("ghij")).kind == "break"
