@@ -261,15 +261,20 @@ async def walk_pages(walk: Walk) -> AsyncGenerator[Page[Raw], None]:
     The caller checks what remains to check at the end (``Listing._check_complete``).
     """
     spec = walk.spec
+    params = dict(spec.request.params)
+    if spec.key_field is not None and spec.limit < 2:
+        # A page of one record cannot overlap its neighbour, so a deletion between two
+        # reads would pass unseen: the walk reads two records a page (the same records).
+        params["limit"] = "2"
     await walk.take_slot(wait=True)
     # The first page's errors are raised as they are: nothing was yielded yet.
-    first = await walk.fetch_page(spec.request.url, dict(spec.request.params), spec.offset)
+    first = await walk.fetch_page(spec.request.url, params, spec.offset)
     walk.give_slot()
     walk.first_total = first.total_records
     keys = walk.first_keys = walk.keys_of(first)
     # A server may clamp the limit: step by what it actually gave.
     step = min(first.limit, first.received) or first.limit
-    template = (spec.request.url, dict(spec.request.params))
+    template = (spec.request.url, dict(params))
     if first.next is not None:
         # The server's own next link is the template: its parameters as it gives them.
         url, params = link_request(first.next, spec.request.url)
