@@ -21,7 +21,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 import attrs
 
@@ -48,6 +48,10 @@ __all__ = ["SyncSummary", "sync_results"]
 logger = logging.getLogger("mettl_async.sync")
 
 T = TypeVar("T")
+
+#: Schedules whose commit may wait at once while the walk goes on (their rows in memory
+#: or in their spool files meanwhile).
+PENDING_COMMITS: Final = 4
 
 
 @attrs.frozen
@@ -88,17 +92,61 @@ class _Writer(Protocol):
 
 
 class _InProcess:
-    """A :class:`ResultSink` in this process, its database calls in a thread of their own."""
+    """A :class:`ResultSink` in this process, its database calls in a thread of their own.
+
+    A schedule's commit runs while the walk goes on (the database's thread writes, the
+    event loop reads the next pages); at most :data:`PENDING_COMMITS` wait at once, and
+    a commit's failure is raised by the next call.
+    """
 
     def __init__(self, db: Database) -> None:
         self._sink = sink = ResultSink(db)
-        self.begin, self.mark, self.page = sink.begin, sink.mark, sink.page
-        self.finish, self.abort = sink.finish, sink.abort
+        self.begin, self.mark = sink.begin, sink.mark
+        self._commits: set[asyncio.Task[Committed]] = set()
+        self._failure: BaseException | None = None
+
+    def _check(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    async def page(self, key: str, records: list[tuple[object, bytes]]) -> None:
+        self._check()
+        await self._sink.page(key, records)
 
     async def commit(
         self, key: str, columns: ScheduleColumns, now: datetime, done: Callable[[Committed], None]
     ) -> None:
-        done(await self._sink.commit(key, columns, now))
+        self._check()
+        task = asyncio.ensure_future(self._sink.commit(key, columns, now))
+
+        def committed(task: asyncio.Task[Committed]) -> None:
+            self._commits.discard(task)
+            if task.cancelled():
+                return
+            error = task.exception()
+            if error is None:
+                done(task.result())
+            elif self._failure is None:
+                self._failure = error
+
+        task.add_done_callback(committed)
+        self._commits.add(task)
+        if len(self._commits) >= PENDING_COMMITS:
+            await asyncio.wait(self._commits, return_when=asyncio.FIRST_COMPLETED)
+
+    async def finish(self, now: datetime, *, delete_schedules: bool) -> int:
+        if self._commits:
+            await asyncio.wait(self._commits)
+        self._check()
+        return await self._sink.finish(now, delete_schedules=delete_schedules)
+
+    async def abort(self, now: datetime, error: str) -> None:
+        """End the run: a commit still waiting is cancelled (its schedule is not written)."""
+        for task in self._commits:
+            task.cancel()
+        if self._commits:
+            await asyncio.wait(self._commits)
+        await self._sink.abort(now, error)
 
 
 @traced_run("mettl.sync")  # one span over the run's calls, when traced

@@ -77,6 +77,10 @@ BUSY_TIMEOUT: Final = DEFAULT_TIMEOUTS.statement
 #: job's deadline and cancellation are looked at).
 _BUSY_STEP: Final = 0.1
 
+#: Pages of the write-ahead log a sync's connection lets grow before they are copied into the
+#: database file (SQLite's default: 1,000; pages of 4 KiB).
+CHECKPOINT_PAGES: Final = 16384
+
 #: SQLite's primary result codes after which the connection is not trusted again.
 _BROKEN: Final = frozenset(
     {
@@ -329,6 +333,10 @@ class SQLiteDatabase(Database):
         conn.execute("PRAGMA synchronous = NORMAL")
         # 16 MiB of page cache (2 MiB by default): the primary key's pages stay in memory.
         conn.execute("PRAGMA cache_size = -16384")
+        if not self.reconnect:
+            # A sync's commits: the log is copied into the file (and synced) every 64 MiB
+            # rather than every 4 MiB, a sixteenth of the waits for the disk.
+            conn.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
         if not pending:
             return  # up to date: opening takes no write lock (a reader never holds up the sync)
         with self._transaction(conn):
