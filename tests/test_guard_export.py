@@ -136,6 +136,7 @@ def test_a_checkpoint_is_read_entry_by_entry_past_a_torn_line(tmp_path: Path) ->
         header()
         + entry(10, 1, 0xFFFFFFFF, ["a"])  # the largest checksum is one
         + b'{"size":2\n'  # a line torn by a kill
+        + b"\n"  # a blank line (written by hand)
         + entry(30, 3, 7, ["b"])
         + entry(30, 3, 7, [])
     )
