@@ -6,29 +6,35 @@ same fake account: the same set of records, every line valid, none twice.
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import csv
 import errno
 import io
 import os
 import random
 import resource
+import signal
 import sys
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from aiohttp import web
 
 from mettl_async import IncompleteListingError, RetryPolicy
 from mettl_async.export import ExportError, ExportOptions, Format, export_results
 from mettl_async.export import engine as export_engine
+from mettl_async.export.base import get_format
 from mettl_async.testing import DEMO_PRIVATE_KEY, DEMO_PUBLIC_KEY, FakeMettl, FakeMettlServer
 from mettl_async.testing.data import FakeAccount
 
 SIZES = [0, 40, 100, 150, 250, 61, 7]
 SEED = 14
+NEVER = float("inf")  # no checkpoint in the run (SIGKILL leaves it no last one)
 
 
 @pytest.fixture
@@ -82,7 +88,7 @@ async def until(ready: Callable[[], bool], timeout: float = 30) -> None:
             await asyncio.sleep(0.01)
 
 
-# -- SIGKILL at random points, then --resume ---------------------------------------------------
+# -- SIGKILL mid-export (a page held, the rename held), then --resume ---------------------------
 
 
 def _env(base_url: str) -> dict[str, str]:
@@ -95,83 +101,190 @@ def _env(base_url: str) -> dict[str, str]:
 
 
 async def _export_process(
-    base_url: str, output: Path, fmt: Format, *flags: str
+    base_url: str,
+    output: Path,
+    fmt: Format,
+    *flags: str,
+    checkpoint_every: float | None = None,
+    hold_finish: bool = False,
 ) -> asyncio.subprocess.Process:
+    """``mettl-async export`` in a child process. ``checkpoint_every`` sets its seconds between
+    checkpoints; with ``hold_finish`` it says ``finishing`` on its standard output and stops
+    just before renaming the CSV it wrote whole beside ``PATH`` to ``PATH`` (until killed)."""
+    env = _env(base_url)
+    command = ("-m", "mettl_async")
+    if checkpoint_every is not None or hold_finish:
+        command = ("-c", _CHILD)
+        env["TEST_CHECKPOINT_EVERY"] = "" if checkpoint_every is None else str(checkpoint_every)
+        env["TEST_HOLD_FINISH"] = "1" if hold_finish else ""
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "mettl_async", "export", "--all", "--format", fmt,
+        sys.executable, *command, "export", "--all", "--format", fmt,
         "--output", str(output), "--quiet", "--concurrency", "2", *flags,
-        env=_env(base_url), stderr=asyncio.subprocess.PIPE,
+        env=env, stderr=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE if hold_finish else None,
     )  # fmt: skip
 
 
-async def _kill_when(
-    process: asyncio.subprocess.Process, ready: Callable[[], bool], timeout: float = 60
-) -> bool:
-    """SIGKILL ``process`` once ``ready()``; False if it ended first (the export completed)."""
-    async with asyncio.timeout(timeout):
-        while process.returncode is None:
-            if ready():
-                process.kill()
-                await process.wait()
-                return True
-            await asyncio.sleep(0.01)
-    return False
+# The command line, with the checkpoint interval the test chose, and held before the rename.
+_CHILD = """
+import os, signal, sys
+from mettl_async.export import engine
+if os.environ["TEST_CHECKPOINT_EVERY"]:
+    engine.CHECKPOINT_EVERY = float(os.environ["TEST_CHECKPOINT_EVERY"])
+replace = os.replace
+def holding(src, dst, *args, **kwargs):
+    if os.environ["TEST_HOLD_FINISH"] and str(src).endswith(".csv-partial"):
+        sys.stdout.write("finishing\\n")
+        sys.stdout.flush()
+        signal.pause()
+    return replace(src, dst, *args, **kwargs)
+os.replace = holding
+sys.argv[0] = "mettl-async"
+from mettl_async.cli import main_entry
+main_entry()
+"""
+
+
+class PageGate:
+    """Holds the fake's result pages once ``budget`` of them were answered: an export that
+    still needs a held page cannot finish, so a kill then lands mid-export."""
+
+    def __init__(self) -> None:
+        self.budget: int | None = None  # None: every page is answered
+        self.pages: collections.Counter[str] = collections.Counter()  # pages asked, by schedule
+        self.answered: set[tuple[str, str]] = set()  # (access key, email) answered since arm()
+        self.held: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def arm(self, budget: int) -> None:
+        self.budget = budget
+        self.answered.clear()
+        self.held = asyncio.get_running_loop().create_future()
+
+    @web.middleware
+    async def middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        parts = request.path.split("/")  # /v1/schedules/{access-key}/candidates
+        if request.method != "GET" or parts[2:3] != ["schedules"] or parts[4:] != ["candidates"]:
+            return await handler(request)
+        key = parts[3]
+        if self.budget is None:
+            self.pages[key] += 1
+        elif self.budget == 0:
+            if not self.held.done():
+                self.held.set_result(None)
+            await asyncio.Event().wait()  # never answered: the client is killed, then hangs up
+        else:
+            self.budget -= 1
+        response = await handler(request)
+        assert isinstance(response, web.Response)
+        assert isinstance(response.body, bytes)
+        for record in orjson.loads(response.body)["candidates"]:
+            self.answered.add((key, record["email"]))
+        return response
+
+
+class GatedFake(FakeMettl):
+    def __init__(self, gate: PageGate, **options: Any) -> None:
+        super().__init__(**options)
+        self.gate = gate
+
+    def app(self) -> web.Application:
+        app = super().app()
+        app.middlewares.append(self.gate.middleware)
+        return app
+
+
+async def _until_held(gate: PageGate, process: asyncio.subprocess.Process) -> None:
+    """Wait until the fake holds a page the export needs; fail if the export ends first."""
+    ended = asyncio.ensure_future(process.wait())
+    try:
+        async with asyncio.timeout(60):
+            await asyncio.wait({gate.held, ended}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        ended.cancel()
+    if not gate.held.done():
+        await _ended(process)
+
+
+async def _ended(process: asyncio.subprocess.Process) -> None:
+    assert process.stderr is not None
+    stderr = await process.stderr.read()
+    pytest.fail(f"the export ended (exit {await process.wait()}) before the kill: {stderr!r}")
+
+
+def _done(checkpoint: Path) -> set[str]:
+    """The schedules a checkpoint names complete (none if there is none)."""
+    done: set[str] = set()
+    if checkpoint.exists():
+        for line in checkpoint.read_bytes().splitlines()[1:]:
+            with contextlib.suppress(orjson.JSONDecodeError):  # a line torn by the kill
+                done.update(orjson.loads(line)["done"])
+    return done
+
+
+def _records_in(partial: Path, fmt: Format) -> set[tuple[str | None, str | None]]:
+    """(access key, email) of each whole record in the data file."""
+    identify = get_format(fmt).identify
+    lines = partial.read_bytes().splitlines(keepends=True) if partial.exists() else []
+    return {identity for line in lines if (identity := identify(line)) is not None}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("fmt", "points"),
-    [("jsonl", ["lock", 0.1, 0.3, 0.45, 0.6, 0.8]), ("csv", [0.2, 0.55, 0.9, "csv-partial"])],
+    [
+        ("jsonl", [(0.0, 0.0), (0.1, 0.0), (0.3, NEVER), (0.45, 0.0), (0.6, NEVER), (0.8, 0.0)]),
+        ("csv", [(0.2, NEVER), (0.55, 0.0), (0.9, NEVER), ("finish", NEVER)]),
+    ],
 )
-async def test_sigkill_at_random_points_then_resume_equals_an_uninterrupted_export(
-    tmp_path: Path, fmt: Format, points: list[Any], monkeypatch: pytest.MonkeyPatch
+async def test_sigkill_mid_export_then_resume_equals_an_uninterrupted_export(
+    tmp_path: Path, fmt: Format, points: list[tuple[Any, float]]
 ) -> None:
-    fake = FakeMettl(account=FakeAccount(SIZES, seed=SEED), latency=0.06)
+    """Each run is killed while the fake holds a page it needs, once every page answered
+    before it is in the data file (vouched for by a checkpoint after each page, or by none
+    of this run's), or while it renames the finished CSV into place; the last --resume
+    makes the same export as an uninterrupted run."""
+    gate = PageGate()
+    fake = GatedFake(gate, account=FakeAccount(SIZES, seed=SEED), latency=0.02)
     async with FakeMettlServer(fake) as server:
-        spool_sizes = []
-        original_finish = export_engine._finish
-
-        def measuring(options: ExportOptions, fmt_: Any) -> None:
-            spool_sizes.append(options.partial.stat().st_size)
-            original_finish(options, fmt_)
-
-        with monkeypatch.context() as patch:
-            patch.setattr(export_engine, "_finish", measuring)
-            want = await reference(server, tmp_path / f"reference.{fmt}", fmt)
-        (spooled,) = spool_sizes
+        want = await reference(server, tmp_path / f"reference.{fmt}", fmt)
+        pages = dict(gate.pages)
         output = tmp_path / f"out.{fmt}"
         partial = output.with_name(output.name + ".partial")
+        checkpoint = output.with_name(output.name + ".checkpoint")
         rng = random.Random(SEED)
-        kills = 0
-        for number, point in enumerate(points):
+        for number, (point, every) in enumerate(points):
             flags = ("--resume",) if number else ()
-            process = await _export_process(server.base_url, output, fmt, *flags)
-            if point == "lock":
-                ready = output.with_name(output.name + ".lock").exists
-            elif point == "csv-partial":
-                ready = output.with_name(output.name + ".csv-partial").exists
+            if point == "finish":
+                gate.budget = None
+                process = await _export_process(
+                    server.base_url, output, fmt, *flags, checkpoint_every=every, hold_finish=True
+                )
+                assert process.stdout is not None
+                async with asyncio.timeout(60):
+                    said = await process.stdout.readline()
+                if said != b"finishing\n":
+                    await _ended(process)
+                assert output.with_name(output.name + ".csv-partial").exists()
             else:
-                # a random size past the point, so that kills land between checkpoints too
-                threshold = int(spooled * (point + rng.uniform(0, 0.05)))
-
-                def ready(threshold: int = threshold) -> bool:
-                    try:
-                        return partial.stat().st_size >= threshold
-                    except FileNotFoundError:
-                        return False
-
-            if await _kill_when(process, ready):
-                kills += 1
-                assert not output.exists() or point == "csv-partial"
-            else:
-                assert process.returncode == 0
-        # the last run finishes what the kills left
+                # the pages this run must fetch (those of the schedules not done), a share
+                # of them answered, then the next one held: the run cannot finish
+                remaining = sum(n for key, n in pages.items() if key not in _done(checkpoint))
+                gate.arm(min(int(remaining * point) + rng.randrange(2), remaining - 1))
+                process = await _export_process(
+                    server.base_url, output, fmt, *flags, checkpoint_every=every
+                )
+                await _until_held(gate, process)
+                await until(lambda: gate.answered <= _records_in(partial, fmt))
+            process.kill()
+            await process.wait()
+            assert process.returncode == -signal.SIGKILL
+            assert not output.exists()
+        gate.budget = None
         process = await _export_process(server.base_url, output, fmt, "--resume")
         _, stderr = await process.communicate()
-        assert process.returncode in (0, 2), stderr
-        if process.returncode == 2:  # the last kill came after the file was complete
-            assert b"nothing to resume" in stderr
-    assert kills >= len(points) - 1
+        assert process.returncode == 0, stderr
     assert_same_export(output, want, fmt)
 
 

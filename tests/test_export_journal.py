@@ -28,10 +28,19 @@ from mettl_async._walk import ScheduleWalk
 from mettl_async.export import ExportError, ExportOptions, Format, export_results
 from mettl_async.export import engine as export_engine
 from mettl_async.export.journal import CHECKPOINT_VERSION
-from mettl_async.testing import FakeMettl, FakeMettlServer
+from mettl_async.testing import FakeMettlServer
 from mettl_async.testing.data import FakeAccount
 
-from .test_export_faults import SEED, SIZES, _export_process, _kill_when, reference
+from .test_export_faults import (
+    SEED,
+    SIZES,
+    GatedFake,
+    PageGate,
+    _export_process,
+    _until_held,
+    reference,
+    until,
+)
 from .test_export_faults import served as served  # the fixture
 
 
@@ -391,17 +400,17 @@ async def test_a_checkpoint_of_the_previous_version_is_refused(
 async def test_a_forged_completion_line_after_sigkill_is_refused_and_nothing_is_output(
     tmp_path: Path,
 ) -> None:
-    fake = FakeMettl(account=FakeAccount(SIZES, seed=SEED), latency=0.15)
+    gate = PageGate()
+    fake = GatedFake(gate, account=FakeAccount(SIZES, seed=SEED), latency=0.02)
     async with FakeMettlServer(fake) as server:
         want = await reference(server, tmp_path / "reference.jsonl")
         output = tmp_path / "out.jsonl"
         partial_path = tmp_path / "out.jsonl.partial"
         checkpoint_path = tmp_path / "out.jsonl.checkpoint"
-        # The last schedule answers only after two minutes (or when the killed client hangs
-        # up): the export cannot finish before the kill, however loaded the machine.
-        last = fake.account.schedules[-1].access_key
-        fake.add_fault("slow", delay=120, times=10**6, path=f"/schedules/{last}/candidates")
-        process = await _export_process(server.base_url, output, "jsonl")
+        # Half the pages answered, then the next one held: the export cannot finish before
+        # the kill, however loaded the machine. A checkpoint after every page.
+        gate.arm(sum(gate.pages.values()) // 2)
+        process = await _export_process(server.base_url, output, "jsonl", checkpoint_every=0.0)
         total = want.stat().st_size
 
         def vouched() -> bool:
@@ -410,8 +419,11 @@ async def test_a_forged_completion_line_after_sigkill_is_refused_and_nothing_is_
             except (FileNotFoundError, IndexError, orjson.JSONDecodeError):
                 return False
 
-        assert await _kill_when(process, vouched), "the export ended before the kill"
-        fake.faults.clear()
+        await _until_held(gate, process)
+        await until(vouched)
+        process.kill()
+        await process.wait()
+        gate.budget = None
         assert not output.exists()
         partial = partial_path.read_bytes()
         assert 0 < len(partial) < total

@@ -1,1 +1,318 @@
-"""Tests of the export mechanisms that mutation testing found unguarded."""
+"""Export mechanisms mutation testing found unguarded (see docs/mutation.md).
+
+Most are the journal's checks, exercised on files written here (no server): what a
+damaged or hand-written checkpoint is refused with, word for word, since that message is
+all a user has to go on; what a resume keeps of the data; which leftovers a new export
+may clear.
+"""
+
+from __future__ import annotations
+
+import errno
+import zlib
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from mettl_async.export import ExportError, ExportOptions, export_results
+from mettl_async.export import journal as journal_module
+from mettl_async.export.base import get_format
+from mettl_async.export.journal import (
+    CHECKPOINT_VERSION,
+    Journal,
+    JournalState,
+    prepare_resume,
+    read_journal,
+)
+from mettl_async.testing import FakeMettlServer
+
+from .test_export_faults import SIZES, reference
+from .test_export_faults import served as served  # the fixture
+
+OPTIONS = ExportOptions(output=Path("out.jsonl"))
+IDENTITY = OPTIONS.identity()
+
+
+def header(**identity: Any) -> bytes:
+    return orjson.dumps({"mettl-async-export": CHECKPOINT_VERSION, **IDENTITY, **identity}) + b"\n"
+
+
+def entry(size: int = 0, lines: int = 0, crc32: int = 0, done: Any = (), **more: Any) -> bytes:
+    fields = {"size": size, "lines": lines, "crc32": crc32, "done": list(done), **more}
+    return orjson.dumps(fields) + b"\n"
+
+
+def vouching(data: bytes, done: Any = (), **more: Any) -> bytes:
+    return entry(len(data), data.count(b"\n"), zlib.crc32(data), done, **more)
+
+
+COMPLETE_EMPTY = entry(complete=True, schedules={}, other=0)
+
+# (entries after the header, what the refusal says after "line N: ")
+DAMAGED = {
+    "not-an-object": (b"[1]\n", "line 2: an entry is JSON list, not an object;"),
+    "completion-field-without-complete": (
+        entry(schedules={}),
+        "line 2: an entry has unknown fields (schedules);",
+    ),
+    "two-unknown-fields": (entry(y=1, x=2), "line 2: an entry has unknown fields (x, y);"),
+    "lines-negative": (
+        entry(10, -1),
+        "line 2: size and lines must be whole numbers >= 0, got 10 and -1;",
+    ),
+    "crc-beyond-32-bits": (
+        entry(crc32=2**32),
+        "line 2: crc32 must be a 32-bit checksum, got 4294967296;",
+    ),
+    "crc-a-boolean": (entry(crc32=True), "line 2: crc32 must be a 32-bit checksum, got True;"),
+    "crc-text": (entry(crc32="x"), "line 2: crc32 must be a 32-bit checksum, got 'x';"),
+    "bytes-without-lines": (entry(5, 0), "line 2: 0 lines cannot fill 5 bytes;"),
+    "one-byte-without-lines": (entry(1, 0), "line 2: 0 lines cannot fill 1 bytes;"),
+    "done-a-string": (
+        orjson.dumps({"size": 0, "lines": 0, "crc32": 0, "done": "abc"}) + b"\n",
+        "line 2: done must be a list of access keys;",
+    ),
+    "done-an-empty-key": (entry(done=[""]), "line 2: done must be a list of access keys;"),
+    "complete-false": (
+        entry(complete=False, schedules={}, other=0),
+        "line 2: complete must be true when present, got False;",
+    ),
+    "an-entry-after-completion": (
+        COMPLETE_EMPTY + entry(),
+        "line 3: an entry follows the one marking the export complete;",
+    ),
+    "size-back-lines-kept": (
+        entry(10, 1) + entry(5, 1),
+        "line 3: the size went back from 10 to 5 bytes;",
+    ),
+    "completion-other-negative": (
+        entry(complete=True, schedules={}, other=-1),
+        "line 2: the entry marking the export complete does not say which schedules it "
+        "finished and their records (it was written by hand, or by another version);",
+    ),
+    "completion-count-negative": (
+        entry(done=["k"]) + entry(complete=True, schedules={"k": -1}, other=1),
+        "line 3: the completion entry's schedules must map access keys to record counts;",
+    ),
+    "completion-count-a-fraction": (
+        entry(done=["k"]) + entry(complete=True, schedules={"k": 1.5}, other=0),
+        "line 3: the completion entry's schedules must map access keys to record counts;",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", DAMAGED)
+def test_a_damaged_checkpoint_is_refused_saying_what_is_wrong(tmp_path: Path, case: str) -> None:
+    lines, problem = DAMAGED[case]
+    path = tmp_path / "out.jsonl.checkpoint"
+    path.write_bytes(header() + lines)
+    with pytest.raises(ExportError) as caught:
+        read_journal(path, IDENTITY)
+    text = str(caught.value)
+    assert f"{path}, {problem} the checkpoint is damaged or was edited" in text
+    assert text.endswith("use --overwrite to start over")
+
+
+def test_the_completion_entry_names_the_schedules_it_gets_wrong(tmp_path: Path) -> None:
+    finished = ["a1", "a2", "a3", "a4", "a5"]
+    claimed = {"a4": 0, "a5": 0, "z1": 0, "z2": 0, "z3": 0, "z4": 0}
+    path = tmp_path / "out.jsonl.checkpoint"
+    path.write_bytes(
+        header() + entry(done=finished) + entry(complete=True, schedules=claimed, other=0)
+    )
+    with pytest.raises(ExportError) as caught:
+        read_journal(path, IDENTITY)
+    assert (
+        "line 3: the completion entry names 6 finished schedules but the entries before it "
+        "finished 5 (not finished: z1, z2, z3, ...; missing: a1, a2, a3); the checkpoint"
+    ) in str(caught.value)
+
+
+def test_a_checkpoint_is_read_entry_by_entry_past_a_torn_line(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl.checkpoint"
+    path.write_bytes(
+        header()
+        + entry(10, 1, 0xFFFFFFFF, ["a"])  # the largest checksum is one
+        + b'{"size":2\n'  # a line torn by a kill
+        + b"\n"  # a blank line (written by hand)
+        + entry(30, 3, 7, ["b"])
+        + entry(30, 3, 7, [])
+    )
+    assert read_journal(path, IDENTITY) == JournalState(30, 3, 7, frozenset({"a", "b"}), commits=3)
+
+
+def test_a_checkpoint_of_other_options_or_none_at_all_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl.checkpoint"
+    path.write_bytes(header(format="csv", include_recommendation=True))
+    with pytest.raises(ExportError) as caught:
+        read_journal(path, IDENTITY)
+    assert str(caught.value) == (
+        f"{path} belongs to an export with other options (format, include_recommendation); "
+        "resume with the same options, or use --overwrite to start over"
+    )
+    for text in (b"[1]\n", b"not json\n"):
+        path.write_bytes(text)
+        with pytest.raises(ExportError) as caught:
+            read_journal(path, IDENTITY)
+        assert str(caught.value) == (
+            f"{path} is not a mettl-async checkpoint; use --overwrite to start over"
+        )
+
+
+def test_reopening_a_journal_torn_mid_line_starts_the_next_entry_on_its_own_line(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "out.jsonl.checkpoint"
+    path.write_bytes(header() + entry(10, 1, 5) + b'{"size":2')  # killed mid-entry
+    journal = Journal.reopen(path)
+    journal.commit(20, 2, 6, ["a"])
+    journal.close()
+    journal.close()  # a second close does nothing
+    assert read_journal(path, IDENTITY) == JournalState(20, 2, 6, frozenset({"a"}), commits=2)
+
+
+def test_a_header_that_cannot_be_written_leaves_no_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def full(fd: int, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(journal_module, "write_all", full)
+    path = tmp_path / "out.jsonl.checkpoint"
+    with pytest.raises(OSError, match="No space"):
+        Journal.create(path, IDENTITY)
+    assert not path.exists()
+
+
+# -- what a resume keeps, and what a new export may clear ---------------------------------------
+
+
+def _files(tmp_path: Path, partial: bytes | None, checkpoint: bytes | None) -> ExportOptions:
+    options = ExportOptions(output=tmp_path / "out.jsonl")
+    if partial is not None:
+        options.partial.write_bytes(partial)
+    if checkpoint is not None:
+        options.checkpoint.write_bytes(checkpoint)
+    return options
+
+
+RECORD = b'{"accessKey":"k1","email":"a@example.com"}\n'
+
+
+def test_resume_without_a_vouched_entry_cuts_the_data_to_nothing(tmp_path: Path) -> None:
+    options = _files(tmp_path, RECORD + b'{"accessKey":"k1","em', header())
+    options = ExportOptions(output=options.output, mode="resume")
+    resume = prepare_resume(options, get_format("jsonl"))
+    assert (resume.started, resume.size, resume.kept) == (True, 0, 0)
+    assert options.partial.read_bytes() == b""
+
+
+def test_resume_keeps_a_line_naming_no_schedule_and_the_records_after_it(tmp_path: Path) -> None:
+    data = b"{}\n" + RECORD
+    options = _files(tmp_path, data + b"torn", header() + vouching(data))
+    options = ExportOptions(output=options.output, mode="resume")
+    resume = prepare_resume(options, get_format("jsonl"))
+    assert (resume.size, resume.kept) == (len(data), 2)
+    assert resume.written == {("k1", "a@example.com")}
+    assert options.partial.read_bytes() == data
+
+
+MISMATCHES = {
+    "shorter": (
+        RECORD[:-5],
+        vouching(RECORD),
+        "it is shorter (38 bytes) than the 43 bytes the checkpoint vouches for;",
+    ),
+    "mid-record": (
+        RECORD,
+        entry(5, 1, zlib.crc32(RECORD[:5])),
+        "byte 5 is not the end of a record;",
+    ),
+    "checksum": (
+        RECORD,
+        entry(len(RECORD), 1, 1),
+        f"its first 43 bytes hold 1 records with checksum {zlib.crc32(RECORD):08x}, "
+        "the checkpoint says 1 with 00000001;",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MISMATCHES)
+def test_resume_refuses_data_that_does_not_match_its_checkpoint(tmp_path: Path, case: str) -> None:
+    data, vouched, problem = MISMATCHES[case]
+    options = _files(tmp_path, data, header() + vouched)
+    with pytest.raises(ExportError) as caught:
+        prepare_resume(ExportOptions(output=options.output, mode="resume"), get_format("jsonl"))
+    assert (
+        f"{options.partial} does not match its checkpoint out.jsonl.checkpoint: {problem}"
+    ) in str(caught.value)
+
+
+NOTHING_LEFT = {  # files an earlier run left that vouch for nothing: a new export clears them
+    "an-empty-data-file": (b"", None),
+    "a-header-only": (None, header()),
+    "a-header-and-unvouched-bytes": (RECORD, header()),
+    "an-entry-of-nothing": (RECORD, header() + entry()),
+}
+SOMETHING_LEFT = {  # files that vouch for records or schedules: a new export refuses
+    "data-without-checkpoint": (RECORD, None),
+    "vouched-data": (RECORD, header() + vouching(RECORD)),
+    "an-empty-schedule-done": (b"", header() + entry(done=["k0"])),
+    "a-complete-export-of-nothing": (b"", header() + COMPLETE_EMPTY),
+    "a-damaged-checkpoint": (RECORD, header() + b'{"size":"x"}\n'),
+}
+
+
+@pytest.mark.parametrize("case", NOTHING_LEFT)
+def test_a_new_export_clears_leftovers_that_vouch_for_nothing(tmp_path: Path, case: str) -> None:
+    options = _files(tmp_path, *NOTHING_LEFT[case])
+    assert prepare_resume(options, get_format("jsonl")).started is False
+    assert not options.partial.exists()
+    assert not options.checkpoint.exists()
+
+
+@pytest.mark.parametrize("case", SOMETHING_LEFT)
+def test_a_new_export_refuses_leftovers_that_vouch_for_something(tmp_path: Path, case: str) -> None:
+    partial, checkpoint = SOMETHING_LEFT[case]
+    options = _files(tmp_path, partial, checkpoint)
+    with pytest.raises(ExportError) as caught:
+        prepare_resume(options, get_format("jsonl"))
+    assert str(caught.value) == (
+        f"an interrupted export to {options.output} exists (out.jsonl.partial): "
+        "use --resume to continue it or --overwrite to start over"
+    )
+    assert (options.partial.exists(), options.checkpoint.exists()) == (
+        partial is not None,
+        checkpoint is not None,
+    )
+
+
+def test_a_new_export_refuses_a_directory_at_a_side_file(tmp_path: Path) -> None:
+    options = _files(tmp_path, None, header())
+    options.partial.mkdir()
+    with pytest.raises(ExportError, match=r"an interrupted export to .* exists"):
+        prepare_resume(options, get_format("jsonl"))
+    assert options.partial.is_dir()
+
+
+# -- the export's options reach the requests --------------------------------------------------
+
+
+async def test_the_exports_options_reach_every_page_request(
+    served: FakeMettlServer, tmp_path: Path
+) -> None:
+    await reference(served, tmp_path / "plain.jsonl")
+    served.fake.stats.log.clear()
+    options = ExportOptions(
+        output=tmp_path / "out.jsonl", include_recommendation=True, include_essay_responses=True
+    )
+    async with served.client() as client:
+        summary = await export_results(client, options)
+    pages = [r for r in served.fake.stats.log if r.path.endswith("/candidates")]
+    assert pages
+    for request in pages:
+        assert request.params.get("ir") == '{"recommendation":true}', request.params
+        assert request.params.get("qr") == "true", request.params
+    assert summary.records == sum(SIZES)
