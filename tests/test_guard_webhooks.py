@@ -7,10 +7,8 @@ the deduplication key's corner cases and the credential checks' edges.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +33,7 @@ from mettl_async.webhooks import (
 )
 
 from .conftest import HERE
+from .test_webhook_core import Chunks
 
 USER, PASSWORD = "mettl-hook", "s3cr3t:with-colon"
 FINISH = (HERE / "samples" / "article13_webhook_finish_test.json").read_bytes()
@@ -58,25 +57,6 @@ def body_of(answer: WebhookAnswer) -> dict[str, Any]:
     assert answer.headers["Content-Type"] == "application/json"
     decoded: dict[str, Any] = orjson.loads(answer.body)
     return decoded
-
-
-class Chunks:
-    """A body arriving in chunks, then (if ``stall``) nothing, ever."""
-
-    def __init__(self, *chunks: bytes, stall: bool = False) -> None:
-        self.chunks = chunks
-        self.stall = stall
-        self.read = 0
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._chunks()
-
-    async def _chunks(self) -> AsyncIterator[bytes]:
-        for chunk in self.chunks:
-            self.read += 1
-            yield chunk
-        if self.stall:
-            await asyncio.Event().wait()
 
 
 def webhook_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
