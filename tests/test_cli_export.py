@@ -16,12 +16,13 @@ import re
 import shlex
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from aiohttp import web
 
 from mettl_async.cli.entry import EXIT_OK, EXIT_USAGE, main
 from mettl_async.export import ExportOptions, export_results, neutralize
@@ -312,10 +313,33 @@ async def test_an_interruption_before_anything_was_written_leaves_nothing(
 
 
 @pytest.mark.slow
+class HeldResults(FakeMettl):
+    """A fake whose result pages are answered only once ``release`` is set."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.release = asyncio.Event()
+
+    def app(self) -> web.Application:
+        app = super().app()
+
+        @web.middleware
+        async def hold(
+            request: web.Request,
+            handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+        ) -> web.StreamResponse:
+            if request.path.endswith("/candidates"):
+                await self.release.wait()
+            return await handler(request)
+
+        app.middlewares.append(hold)
+        return app
+
+
 async def test_a_second_export_to_the_same_path_exits_2_naming_the_first(tmp_path: Path) -> None:
-    # Slow from the start: the first export cannot finish, however loaded the machine,
-    # before the others have been refused (its lock and .partial come before any request).
-    fake = FakeMettl(account=FakeAccount(SIZES, seed=21), latency=2.0)
+    # The first export's result pages are held until the others have been refused: it
+    # cannot finish before, however loaded the machine (its lock and .partial come first).
+    fake = HeldResults(account=FakeAccount(SIZES, seed=21))
     async with FakeMettlServer(fake) as slow:
         output = tmp_path / "r.jsonl"
         first = await asyncio.create_subprocess_exec(
@@ -331,7 +355,7 @@ async def test_a_second_export_to_the_same_path_exits_2_naming_the_first(tmp_pat
                 assert f"another export to {output} is running (pid {first.pid}" in err
             assert first.returncode is None  # still running: the refusals were the lock's
         finally:
-            fake.latency = 0.0
+            fake.release.set()
             async with asyncio.timeout(60):
                 _, first_err = await first.communicate()
         assert first.returncode == EXIT_OK, first_err
