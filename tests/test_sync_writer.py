@@ -231,7 +231,7 @@ async def test_the_writer_dies_with_a_killed_sync(server: FakeMettlServer, url: 
     }
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "mettl_async", "sync", "--database", url, "--concurrency", "1",
-        "--quiet", env=env,
+        "--quiet", "--writer", "process", env=env,
     )  # fmt: skip
     try:
         await committed_one(url, lambda: process.returncode is not None)

@@ -23,7 +23,6 @@ from mettl_async.sync import (
 )
 from mettl_async.sync.base import DEFAULT_TIMEOUTS, redact_url
 from mettl_async.sync.database import sqlite_path
-from mettl_async.sync.writer import AVAILABLE as writer_available
 
 from .common import (
     EXIT_DATABASE_FULL,
@@ -129,10 +128,11 @@ def register(commands: Any) -> None:
     add_timeout_arguments(parser)
     parser.add_argument(
         "--writer",
-        choices=("process", "thread"),
-        default="process" if writer_available else "thread",
-        help="where the database's work runs: a process of its own beside the walk "
-        "(faster with a second core; POSIX only) or a thread of this one",
+        choices=("thread", "process"),
+        default="thread",
+        help="where the database's work runs: a thread of this process, or a process of "
+        "its own beside the walk (POSIX only; it costs more CPU, and measured slower on "
+        "two cores)",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress, no summary")
     add_api_arguments(parser)

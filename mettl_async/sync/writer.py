@@ -3,7 +3,7 @@
 A sync spends more CPU on each record than the walk that fetches it: its
 columns read, its hash, its rows inserted. In one process all of it shares
 one GIL with the event loop that fetches the pages, and the walk waits.
-``sync_results(..., writer="process")`` (the ``sync`` command's default) runs
+``sync_results(..., writer="process")`` (``sync --writer process``) runs
 the database's side, a :class:`~mettl_async.sync.sink.ResultSink`, in a child
 process (this module's :func:`main`, in the same Python) and hands it each
 page as it comes: the records' bytes, a page to a message.
