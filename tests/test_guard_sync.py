@@ -300,3 +300,29 @@ async def test_the_summary_and_progress_count_what_was_done(
 def test_a_runs_error_says_why_it_stopped(exc: BaseException, reason: str) -> None:
     """sync_runs.error: a cancellation's reason when its canceller gave one as text."""
     assert stop_reason(exc) == reason
+
+
+async def settled() -> None:
+    """Until every other task of the loop is done, and their callbacks have run."""
+    current = asyncio.current_task()
+    others = [task for task in asyncio.all_tasks() if task is not current]
+    if others:
+        await asyncio.wait(others)
+    await asyncio.sleep(0)
+
+
+async def test_an_abort_drops_the_reads_of_schedules_not_begun_quietly(
+    db: Database, caplog: Any
+) -> None:
+    """A schedule marked (its stored rows being read) but not yet walked when the run is
+    aborted: the read is dropped, and nothing is logged about it, failed or cancelled."""
+    await sync_one(db, "k1", [record("a@x")])
+    sink = ResultSink(db)
+    await sink.begin(NOW, None)
+    await sink.mark("k1")
+    await sink.mark("k2")
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        await sink.abort(NOW, "interrupted")
+        await settled()
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+    assert await last_run(db) == (0, 0, 0, 0, 0, 0, "interrupted")
