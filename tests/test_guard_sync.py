@@ -326,3 +326,40 @@ async def test_an_abort_drops_the_reads_of_schedules_not_begun_quietly(
         await settled()
     assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
     assert await last_run(db) == (0, 0, 0, 0, 0, 0, "interrupted")
+
+
+async def test_the_runs_row_names_its_scope(db: Database) -> None:
+    """sync_runs.scope: the schedules asked for, as JSON; NULL for the whole account."""
+    await sync_one(db, "k", [record("a@x")])
+    sink = ResultSink(db)
+    await sink.begin(NOW, None)
+    await sink.finish(NOW, delete_schedules=False)
+    scopes = await db.fetch_all("SELECT scope FROM sync_runs ORDER BY id")
+    assert [orjson.loads(s) if s else s for (s,) in scopes] == [["k"], None]
+
+
+async def test_a_schedules_stored_rows_are_read_once_from_its_mark(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The read starts when the schedule is marked (its first page need not wait for it),
+    once however often it is marked, and its first page uses it rather than read again."""
+    await sync_one(db, "k", [record("a@x"), record("b@x")])
+    reads: list[str] = []
+    real = db.snapshot
+
+    def snapshot(key: str) -> Any:
+        reads.append(key)
+        return real(key)
+
+    monkeypatch.setattr(db, "snapshot", snapshot)
+    sink = ResultSink(db)
+    await sink.begin(NOW, None)
+    await sink.mark("k")
+    assert reads == ["k"]
+    await sink.mark("k")
+    await sink.page("k", [record("a@x")])
+    await sink.mark("k")
+    await sink.page("k", [record("b@x", 2.0)])
+    assert reads == ["k"]
+    counts = (await sink.commit("k", COLUMNS, NOW)).counts
+    assert (counts.updated, counts.unchanged) == (1, 1)
