@@ -7,6 +7,7 @@ sync writes of the pages and commits it is given, without a server.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -363,3 +364,44 @@ async def test_a_schedules_stored_rows_are_read_once_from_its_mark(
     assert reads == ["k"]
     counts = (await sink.commit("k", COLUMNS, NOW)).counts
     assert (counts.updated, counts.unchanged) == (1, 1)
+
+
+async def test_a_second_cancel_while_the_run_is_recorded_logs_no_stray_error(
+    server: FakeMettlServer, db: Database, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """Ctrl+C twice: the second stops the wait for the run's row; when recording it then
+    fails, that failure is not reported later as an exception nobody retrieved."""
+    fake = server.fake
+    for schedule in fake.account.schedules:
+        path = f"/schedules/{schedule.access_key}/candidates"
+        fake.add_fault("slow", delay=120, times=10**6, path=path)
+    begun, aborting, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    real_begin = ResultSink.begin
+
+    async def begin(self: ResultSink, now: datetime, scope: Any) -> int:
+        try:
+            return await real_begin(self, now, scope)
+        finally:
+            begun.set()
+
+    async def abort(self: ResultSink, now: datetime, error: str) -> None:
+        aborting.set()
+        await release.wait()
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(ResultSink, "begin", begin)
+    monkeypatch.setattr(ResultSink, "abort", abort)
+    async with server.client() as client:
+        task = asyncio.create_task(sync_results(client, db))
+        await begun.wait()
+        task.cancel()
+        await aborting.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        release.set()
+        for _ in range(10):  # the abort's end, then its callbacks
+            await asyncio.sleep(0)
+        gc.collect()
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
