@@ -19,7 +19,7 @@ import pytest
 
 from mettl_async._walk import WalkProgress
 from mettl_async.sync import SyncConfigurationError, open_database, sync_results
-from mettl_async.sync.base import Database
+from mettl_async.sync.base import Counts, Database, ScheduleCommit
 from mettl_async.sync.engine import stop_reason
 from mettl_async.sync.rows import result_row
 from mettl_async.sync.sink import Committed, ResultSink
@@ -405,3 +405,30 @@ async def test_a_second_cancel_while_the_run_is_recorded_logs_no_stray_error(
             await asyncio.sleep(0)
         gc.collect()
     assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
+
+
+async def test_only_rows_that_differ_from_the_stored_ones_are_held_for_the_commit(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unchanged record is not spooled (memory, a temporary file): only new, changed
+    and deleted-but-listed-again records reach the commit, marked schedule or not."""
+    for key in ("k", "j"):
+        await sync_one(db, key, [record("a@x"), record("b@x"), record("c@x")])
+        await sync_one(db, key, [record("a@x"), record("b@x")])  # c@x deleted
+    spooled: dict[str, set[str]] = {}
+    real = db.commit_schedule
+
+    async def commit_schedule(commit: ScheduleCommit) -> Counts:
+        spooled[commit.access_key] = {row[0] for rows in commit.spool.chunks() for row in rows}
+        return await real(commit)
+
+    monkeypatch.setattr(db, "commit_schedule", commit_schedule)
+    sink = ResultSink(db)
+    await sink.begin(NOW, None)
+    await sink.mark("k")  # "j" is not marked: its rows are read at its first page
+    for key in ("k", "j"):
+        listing = [record("a@x"), record("b@x", 2.0), record("c@x"), record("d@x")]
+        await sink.page(key, listing)
+        counts = (await sink.commit(key, COLUMNS, NOW)).counts
+        assert (counts.inserted, counts.updated, counts.unchanged) == (1, 2, 1)
+    assert spooled == {"k": {"b@x", "c@x", "d@x"}, "j": {"b@x", "c@x", "d@x"}}
