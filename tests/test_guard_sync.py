@@ -9,7 +9,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import orjson
 import pytest
 
+from mettl_async import _walk as walk_module
 from mettl_async._walk import WalkProgress
 from mettl_async.sync import SyncConfigurationError, open_database, sync_results
 from mettl_async.sync.base import Counts, Database, ScheduleCommit
@@ -432,3 +434,41 @@ async def test_only_rows_that_differ_from_the_stored_ones_are_held_for_the_commi
         counts = (await sink.commit(key, COLUMNS, NOW)).counts
         assert (counts.inserted, counts.updated, counts.unchanged) == (1, 2, 1)
     assert spooled == {"k": {"b@x", "c@x", "d@x"}, "j": {"b@x", "c@x", "d@x"}}
+
+
+async def test_progress_is_reported_as_the_walk_goes(
+    server: FakeMettlServer, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """on_progress is called with the records read so far (here after every page)."""
+    monkeypatch.setattr(walk_module, "REPORT_EVERY", 0)
+    reports: list[tuple[int, int]] = []
+    async with server.client() as client:
+        await sync_results(
+            client, db, on_progress=lambda p: reports.append((p.records, p.schedules_done))
+        )
+    assert len(reports) >= 3
+    assert reports[-1] == (server.fake.account.total_candidates, 3)
+
+
+@pytest.fixture
+def kolkata(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The machine's local time zone: UTC+05:30."""
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+async def test_the_runs_times_are_utc_whatever_the_local_zone(
+    server: FakeMettlServer, db: Database, kolkata: None
+) -> None:
+    """sync_runs and the rows are stamped in UTC, not in the machine's local time."""
+    before = datetime.now(UTC).replace(microsecond=0, tzinfo=None)
+    async with server.client() as client:
+        await sync_results(client, db)
+    after = datetime.now(UTC).replace(tzinfo=None)
+    ((started, finished),) = await db.fetch_all("SELECT started_at, finished_at FROM sync_runs")
+    stamps = await db.fetch_all("SELECT DISTINCT updated_at FROM candidate_results")
+    for text in (started, finished, *(s for (s,) in stamps)):
+        assert before <= datetime.fromisoformat(text) <= after
