@@ -472,3 +472,28 @@ async def test_the_runs_times_are_utc_whatever_the_local_zone(
     stamps = await db.fetch_all("SELECT DISTINCT updated_at FROM candidate_results")
     for text in (started, finished, *(s for (s,) in stamps)):
         assert before <= datetime.fromisoformat(text) <= after
+
+
+async def test_each_schedule_is_marked_before_its_pages(
+    server: FakeMettlServer, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sync reads each schedule's version mark once, before any page of it."""
+    events: list[tuple[str, str]] = []
+    real_mark, real_page = ResultSink.mark, ResultSink.page
+
+    async def mark(self: ResultSink, key: str) -> None:
+        events.append(("mark", key))
+        await real_mark(self, key)
+
+    async def page(self: ResultSink, key: str, records: Any) -> None:
+        events.append(("page", key))
+        await real_page(self, key, records)
+
+    monkeypatch.setattr(ResultSink, "mark", mark)
+    monkeypatch.setattr(ResultSink, "page", page)
+    async with server.client() as client:
+        await sync_results(client, db)
+    keys = [s.access_key for s in server.fake.account.schedules]
+    assert sorted(key for what, key in events if what == "mark") == sorted(keys)
+    for key in keys:
+        assert events.index(("mark", key)) < events.index(("page", key))
