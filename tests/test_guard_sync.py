@@ -25,6 +25,7 @@ from mettl_async.sync.base import Counts, Database, ScheduleCommit
 from mettl_async.sync.engine import stop_reason
 from mettl_async.sync.rows import result_row
 from mettl_async.sync.sink import Committed, ResultSink
+from mettl_async.sync.writer import WriterProcess
 from mettl_async.testing import FakeAccount, FakeMettl, FakeMettlServer
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -497,3 +498,33 @@ async def test_each_schedule_is_marked_before_its_pages(
     assert sorted(key for what, key in events if what == "mark") == sorted(keys)
     for key in keys:
         assert events.index(("mark", key)) < events.index(("page", key))
+
+
+async def test_a_cancellation_says_why_through_a_writer_process(
+    server: FakeMettlServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """writer="process": the canceller's reason (the command line's signal) reaches the
+    run's row as it does in this process."""
+    fake = server.fake
+    for schedule in fake.account.schedules:
+        path = f"/schedules/{schedule.access_key}/candidates"
+        fake.add_fault("slow", delay=120, times=10**6, path=path)
+    begun = asyncio.Event()
+    real_begin = WriterProcess.begin
+
+    async def begin(self: WriterProcess, now: datetime, scope: Any) -> int:
+        try:
+            return await real_begin(self, now, scope)
+        finally:
+            begun.set()
+
+    monkeypatch.setattr(WriterProcess, "begin", begin)
+    url = f"sqlite:///{tmp_path / 'mettl.db'}"
+    async with server.client() as client:
+        task = asyncio.create_task(sync_results(client, url, writer="process"))
+        await begun.wait()
+        task.cancel("terminated (SIGTERM)")
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    async with await open_database(url) as db:
+        assert await last_run(db) == (0, 0, 0, 0, 0, 0, "terminated (SIGTERM)")
