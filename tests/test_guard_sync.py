@@ -257,7 +257,7 @@ async def test_the_summary_and_progress_count_what_was_done(
 ) -> None:
     """Records without an email are counted as skipped and logged once per schedule; the
     summary's records, requests and retries are the run's; progress counts every record
-    and schedule; a database object given stays open."""
+    and schedule (no totals: the sync reads none); a database object given stays open."""
     fake = server.fake
     real = FakeAccount.candidate_bytes
     first = fake.account.schedules[0]
@@ -283,6 +283,7 @@ async def test_the_summary_and_progress_count_what_was_done(
     assert (summary.requests, summary.retries) == (requests, 1)
     assert summary.seconds > 0
     assert (progress.records, progress.schedules_done) == (total, 3)
+    assert progress.records_expected() is None  # no totals read: no percentage, no ETA
     warnings = [r.getMessage() for r in caplog.records if r.name == "mettl_async.sync"]
     assert warnings == [
         f"sync: 2 result(s) of schedule {first.access_key} have no email; not stored"
