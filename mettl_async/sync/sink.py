@@ -121,10 +121,9 @@ class ResultSink:
 
     async def commit(self, key: str, columns: ScheduleColumns, now: datetime) -> Committed:
         """Commit schedule ``key``, whose walk is complete, in one transaction."""
-        state = self._walking.pop(key, None)
-        if state is None:  # a schedule without a page: a walk never ends so, but be exact
-            mark = self._marks.pop(key, self._run_mark)
-            state = _Walked(await self._snapshot(key), mark, Spool(self.spool_memory))
+        if key not in self._walking:  # a schedule without a page: a walk never ends so
+            await self.page(key, ())
+        state = self._walking.pop(key)
         name, assessment_id, raw = columns
         try:
             counts = await self.db.commit_schedule(
