@@ -265,6 +265,7 @@ async def _sync(
         counts.add(outcome.counts)
         committed += 1
         progress.schedules_done += 1
+        walk.report()  # a commit done while the walk goes on (or after its last page)
         if outcome.skipped:
             skipped += outcome.skipped
             logger.warning(
