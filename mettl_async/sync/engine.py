@@ -40,6 +40,7 @@ from mettl_async.sync.base import (
 from mettl_async.sync.database import DEFAULT_DATABASE_URL, open_database, sqlite_path
 from mettl_async.sync.rows import schedule_columns
 from mettl_async.sync.sink import Committed, ResultSink, ScheduleColumns
+from mettl_async.sync.worker import retrieve
 from mettl_async.sync.writer import AVAILABLE as writer_available
 from mettl_async.sync.writer import WriterProcess
 
@@ -291,7 +292,7 @@ async def _sync(
         # recorded even when cancelled (Ctrl+C): the run's row says it stopped, and why;
         # the sink bounds its own database calls, this bounds the wait for a writer process
         ending = asyncio.ensure_future(sink.abort(_now(), error))
-        ending.add_done_callback(_retrieved)
+        ending.add_done_callback(retrieve)  # its failure is not the run's error
         with contextlib.suppress(Exception):
             async with asyncio.timeout(CLEANUP_SECONDS + 2):
                 await asyncio.shield(ending)
@@ -312,12 +313,6 @@ async def _sync(
         retries=walk.retries,
         seconds=progress.elapsed,
     )
-
-
-def _retrieved(future: asyncio.Future[Any]) -> None:
-    """Mark the outcome of a run's end as seen (its failure is not the run's error)."""
-    if not future.cancelled():
-        future.exception()
 
 
 def stop_reason(exc: BaseException) -> str:

@@ -23,17 +23,12 @@ import attrs
 
 from mettl_async.sync.base import Counts, Database, ScheduleCommit, Snapshot, Spool
 from mettl_async.sync.rows import result_row
+from mettl_async.sync.worker import retrieve
 
 __all__ = ["Committed", "ResultSink", "ScheduleColumns"]
 
 #: A schedule's ``name``, ``assessment_id`` and ``raw`` JSON text (``rows.schedule_columns``).
 ScheduleColumns: TypeAlias = tuple[str | None, int | None, str]
-
-
-def _retrieve(future: asyncio.Future[Snapshot]) -> None:
-    """Mark a dropped read's failure as seen."""
-    if not future.cancelled():
-        future.exception()
 
 
 @attrs.define
@@ -166,7 +161,7 @@ class ResultSink:
         snapshots, self._snapshots = self._snapshots, {}
         for reading in snapshots.values():
             reading.cancel()
-            reading.add_done_callback(_retrieve)
+            reading.add_done_callback(retrieve)
 
     async def abort(self, now: datetime, error: str) -> None:
         """End a failed or interrupted run: nothing of the schedules still being walked is

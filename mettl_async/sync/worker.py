@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final, Generic, TypeVar
 
-__all__ = ["GRACE_SECONDS", "Job", "JobExpired", "Worker"]
+__all__ = ["GRACE_SECONDS", "Job", "JobExpired", "Worker", "retrieve"]
 
 T = TypeVar("T")
 
@@ -66,8 +66,9 @@ class Job(Generic[T]):
             self.loop.call_soon_threadsafe(self._settle, result, error)
 
 
-def _retrieve(future: asyncio.Future[Any]) -> None:
-    """Mark an abandoned job's exception as seen (no "never retrieved" warning)."""
+def retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark the outcome of a future nobody awaits as seen (no "never retrieved" warning):
+    an abandoned job's, a dropped read's, a run's end whose failure is not the run's."""
     if not future.cancelled():
         future.exception()
 
@@ -133,13 +134,13 @@ class Worker:
                 self._stop(job)
                 await asyncio.wait([job.future], timeout=GRACE_SECONDS)
                 if not job.future.done():
-                    job.future.add_done_callback(_retrieve)
+                    job.future.add_done_callback(retrieve)
                     raise JobExpired(job.what)
             return job.future.result()
         except asyncio.CancelledError:
             job.cancelled = True
             self._stop(job)
-            job.future.add_done_callback(_retrieve)
+            job.future.add_done_callback(retrieve)
             raise
 
     def _stop(self, job: Job[Any]) -> None:
