@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import pytest
 
-from mettl_async import AuthenticationError, MettlClient, ServerError
+from mettl_async import AuthenticationError, IncompleteListingError, MettlClient, ServerError
 from mettl_async import _walk as walk_module
 from mettl_async.export import (
     ExportError,
@@ -592,3 +592,77 @@ async def test_a_stream_refuses_a_format_made_at_the_end_and_a_resume(
             await stream_results(client, ExportOptions(output=Path("-"), mode="resume"), _Pipe())
         assert str(caught.value) == "a stream cannot be resumed: run the export again"
     assert served.fake.requests == 0
+
+
+class _Clock:
+    """The engine's clock, standing still or stepping a checkpoint's interval per reading."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 1000.0, step
+
+    def monotonic(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+async def _failing_at_offset_200(served: FakeMettlServer, output: Path) -> JournalState:
+    """A run that stops at the 250-record schedule's third page, having walked the schedules
+    before it one at a time; its checkpoint, read."""
+    big = next(s for s in served.fake.account.schedules if s.base_candidates == 250)
+    served.fake.add_fault(
+        "E503", times=1000, path=f"/schedules/{big.access_key}/candidates", params={"offset": "200"}
+    )
+    async with served.client() as client:
+        with pytest.raises(IncompleteListingError):
+            await export_results(client, ExportOptions(output=output, concurrency=1))
+    served.fake.faults.clear()
+    return read_journal(ExportOptions(output=output).checkpoint, IDENTITY)
+
+
+async def test_checkpoints_are_paced_not_one_per_page(
+    served: FakeMettlServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each checkpoint costs two fsyncs: within CHECKPOINT_EVERY, only the last is made."""
+    monkeypatch.setattr(export_engine, "time", _Clock(0.0))
+    still = await _failing_at_offset_200(served, tmp_path / "still.jsonl")
+    assert still.commits == 1  # the one made as the run stopped
+    monkeypatch.setattr(export_engine, "time", _Clock(export_engine.CHECKPOINT_EVERY))
+    paced = await _failing_at_offset_200(served, tmp_path / "paced.jsonl")
+    assert paced.commits > 5  # a page at a time
+    assert still.size == paced.size > 0  # as much written and vouched for either way
+
+
+async def test_a_full_disk_names_the_cause_and_the_last_checkpoint_stands(
+    served: FakeMettlServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills as the third page's checkpoint is written, and the checkpoint tried
+    as the run stops fails too: the error is the disk's, and --resume continues from the
+    second page's checkpoint."""
+    complete = await reference(served, tmp_path / "complete.jsonl")
+    monkeypatch.setattr(export_engine, "time", _Clock(export_engine.CHECKPOINT_EVERY))
+    real_write_all = export_engine.write_all
+    pages: list[int] = []
+
+    def data_write(fd: int, data: bytes) -> None:
+        real_write_all(fd, data)
+        pages.append(len(data))
+
+    def checkpoint_write(fd: int, data: bytes) -> None:
+        if len(pages) >= 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write_all(fd, data)
+
+    monkeypatch.setattr(export_engine, "write_all", data_write)
+    monkeypatch.setattr(journal_module, "write_all", checkpoint_write)
+    output = tmp_path / "r.jsonl"
+    async with served.client() as client:
+        with pytest.raises(ExportError) as caught:
+            await export_results(client, ExportOptions(output=output))
+    assert str(caught.value) == f"cannot write the export to {output}: No space left on device"
+    state = read_journal(ExportOptions(output=output).checkpoint, IDENTITY)
+    assert state.size == sum(pages[:2])
+    monkeypatch.undo()
+    async with served.client() as client:
+        summary = await export_results(client, ExportOptions(output=output, mode="resume"))
+    assert summary.resumed_records == state.lines
+    assert sorted(output.read_bytes().splitlines()) == sorted(complete.read_bytes().splitlines())
