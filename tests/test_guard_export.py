@@ -8,6 +8,7 @@ may clear.
 
 from __future__ import annotations
 
+import collections
 import errno
 import io
 import os
@@ -15,6 +16,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 
@@ -491,14 +493,35 @@ async def test_a_resume_counts_the_records_it_finds_already_written(
     )
 
 
-async def test_a_concurrency_of_one_asks_for_one_page_at_a_time(
+async def test_a_concurrency_of_one_walks_one_schedule_at_a_time(
     served: FakeMettlServer, tmp_path: Path
 ) -> None:
+    served.fake.config.latency = 0.01  # answers that take a while: requests could overlap
+    in_flight: collections.Counter[str] = collections.Counter()  # page requests per schedule
+    most = 0
+
+    async def started(session: Any, context: Any, params: Any) -> None:
+        nonlocal most
+        if params.url.path.endswith("/candidates"):
+            in_flight[params.url.path] += 1
+            most = max(most, len(+in_flight))
+
+    async def ended(session: Any, context: Any, params: Any) -> None:
+        if params.url.path.endswith("/candidates"):
+            in_flight[params.url.path] -= 1
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(started)
+    trace.on_request_end.append(ended)
+    trace.on_request_exception.append(ended)
     output = tmp_path / "r.jsonl"
-    async with served.client() as client:
+    async with (
+        aiohttp.ClientSession(trace_configs=[trace]) as session,
+        served.client(session=session) as client,
+    ):
         summary = await export_results(client, ExportOptions(output=output, concurrency=1))
     assert summary.records == sum(SIZES)
-    assert served.fake.stats.peak_in_flight == 1
+    assert (most, +in_flight) == (1, collections.Counter())
 
 
 async def test_the_callers_progress_is_the_one_kept_and_reported(
