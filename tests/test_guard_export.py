@@ -3,7 +3,10 @@
 Most are the journal's checks, exercised on files written here (no server): what a
 damaged or hand-written checkpoint is refused with, word for word, since that message is
 all a user has to go on; what a resume keeps of the data; which leftovers a new export
-may clear.
+may clear. The rest is the engine's, run in process against the fake server (the command
+line's tests run it in a child process, which mutation testing cannot see): the outputs
+refused before any request, what a failed run leaves, a resume's counters, the pacing of
+checkpoints, a full disk, and streaming.
 """
 
 from __future__ import annotations
