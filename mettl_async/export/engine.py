@@ -73,7 +73,7 @@ class ExportSummary:
 def _check_paths(options: ExportOptions) -> None:
     """Refuse an output that cannot be written, before any file is touched or request sent."""
     output = options.output
-    if output.name in ("", ".", "..") or str(output) == "-":
+    if output.name in ("", "..") or str(output) == "-":  # (a path never ends in a "." name)
         raise ExportError(f"cannot write the export to {output}: not a file name")
     parent = output.parent
     if not parent.is_dir():
@@ -106,7 +106,7 @@ class _DataFile:
 
     @classmethod
     def open(cls, path: Path, resume: Resume) -> _DataFile:
-        if resume.started and lexists(path):
+        if resume.started:  # (``prepare_resume`` found the file, or raised)
             fd = open_existing(path, os.O_WRONLY | os.O_APPEND)
         else:
             fd = create_new(path, append=True)
