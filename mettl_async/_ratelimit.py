@@ -435,9 +435,10 @@ class AdaptiveRate:
                 self._key_limit = refused
         else:
             # Refused again soon after a cut: too soon to measure, the rate is still
-            # too high; but never below what Mettl has been accepting.
-            base = current if current is not None else self._sent.rate(now)
-            refused = max(self.shape.beta * base, accepting)
+            # too high; but never below what Mettl has been accepting. (Refused before,
+            # the rate is set.)
+            assert current is not None
+            refused = max(self.shape.beta * current, accepting)
             measured = self._measured
             moved = False
         refused = self._bounded(refused)

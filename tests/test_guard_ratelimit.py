@@ -20,6 +20,7 @@ from .test_ratelimit import (
     learned_rate,
     measured_rate,
     pacer,
+    refuse,
     send_as_allowed,
 )
 
@@ -216,3 +217,28 @@ def test_a_new_rate_is_logged_exactly_every_seconds_and_change_apart() -> None:
     log = RateChangeLog(every=10.0, change=0.2)
     assert log.should_log(0.0, 10.0)
     assert log.should_log(10.0, 12.0)  # ten seconds later, 20% more: a line
+
+
+# -- the edges of a cut: a request sent at its very moment, a cycle of exactly MIN_CYCLE -------
+
+
+def test_a_request_sent_at_the_moment_of_a_cut_was_sent_at_the_cut_rate() -> None:
+    """Its refusal is news (the rate just cut is still too high): a second cut, a pause."""
+    rate = AdaptiveRate(now=0.0)
+    first_refusal(rate, 6, at=0.1)
+    assert rate.cuts == 1
+    refuse(rate, 0.2, sent_at=0.1)
+    assert rate.cuts == 2
+    assert rate.delay(0.2) == pytest.approx(AdaptiveRate.PAUSE_ROUGH)
+
+
+def test_a_refusal_exactly_min_cycle_seconds_after_the_last_measures_the_limit() -> None:
+    """MIN_CYCLE (2 s) after the first refusal, with answers accepted in between: what was
+    accepted in between is the limit, measured."""
+    assert AdaptiveRate.MIN_CYCLE == 2.0
+    rate = AdaptiveRate(now=0.0)
+    first_refusal(rate, 6, at=0.5)
+    send_as_allowed(rate, 0.5, 2.5)
+    assert not rate.measured
+    refuse(rate, 2.5, sent_at=2.45)
+    assert rate.measured

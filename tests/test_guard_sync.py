@@ -21,6 +21,7 @@ import pytest
 from mettl_async import _walk as walk_module
 from mettl_async._walk import WalkProgress
 from mettl_async.sync import SyncConfigurationError, open_database, sync_results
+from mettl_async.sync import engine as engine_module
 from mettl_async.sync.base import Counts, Database, ScheduleCommit
 from mettl_async.sync.engine import stop_reason
 from mettl_async.sync.rows import result_row
@@ -529,3 +530,133 @@ async def test_a_cancellation_says_why_through_a_writer_process(
             await task
     async with await open_database(url) as db:
         assert await last_run(db) == (0, 0, 0, 0, 0, 0, "terminated (SIGTERM)")
+
+
+# -- the in-process writer's bound on pending commits, and the writer process's watch ---------
+
+
+class HeldCommits:
+    """Stands for a sink's ``commit``: each schedule's commit waits until released."""
+
+    def __init__(self) -> None:
+        self.gates: dict[str, asyncio.Event] = {}
+        self.cancelled: list[str] = []
+
+    async def commit(self, key: str, columns: object, now: datetime) -> Committed:
+        gate = self.gates.setdefault(key, asyncio.Event())
+        try:
+            await gate.wait()
+        except asyncio.CancelledError:
+            self.cancelled.append(key)
+            raise
+        return Committed(Counts(inserted=1), 0)
+
+    def release(self, key: str) -> None:
+        self.gates.setdefault(key, asyncio.Event()).set()
+
+
+async def turns(count: int = 10) -> None:
+    """Let every task that can run, run (no time passes)."""
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+async def test_at_most_four_commits_wait_while_the_walk_goes_on(db: Database) -> None:
+    """The walk hands over a schedule's commit and goes on; with PENDING_COMMITS (4) still
+    waiting it waits for one of them to be done, and again for each commit after."""
+    assert engine_module.PENDING_COMMITS == 4
+    writer = engine_module._InProcess(db)
+    held = HeldCommits()
+    writer._sink.commit = held.commit  # type: ignore[method-assign]
+    done: list[int] = []
+
+    def on_done(outcome: Committed) -> None:
+        done.append(outcome.counts.inserted)
+
+    for key in ("k1", "k2", "k3"):
+        await writer.commit(key, COLUMNS, NOW, on_done)  # returns at once
+    fourth = asyncio.ensure_future(writer.commit("k4", COLUMNS, NOW, on_done))
+    await turns()
+    assert not fourth.done()  # four pending: the walk waits
+    held.release("k1")
+    await turns()
+    assert fourth.done()  # one of them done: three pending
+    assert done == [1]
+    fifth = asyncio.ensure_future(writer.commit("k5", COLUMNS, NOW, on_done))
+    await turns()
+    assert not fifth.done()  # four pending again
+    held.release("k3")
+    await turns()
+    assert fifth.done()
+    for key in ("k2", "k4", "k5"):
+        held.release(key)
+    await turns()
+    assert done == [1] * 5
+    assert held.cancelled == []
+
+
+async def test_an_abort_cancels_the_commits_still_waiting_then_records_the_run(
+    db: Database,
+) -> None:
+    """A run that fails with commits pending: those are cancelled (their schedules not
+    written, not reported done), then the run is recorded as stopped."""
+    writer = engine_module._InProcess(db)
+    held = HeldCommits()
+    writer._sink.commit = held.commit  # type: ignore[method-assign]
+    aborted: list[str] = []
+
+    async def abort(now: datetime, error: str) -> None:
+        assert sorted(held.cancelled) == ["k1", "k2"]  # the commits are stopped first
+        aborted.append(error)
+
+    writer._sink.abort = abort  # type: ignore[method-assign]
+    done: list[Committed] = []
+    await writer.commit("k1", COLUMNS, NOW, done.append)
+    await writer.commit("k2", COLUMNS, NOW, done.append)
+    await turns()  # both commits under way
+    await writer.abort(NOW, "RuntimeError: boom")
+    assert aborted == ["RuntimeError: boom"]
+    assert done == []
+
+
+async def test_a_writer_process_watch_returns_the_syncs_result_as_soon_as_it_is_done() -> None:
+    """The sync done, its summary comes back; the writer process still being there (its
+    ``gone`` never set) is no reason to wait."""
+    gone: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+    finish = asyncio.Event()
+
+    async def work() -> str:
+        await finish.wait()
+        return "summary"
+
+    watched = asyncio.ensure_future(engine_module._watched(work(), gone))
+    await turns()
+    assert not watched.done()
+    finish.set()
+    await turns()
+    assert watched.done()
+    assert watched.result() == "summary"
+
+
+async def test_a_writer_process_gone_stops_the_sync_with_its_error() -> None:
+    """The writer process gone mid-run: the sync's work is cancelled (and has ended) before
+    the process's error is raised, at once, not at the walk's next page."""
+    gone: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+    ended: list[str] = []
+
+    async def work() -> str:
+        try:
+            await asyncio.Event().wait()  # a walk whose next page is long in coming
+        except asyncio.CancelledError:
+            ended.append("cancelled")
+            raise
+        return "never"
+
+    error = RuntimeError("the writer process died (exit code -9)")
+    watched = asyncio.ensure_future(engine_module._watched(work(), gone))
+    await turns()
+    gone.set_result(error)
+    with pytest.raises(RuntimeError) as raised:
+        await watched
+    assert raised.value is error
+    assert ended == ["cancelled"]
