@@ -12,9 +12,10 @@ import pytest
 
 from benchmarks.virtual import run_virtual
 from mettl_async._pacer import Pacer
-from mettl_async._ratelimit import AdaptiveRate, PeerRate, RateChangeLog
+from mettl_async._ratelimit import AdaptiveRate, PeerRate, RateChangeLog, TokenBucket
 
 from .test_ratelimit import (
+    accept,
     busy,
     first_refusal,
     learned_rate,
@@ -242,3 +243,32 @@ def test_a_refusal_exactly_min_cycle_seconds_after_the_last_measures_the_limit()
     assert not rate.measured
     refuse(rate, 2.5, sent_at=2.45)
     assert rate.measured
+
+
+def test_a_bucket_refuses_a_new_rate_that_is_not_positive() -> None:
+    bucket = TokenBucket(rate=1.0, capacity=2.0, stamp=0.0)
+    with pytest.raises(ValueError, match=r"^rate must be > 0, got 0.0$"):
+        bucket.set_rate(1.0, 0.0)
+    assert bucket.rate == 1.0
+
+
+def test_after_one_refusal_the_rate_alone_spaces_the_requests() -> None:
+    """One refusal is no run of them: no pause, and no request sent alone (a probe) holds
+    back the next one: at six a second, three in a row each a sixth of a second apart."""
+    rate = AdaptiveRate(now=0.0)
+    first_refusal(rate, 6, at=0.1)
+    assert rate.rate == pytest.approx(6.0)
+    assert [rate.take(0.1 + k / 6.0) for k in (1, 2, 3)] == [True, True, True]
+
+
+def test_refused_again_soon_a_learned_rate_drops_by_beta_of_itself() -> None:
+    """A client that started at the key's rate learned before (20 a second) and sent little:
+    refused within MIN_CYCLE of that, its limit is beta times its rate, not what the few
+    answers it had accepted would say (one a second)."""
+    rate = AdaptiveRate(now=0.0)
+    rate.share(0.0, (), learned=20.0)
+    assert (rate.rate, rate.measured) == (20.0, True)
+    assert rate.take(0.1)
+    accept(rate, 0.15, sent_at=0.1)
+    refuse(rate, 0.5, sent_at=0.4)
+    assert rate.limit == pytest.approx(rate.shape.beta * 20.0)

@@ -660,3 +660,46 @@ async def test_a_writer_process_gone_stops_the_sync_with_its_error() -> None:
         await watched
     assert raised.value is error
     assert ended == ["cancelled"]
+
+
+# -- what sync_results hands on: the scope, the walk's concurrency, skipped records ----------
+
+
+async def test_a_sync_of_some_schedules_records_them_as_its_scope(
+    server: FakeMettlServer, db: Database
+) -> None:
+    key = server.fake.account.schedules[1].access_key
+    async with server.client() as client:
+        summary = await sync_results(client, db, access_keys=[key, key])
+    assert summary.schedules == 1
+    (scope,) = await db.fetch_all("SELECT scope FROM sync_runs WHERE id = ?", summary.run_id)
+    assert orjson.loads(scope[0]) == [key]
+
+
+async def test_a_sync_walks_as_many_schedules_at_once_as_asked(
+    server: FakeMettlServer, db: Database
+) -> None:
+    """``concurrency=1``: one schedule's results at a time (the default would walk all
+    three schedules of the account at once)."""
+    server.fake.latency = 0.02  # answers overlap when asked for at once
+    async with server.client() as client:
+        summary = await sync_results(client, db, concurrency=1)
+    assert summary.schedules == 3
+    assert 1 <= server.fake.peak_in_flight <= 2  # the schedule listing, one schedule's page
+
+
+async def test_records_without_an_email_are_added_up_over_the_schedules(
+    server: FakeMettlServer, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = FakeAccount.candidate_bytes
+
+    def no_email(self: FakeAccount, schedule: Any, j: int, **options: bool) -> bytes:
+        data = real(self, schedule, j, **options)
+        if j == 0:  # the first result of every schedule
+            return orjson.dumps({**orjson.loads(data), "email": None})
+        return data
+
+    monkeypatch.setattr(FakeAccount, "candidate_bytes", no_email)
+    async with server.client() as client:
+        summary = await sync_results(client, db)
+    assert (summary.schedules, summary.skipped) == (3, 3)
