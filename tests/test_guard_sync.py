@@ -703,3 +703,25 @@ async def test_records_without_an_email_are_added_up_over_the_schedules(
     async with server.client() as client:
         summary = await sync_results(client, db)
     assert (summary.schedules, summary.skipped) == (3, 3)
+
+
+async def test_a_resyncs_records_are_every_listed_result_changed_or_not(
+    server: FakeMettlServer, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary's records: inserted, updated and unchanged, added up."""
+    total = server.fake.account.total_candidates
+    async with server.client() as client:
+        first = await sync_results(client, db)
+        assert (first.records, first.inserted) == (total, total)
+        real = FakeAccount.candidate_bytes
+
+        def graded_again(self: FakeAccount, schedule: Any, j: int, **options: bool) -> bytes:
+            data = real(self, schedule, j, **options)
+            if j == 0:  # the first result of every schedule changed
+                return orjson.dumps({**orjson.loads(data), "testStatus": {"status": "Graded"}})
+            return data
+
+        monkeypatch.setattr(FakeAccount, "candidate_bytes", graded_again)
+        second = await sync_results(client, db)
+    assert (second.inserted, second.updated, second.unchanged) == (0, 3, total - 3)
+    assert second.records == total
