@@ -353,10 +353,11 @@ class AdaptiveRate:
         if self._probe_next:
             # The first request after a pause goes alone: the others wait for its
             # answer (or two latencies, if it never comes) rather than all be refused.
+            # (A pause follows refusals: their answers gave a latency.)
+            assert self._latency is not None
             self._probe_next = False
             self._probe_sent = now
-            hold = 2.0 * self._latency if self._latency is not None else self.PAUSE_FIRST
-            self._paused_until = now + min(self.PAUSE_MAX, hold)
+            self._paused_until = now + min(self.PAUSE_MAX, 2.0 * self._latency)
         return True
 
     # -- what it learns ----------------------------------------------------------------
