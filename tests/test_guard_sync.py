@@ -630,12 +630,16 @@ async def test_a_writer_process_watch_returns_the_syncs_result_as_soon_as_it_is_
         return "summary"
 
     watched = asyncio.ensure_future(engine_module._watched(work(), gone))
-    await turns()
-    assert not watched.done()
-    finish.set()
-    await turns()
-    assert watched.done()
-    assert watched.result() == "summary"
+    try:
+        await turns()
+        assert not watched.done()
+        finish.set()
+        await turns()
+        assert watched.done()
+        assert watched.result() == "summary"
+    finally:
+        gone.cancel()  # nothing left waiting, whatever the outcome
+        await asyncio.gather(watched, return_exceptions=True)
 
 
 async def test_a_writer_process_gone_stops_the_sync_with_its_error() -> None:
