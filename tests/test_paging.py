@@ -6,7 +6,14 @@ import orjson
 import pytest
 
 from mettl_async import PaginationError, ValidationError
-from mettl_async._paging import Page, check_page_size, link_request, page_from_envelope
+from mettl_async._paging import (
+    Page,
+    RawRecord,
+    check_page_size,
+    link_request,
+    page_from_envelope,
+    record_of,
+)
 
 HERE = "https://api.mettl.com/v2/schedules/ab12/candidates"
 
@@ -170,3 +177,47 @@ def test_a_raw_record_needs_json_or_data() -> None:
 
     with pytest.raises(ValueError, match="JSON or its data"):
         RawRecord()
+
+
+# -- found unguarded by mutation testing (docs/mutation.md) ---------------------------------
+
+
+def test_a_bad_page_size_error_says_what_and_why_word_for_word() -> None:
+    with pytest.raises(ValidationError) as caught:
+        check_page_size(0)
+    assert str(caught.value) == (
+        "invalid page size: 1 problem\n  - limit: must be an integer from 1 to 100, got 0"
+    )
+
+
+def test_a_link_to_another_host_is_refused_word_for_word() -> None:
+    with pytest.raises(PaginationError) as caught:
+        link_request("https://elsewhere.example/v1/x?offset=5", "https://api.mettl.com/v1/x")
+    assert str(caught.value) == (
+        "the server sent a page link to another host (https://elsewhere.example); not following it"
+    )
+
+
+def test_a_links_blank_parameter_is_kept_as_it_is() -> None:
+    """The next request repeats every parameter of the link, a blank one too."""
+    url, params = link_request("?limit=5&offset=5&filter=", "https://api.mettl.com/v1/x")
+    assert (url, params) == (
+        "https://api.mettl.com/v1/x",
+        {"limit": "5", "offset": "5", "filter": ""},
+    )
+
+
+def test_raw_records_compare_by_their_content_however_made() -> None:
+    scanned = RawRecord(b'{"email": "a@x", "n": 1}', "a@x")
+    assert scanned == RawRecord(data={"email": "a@x", "n": 1})
+    assert scanned != RawRecord(data={"email": "a@x", "n": 2})
+    assert scanned == {"email": "a@x", "n": 1}
+
+
+@pytest.mark.parametrize("key", [["a@x"], {"a": 1}, 1.5, True, None])
+def test_a_parsed_record_whose_key_is_not_text_or_a_number_has_none(key: object) -> None:
+    """A key of another type (a list, an object, a float, a boolean) does not identify the
+    record: it is known by its content instead."""
+    assert record_of({"email": key, "n": 1}, "email").key is None
+    assert record_of({"email": "a@x"}, "email").key == "a@x"
+    assert record_of({"id": 7}, "id").key == 7
