@@ -221,3 +221,24 @@ def test_a_parsed_record_whose_key_is_not_text_or_a_number_has_none(key: object)
     assert record_of({"email": key, "n": 1}, "email").key is None
     assert record_of({"email": "a@x"}, "email").key == "a@x"
     assert record_of({"id": 7}, "id").key == 7
+
+
+def test_a_page_with_other_items_keeps_everything_else() -> None:
+    page = Page([1, 2], 10, 2, 30, "next-link", "previous-link", 3, True, True)
+    assert page.with_items(["a", "b"]) == Page(
+        ["a", "b"], 10, 2, 30, "next-link", "previous-link", 3, True, True
+    )
+
+
+def test_a_total_that_is_a_boolean_is_no_total() -> None:
+    envelope = {"candidates": [], "paging": {"totalRecords": True}}
+    assert page_from_envelope(envelope, "candidates", offset=0, limit=5).total_records is None
+
+
+def test_a_page_without_its_list_or_with_another_thing_says_which() -> None:
+    with pytest.raises(KeyError) as missing:
+        page_from_envelope({"status": "SUCCESS"}, "candidates", offset=0, limit=5)
+    assert missing.value.args == ("candidates",)
+    with pytest.raises(TypeError) as other:
+        page_from_envelope({"candidates": "none"}, "candidates", offset=0, limit=5)
+    assert str(other.value) == "'candidates' is a str, not a list"
