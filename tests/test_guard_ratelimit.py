@@ -13,7 +13,14 @@ import pytest
 
 from benchmarks.virtual import run_virtual
 from mettl_async._pacer import Pacer
-from mettl_async._ratelimit import AdaptiveRate, PeerRate, RateChangeLog, RateWindow, TokenBucket
+from mettl_async._ratelimit import (
+    MIN_RATE,
+    AdaptiveRate,
+    PeerRate,
+    RateChangeLog,
+    RateWindow,
+    TokenBucket,
+)
 
 from .test_ratelimit import (
     accept,
@@ -364,3 +371,32 @@ def test_through_after_exactly_resume_after_refusals_it_resumes_then_starts_afre
     now += 0.1
     refuse(rate, now, sent_at=now - 0.05)
     assert rate.delay(now) < AdaptiveRate.PAUSE_FIRST
+
+
+# -- a rate as made: not measured, its bucket filling from then, a ceiling below the floor ----
+
+
+def test_a_new_rate_is_neither_learned_nor_measured() -> None:
+    rate = AdaptiveRate(now=0.0)
+    assert (rate.learned, rate.measured, rate.limit) == (False, False, None)
+
+
+def test_a_ceilings_bucket_fills_from_when_the_rate_was_made() -> None:
+    """Made at 0 with one token, first used a second later: the bucket is full (a token and
+    a half at ten a second), so the next request waits half a tenth of a second, not a
+    tenth."""
+    rate = AdaptiveRate(now=0.0, ceiling=10.0)
+    assert rate.take(1.0)
+    assert rate.delay(1.0) == pytest.approx(0.05)
+
+
+def test_a_ceiling_below_the_floor_holds_after_refusals_and_answers() -> None:
+    """requests_per_second=0.2, below MIN_RATE (0.5): the floor is the ceiling then, and the
+    rate never goes above it."""
+    assert MIN_RATE == 0.5
+    rate = AdaptiveRate(now=0.0, ceiling=0.2)
+    assert rate.take(0.0)
+    refuse(rate, 0.05, sent_at=0.0)
+    assert rate.take(10.0)
+    accept(rate, 10.05, sent_at=10.0)
+    assert rate.rate == pytest.approx(0.2)
