@@ -5,11 +5,12 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from mettl_async import PaginationError, ValidationError
+from mettl_async import APIError, DecodeError, PaginationError, RateLimitError, ValidationError
 from mettl_async._paging import (
     Page,
     RawRecord,
     check_page_size,
+    decode_listing,
     link_request,
     page_from_envelope,
     record_of,
@@ -242,3 +243,79 @@ def test_a_page_without_its_list_or_with_another_thing_says_which() -> None:
     with pytest.raises(TypeError) as other:
         page_from_envelope({"candidates": "none"}, "candidates", offset=0, limit=5)
     assert str(other.value) == "'candidates' is a str, not a list"
+
+
+SIGNED_URL = "https://api.mettl.com/v1/schedules/k/candidates?ak=A&ts=1&asgn=SECRET"
+REDACTED_URL = "https://api.mettl.com/v1/schedules/k/candidates?ak=A&ts=1&asgn=REDACTED"
+
+
+def decode(status: int, body: bytes) -> dict[str, object]:
+    return decode_listing(
+        status,
+        body,
+        items_key="candidates",
+        key_field="email",
+        method="GET",
+        url=SIGNED_URL,
+        attempts=3,
+        retry_after=2.5,
+    )
+
+
+def test_a_refused_page_is_the_typed_error_of_the_request_that_got_it() -> None:
+    body = b'{"status": "ERROR", "error": {"code": "E509", "message": "slow down"}}'
+    with pytest.raises(RateLimitError) as caught:
+        decode(429, body)
+    error = caught.value
+    assert (error.method, error.url, error.status) == ("GET", REDACTED_URL, 429)
+    assert (error.attempts, error.retry_after) == (3, 2.5)
+
+
+def test_a_page_whose_status_is_not_text_is_an_api_error() -> None:
+    with pytest.raises(APIError) as caught:
+        decode(200, b'{"status": 5, "candidates": []}')
+    assert str(caught.value) == (
+        "Mettl answered status 5 (GET /v1/schedules/k/candidates, HTTP 200, 3 attempts)"
+    )
+
+
+def test_a_record_that_is_not_utf8_fails_its_page_naming_the_request() -> None:
+    body = b'{"status": "SUCCESS", "candidates": [{"email": "\xff"}]}'
+    with pytest.raises(DecodeError) as caught:
+        decode(200, body)
+    error = caught.value
+    assert str(error).startswith(
+        "Mettl sent a page whose record 0 is not UTF-8 (byte 11: invalid start byte) "
+        "(GET /v1/schedules/k/candidates, HTTP 200, 3 attempts)"
+    )
+    assert (error.method, error.url, error.status, error.attempts) == (
+        "GET",
+        REDACTED_URL,
+        200,
+        3,
+    )
+    assert error.path == "/v1/schedules/k/candidates"
+    assert error.excerpt == body.decode("utf-8", "replace")
+
+
+def test_a_record_that_cannot_be_read_says_so_when_read() -> None:
+    record = RawRecord(b'{"n": 1e999999}')
+    with pytest.raises(DecodeError) as caught:
+        record.to_dict()
+    assert str(caught.value).startswith(
+        "a record Mettl sent cannot be read (number is infinity when parsed as double)"
+    )
+    assert caught.value.excerpt == '{"n": 1e999999}'
+
+
+def test_a_raw_record_reads_as_a_mapping_and_shows_its_start() -> None:
+    record = RawRecord(b'{"a": 1, "b": 2}')
+    assert list(record) == ["a", "b"]
+    assert repr(record) == 'RawRecord(b\'{"a": 1, "b": 2}\')'
+    long = RawRecord(b'{"a": "' + b"x" * 60 + b'"}')
+    assert repr(long) == 'RawRecord(b\'{"a": "' + "x" * 53 + "'...)"
+    sixty = b'{"a": "' + b"x" * 51 + b'"}'
+    assert len(sixty) == 60
+    assert repr(RawRecord(sixty)) == f"RawRecord({sixty!r})"  # all of it: no "..."
+    assert RawRecord(b"[1, 2]").to_dict() == {}  # not an object: no fields
+    assert RawRecord.from_mapping({"email": "a@x"}, "a@x").key == "a@x"
