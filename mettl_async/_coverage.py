@@ -32,7 +32,10 @@ Anything else is a *break*: the walk reads a repair page placed where the
 chain's end should now be, and goes on from the page that holds it. The one
 rule "a page must meet the chain" covers arrivals and deletions, pages read in
 order or not, with or without totals. A page at offset 0 meets every chain
-where both start. A walk is complete when a page that extends the chain is
+where both start. A page whose records are all on the chain already, before its
+end (arrivals moved them down), is *covered*: it proves nothing new, and says
+where the chain's end is now (counted on from the latest chain record it holds);
+the walk goes on from there. A walk is complete when a page that extends the chain is
 the last of the listing by what the server said when it was read.
 
 Pure: no I/O, no clock. The walk (``_pagewalk``) fetches, this judges.
@@ -86,6 +89,10 @@ class Coverage:
         self._count = 0
         #: The offset at which the chain's last record was last seen.
         self.end_offset = -1
+        #: Where the chain's end is now, as the last page judged tells: where it was
+        #: seen, or, after a covered page, counted on from the chain record it held
+        #: (its :attr:`Verdict.seek`). The next page is planned from here.
+        self.place = -1
         #: ``totalRecords`` of the page that last extended the chain.
         self.end_total: int | None = None
         #: The walk has proven its chain reaches the end of the listing.
@@ -129,8 +136,11 @@ class Coverage:
                 # chain's later records were deleted, and nothing came after.)
                 self._extend(page, keys, found + 1)
                 return Verdict("extend", found + 1)
-            # Every record is behind the chain's end, which is further on.
-            return Verdict("covered", seek=position + (self._count - latest))
+            # Every record is behind the chain's end, which is further on (arrivals
+            # before the page moved it there): the walk goes on from there, not from
+            # where the end was last seen (a page read there again holds the same).
+            self.place = position + (self._count - latest)
+            return Verdict("covered", seek=self.place)
         if by_total:
             self._extend(page, keys, 0)
             return Verdict("extend")
@@ -170,6 +180,7 @@ class Coverage:
             self._recent = dict(list(recent.items())[-keep:])
         if page.received:
             self.end_offset = page.offset + page.received - 1
+        self.place = self.end_offset
         if page.total_records is not None:
             self.end_total = page.total_records
         self.complete = page.is_end()

@@ -9,7 +9,9 @@ change and the server gives ``totalRecords``, pages tile the listing (offsets
 first sign of change on, each page overlaps the one before it by one record,
 the record that proves they meet. A page that does not meet the chain is held
 while a repair page is read where the chain's end now is; pages already fetched
-beyond it are kept, and go on the chain as soon as they meet it.
+beyond it are kept, and go on the chain as soon as they meet it. After a page
+the chain already covers (arrivals moved its records down), the next page is
+planned where that page says the chain's end now is.
 
 Nothing here imports aiohttp: requests go through the client's ``fetch``.
 """
@@ -180,8 +182,18 @@ class Walk:
 
     def accept(self, page: Page[Raw], keys: list[Hashable]) -> Page[Raw]:
         """:meth:`fresh`, watching for a server that ignores ``offset``: pages at other
-        offsets that hold the first page's records again, and only them, in a row."""
+        offsets that hold the first page's records again, and only them, in a row.
+
+        Such a page is also what a listing shows whose records moved down by as much
+        as the walk went on (arrivals at the front as fast as the walk reads). Where
+        new records appear only at the front, a total above the first page's tells
+        them apart: records arrived and stayed, so the listing's first page now holds
+        them, and these are the first page's records where they moved, not the first
+        page again. (Without totals nothing tells them apart.)
+        """
         again = page.offset != self.spec.offset and keys == self.first_keys
+        if again and self.spec.grows_at_front and self.first_total is not None:
+            again = (page.total_records or 0) <= self.first_total
         fresh = self.fresh(page, keys)
         self.stale = self.stale + 1 if again and page.received and not fresh.items else 0
         if self.stale >= MAX_STALE_PAGES:
@@ -343,8 +355,9 @@ class _Walker:
             self.next_offset -= 1
         if not self.pending:
             if self.replan and coverage.keyed:
-                # Nothing planned: plan from where the chain ends.
-                end = coverage.end_offset
+                # Nothing planned: plan from where the chain ends now (after a page
+                # covered by the chain, where that page says it is: further on).
+                end = coverage.place
                 self.next_offset = end + 1 if self.tiled else end
             self.replan = True
             await walk.take_slot(wait=True)

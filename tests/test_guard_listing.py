@@ -223,6 +223,27 @@ async def test_repair_pages_are_read_where_the_walks_place_moved_to(
     assert listing.requests == requests
 
 
+# -- a burst of arrivals, pages read one at a time -------------------------------------------
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("burst", [L + 1, 2 * L, 3 * L])
+async def test_a_burst_of_arrivals_read_one_page_at_a_time_costs_nothing(
+    kind: str, burst: int
+) -> None:
+    """More than a page of records arrives at the front once, just before the fourth page
+    is read: that page holds only records the walk has, before its place (now ``burst``
+    further on). The walk goes on from there, reading no page twice, and ends with every
+    record (it used to read the same page again until it gave up)."""
+    step = step_of(kind)
+    listing = shelf(kind, 6 * L, when(3 * step, None, lambda s: s.arrive(burst)))
+    keys = await listing.walk(L, window=1)
+    check(listing, keys)
+    place = 3 * L - 1 if kind == "results with totals" else 3 * step  # the walk's last record
+    assert listing.requests[:5] == [0, step, 2 * step, 3 * step, place + burst]
+    assert len(set(listing.requests)) == len(listing.requests)
+
+
 # -- a server repeating its next link ---------------------------------------------------------
 
 
@@ -336,6 +357,21 @@ async def test_a_server_ignoring_offset_is_named_after_three_pages_repeating_the
         f"the shelf: 3 pages in a row up to offset {third} held only records already seen; "
         "the server seems to ignore offset"
     )
+
+
+async def test_a_listing_growing_a_page_per_read_is_not_a_server_ignoring_offset() -> None:
+    """Ten records arrive before every read of tiled pages of ten: the pages at 10, 20 and
+    30 all hold the first page's records, as a server ignoring offset would answer. Their
+    totals (70, 80, 90) show the records moved there (the listing's first page now holds
+    the arrivals): the walk names the listing's pace, not the server."""
+
+    async def ten_more(shelf: Shelf, number: int, offset: int) -> None:
+        if number:
+            shelf.arrive(L)
+
+    listing = Shelf(6 * L, hook=ten_more)
+    with pytest.raises(IncompleteListingError, match="changed faster than the walk could follow"):
+        await asyncio.wait_for(listing.walk(L, window=4), 60)
 
 
 # -- the typed account walk ---------------------------------------------------------------------
