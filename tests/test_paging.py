@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import orjson
 import pytest
 
@@ -9,8 +11,10 @@ from mettl_async import APIError, DecodeError, PaginationError, RateLimitError, 
 from mettl_async._paging import (
     Page,
     RawRecord,
+    WireRecord,
     check_page_size,
     decode_listing,
+    decode_typed_listing,
     link_request,
     page_from_envelope,
     record_of,
@@ -319,3 +323,67 @@ def test_a_raw_record_reads_as_a_mapping_and_shows_its_start() -> None:
     assert repr(RawRecord(sixty)) == f"RawRecord({sixty!r})"  # all of it: no "..."
     assert RawRecord(b"[1, 2]").to_dict() == {}  # not an object: no fields
     assert RawRecord.from_mapping({"email": "a@x"}, "a@x").key == "a@x"
+
+
+# -- typed pages: decoded in one pass, or read the raw way when they do not fit --------------
+
+
+class Person(WireRecord, kw_only=True, gc=False):
+    key_attribute: ClassVar[str | None] = "email"
+    email: Any = None
+    name: str
+
+
+class Unkeyed(WireRecord, kw_only=True, gc=False):
+    name: str
+
+
+def decode_typed(status: int, body: bytes, record_type: type[WireRecord] = Person) -> Any:
+    return decode_typed_listing(
+        status,
+        body,
+        record_type=record_type,
+        items_key="candidates",
+        key_field="email",
+        method="GET",
+        url=SIGNED_URL,
+        attempts=3,
+        retry_after=2.5,
+    )
+
+
+def test_a_typed_pages_records_are_known_by_their_key_if_text_or_a_number() -> None:
+    body = (
+        b'{"status": "SUCCESS", "candidates": [{"email": "a@x", "name": "A"},'
+        b' {"email": 5, "name": "B"}, {"email": ["c@x"], "name": "C"}]}'
+    )
+    records = decode_typed(200, body)["candidates"]
+    assert [type(r) for r in records] == [Person] * 3
+    assert [r.key for r in records] == ["a@x", 5, None]
+    assert [r.key for r in decode_typed(200, body, Unkeyed)["candidates"]] == [None] * 3
+
+
+def test_a_typed_page_that_does_not_fit_is_read_raw_with_its_keys() -> None:
+    body = b'{"status": "SUCCESS", "candidates": [{"email": "a@x", "name": "A"}, {"email": "b@x"}]}'
+    records = decode_typed(200, body)["candidates"]
+    assert [type(r) for r in records] == [RawRecord] * 2
+    assert [r.key for r in records] == ["a@x", "b@x"]
+
+
+def test_a_refused_typed_page_is_the_typed_error_of_its_request() -> None:
+    body = b'{"status": "ERROR", "error": {"code": "E509", "message": "slow down"}}'
+    with pytest.raises(RateLimitError) as caught:
+        decode_typed(429, body)
+    error = caught.value
+    assert (error.method, error.url, error.attempts, error.retry_after) == (
+        "GET",
+        REDACTED_URL,
+        3,
+        2.5,
+    )
+
+
+@pytest.mark.parametrize("status", [b'"ERROR"', b"5"])
+def test_a_typed_page_that_does_not_say_success_is_an_api_error(status: bytes) -> None:
+    with pytest.raises(APIError, match="Mettl answered status"):
+        decode_typed(200, b'{"status": ' + status + b', "candidates": []}')
