@@ -321,6 +321,7 @@ def test_a_raw_record_reads_as_a_mapping_and_shows_its_start() -> None:
     sixty = b'{"a": "' + b"x" * 51 + b'"}'
     assert len(sixty) == 60
     assert repr(RawRecord(sixty)) == f"RawRecord({sixty!r})"  # all of it: no "..."
+    assert repr(RawRecord(sixty + b" ")) == f"RawRecord({sixty!r}...)"  # 61: cut
     assert RawRecord(b"[1, 2]").to_dict() == {}  # not an object: no fields
     assert RawRecord.from_mapping({"email": "a@x"}, "a@x").key == "a@x"
 
@@ -387,3 +388,35 @@ def test_a_refused_typed_page_is_the_typed_error_of_its_request() -> None:
 def test_a_typed_page_that_does_not_say_success_is_an_api_error(status: bytes) -> None:
     with pytest.raises(APIError, match="Mettl answered status"):
         decode_typed(200, b'{"status": ' + status + b', "candidates": []}')
+
+
+def test_a_pages_links_are_kept_when_text_and_not_blank() -> None:
+    paging = {"next": "?offset=5", "previous": "?offset=0", "totalRecords": 9}
+    page = page_from_envelope({"candidates": [], "paging": paging}, "candidates", offset=5, limit=5)
+    assert (page.next, page.previous) == ("?offset=5", "?offset=0")
+    odd = {"next": 5, "previous": ""}
+    page = page_from_envelope({"candidates": [], "paging": odd}, "candidates", offset=5, limit=5)
+    assert (page.next, page.previous) == (None, None)
+    odd = {"next": "", "previous": ["?offset=0"]}
+    page = page_from_envelope({"candidates": [], "paging": odd}, "candidates", offset=5, limit=5)
+    assert (page.next, page.previous) == (None, None)
+
+
+def test_a_raw_record_needs_its_json_or_its_data() -> None:
+    with pytest.raises(ValueError) as caught:
+        RawRecord()
+    assert str(caught.value) == "a RawRecord needs its JSON or its data"
+
+
+def test_a_scanned_records_key_of_another_type_is_none() -> None:
+    body = b'{"status": "SUCCESS", "candidates": [{"email": ["a@x"]}, {"email": "b@x"}]}'
+    assert [r.key for r in decode(200, body)["candidates"]] == [None, "b@x"]
+
+
+def test_a_typed_page_keeps_its_paging_block() -> None:
+    body = (
+        b'{"status": "SUCCESS", "candidates": [{"email": "a@x", "name": "A"}],'
+        b' "paging": {"totalRecords": 7, "next": "?offset=1"}}'
+    )
+    envelope = decode_typed(200, body)
+    assert envelope["paging"] == {"totalRecords": 7, "next": "?offset=1"}
