@@ -20,6 +20,7 @@ from mettl_async import (
     IncompleteListingError,
     PaginationError,
     RepeatedPageLinkError,
+    RetryPolicy,
     ServerError,
 )
 from mettl_async._coverage import Coverage, Verdict
@@ -514,3 +515,33 @@ def test_an_eta_at_the_runs_average_or_a_rate_given() -> None:
     assert progress.eta(rate=0.5) == 100.0  # 50 left at half a record a second
     progress.started = time.monotonic() + 100  # no time has passed: no rate yet
     assert progress.eta() is None
+
+
+async def test_an_account_walk_whose_schedule_listing_fails_raises_its_error(
+    account_server: Any,
+) -> None:
+    """The schedules cannot be listed (503s past the retries): the walk raises that error,
+    not a failure of its own, and yields nothing."""
+    account_server.fake.add_fault("E503", times=100, path="/schedules", params={"offset": "0"})
+    retry = RetryPolicy(attempts=2, instant=True, learn_rate=False)
+    async with account_server.client(retry=retry) as client:
+        seen = []
+        with pytest.raises(ServerError):
+            async for pair in client.iter_all_results().raw():
+                seen.append(pair)
+    assert seen == []
+
+
+async def test_a_schedule_that_fails_in_an_account_walk_is_named_with_its_name() -> None:
+    """Its second page failing for good: the walk's error names the schedule by its access
+    key and its name."""
+    fake = FakeMettl(account=FakeAccount([4, 101], seed=11))
+    schedule = fake.account.schedules[1]
+    path = f"/schedules/{schedule.access_key}/candidates"
+    fake.add_fault("E503", times=100, path=path, params={"offset": "100"})
+    retry = RetryPolicy(attempts=2, instant=True, learn_rate=False)
+    async with FakeMettlServer(fake) as server, server.client(retry=retry) as client:
+        with pytest.raises(IncompleteListingError) as caught:
+            async for _ in client.iter_all_results().raw():
+                pass
+    assert caught.value.listing == f"schedule {schedule.access_key} ({schedule.name})"
