@@ -545,3 +545,19 @@ async def test_a_schedule_that_fails_in_an_account_walk_is_named_with_its_name()
             async for _ in client.iter_all_results().raw():
                 pass
     assert caught.value.listing == f"schedule {schedule.access_key} ({schedule.name})"
+
+
+async def test_a_schedule_walk_asks_for_recommendations_and_essays_only_when_told(
+    account_server: Any,
+) -> None:
+    async def records(**options: bool) -> list[bytes]:
+        async with account_server.client() as client:
+            pages = ScheduleWalk(client).pages(concurrency=1, **options)
+            async with contextlib.aclosing(pages):
+                return [record.json async for _, item in pages for record in item.page.items]
+
+    plain = await records()
+    assert len(plain) == 12
+    assert not any(b'"recommendation"' in r or b"Long Answer" in r for r in plain)
+    assert any(b'"recommendation"' in r for r in await records(include_recommendation=True))
+    assert any(b"Long Answer" in r for r in await records(include_essay_responses=True))
