@@ -9,10 +9,11 @@
 # (`pytest_add_cli_args_test_selection`). A group's cache (its results and which tests reach
 # which function) is therefore its own: running the groups one after another, or changing one
 # group's tests, never resets or mixes another's. A rerun tests only mutants not yet tried or
-# of functions changed since; --survivors retests the group's survivors and the mutants no test
-# reached (after new tests were written); --fresh deletes the group's directory first. Then it prints each module's mutants,
-# killed, survived and timed out, and the kill rate. The report is docs/mutation.md. To look
-# at one mutant: (cd mutants/GROUP && ../../.venv/bin/mutmut show NAME).
+# of functions changed since; --survivors retests the group's survivors and the mutants no
+# test reached (after new tests were written); --fresh deletes the group's directory first.
+# Then it prints each module's mutants, killed, survived and timed out, and the kill rate.
+# The report is docs/mutation.md. To look at one mutant:
+#   (cd mutants/GROUP && ../../.venv/bin/mutmut show NAME)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
