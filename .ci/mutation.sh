@@ -28,7 +28,7 @@ esac
 .venv/bin/python -m pip install -q -e '.[test,mutation]'
 
 # every group, or check the ones named
-mapfile -t groups < <(.venv/bin/python - "$@" <<'EOF'
+names=$(.venv/bin/python - "$@" <<'EOF'
 import sys, tomllib
 groups = tomllib.load(open("pyproject.toml", "rb"))["tool"]["mutmut"]["groups"]
 unknown = [name for name in sys.argv[1:] if name not in groups]
@@ -37,6 +37,7 @@ if unknown:
 print("\n".join(sys.argv[1:] or groups))
 EOF
 )
+mapfile -t groups <<<"$names"
 
 for group in "${groups[@]}"; do
     work=mutants/$group
