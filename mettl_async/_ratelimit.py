@@ -353,10 +353,11 @@ class AdaptiveRate:
         if self._probe_next:
             # The first request after a pause goes alone: the others wait for its
             # answer (or two latencies, if it never comes) rather than all be refused.
+            # (A pause follows refusals: their answers gave a latency.)
+            assert self._latency is not None
             self._probe_next = False
             self._probe_sent = now
-            hold = 2.0 * self._latency if self._latency is not None else self.PAUSE_FIRST
-            self._paused_until = now + min(self.PAUSE_MAX, hold)
+            self._paused_until = now + min(self.PAUSE_MAX, 2.0 * self._latency)
         return True
 
     # -- what it learns ----------------------------------------------------------------
@@ -435,9 +436,10 @@ class AdaptiveRate:
                 self._key_limit = refused
         else:
             # Refused again soon after a cut: too soon to measure, the rate is still
-            # too high; but never below what Mettl has been accepting.
-            base = current if current is not None else self._sent.rate(now)
-            refused = max(self.shape.beta * base, accepting)
+            # too high; but never below what Mettl has been accepting. (Refused before,
+            # the rate is set.)
+            assert current is not None
+            refused = max(self.shape.beta * current, accepting)
             measured = self._measured
             moved = False
         refused = self._bounded(refused)

@@ -10,6 +10,8 @@ records.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 from typing import Any
 
 import pytest
@@ -18,10 +20,12 @@ from mettl_async import (
     IncompleteListingError,
     PaginationError,
     RepeatedPageLinkError,
+    RetryPolicy,
     ServerError,
 )
 from mettl_async._coverage import Coverage, Verdict
-from mettl_async._paging import Page
+from mettl_async._paging import Page, RawRecord
+from mettl_async._walk import REPORT_EVERY, ScheduleWalk, WalkProgress, schedule_key
 from mettl_async.testing import FakeMettl, FakeMettlServer
 from mettl_async.testing.data import FakeAccount
 
@@ -415,3 +419,145 @@ def test_the_chains_end_seen_elsewhere_is_a_change_even_when_the_total_is_not() 
     assert not chain.quiet
     later = Page(list("ghij"), 8, 4, 20, "next", received=4, paged=True)
     assert chain.judge(later, list("ghij")).kind == "break"
+
+
+# ============================================================================================
+# The schedule walk the export and the sync share (``_walk``): which schedules it walks, what
+# it says of them before their first page, and what it counts. (Mutation testing's listing
+# group; kept apart from the walk's tests above.)
+# ============================================================================================
+
+
+@pytest.fixture
+async def account_server() -> Any:
+    account = FakeAccount([4, 3, 5], seed=11)
+    async with FakeMettlServer(FakeMettl(account=account)) as server:
+        yield server
+
+
+async def walked(walk: ScheduleWalk, **options: Any) -> list[tuple[str, int]]:
+    """(schedule key, records) of every page of ``walk``."""
+    pages = walk.pages(**options)
+    async with contextlib.aclosing(pages):
+        return [(key, len(item.page.items)) async for key, item in pages]
+
+
+async def test_a_walk_of_access_keys_walks_each_once_but_those_skipped(
+    account_server: Any,
+) -> None:
+    keys = [s.access_key for s in account_server.fake.account.schedules]
+    marked: list[str] = []
+
+    async def mark(key: str) -> None:
+        marked.append(key)
+
+    async with account_server.client() as client:
+        walk = ScheduleWalk(client, access_keys=[keys[2], keys[0], keys[2]], before_schedule=mark)
+        pages = await walked(walk, skip={keys[0]})
+    assert marked == [keys[2]]  # before its first page; the skipped one not at all
+    assert pages == [(keys[2], 5)]
+    assert walk.progress.schedules_total == 2  # each key once, the skipped one too
+
+
+async def test_a_walk_of_the_account_says_each_schedule_before_its_pages_and_counts(
+    account_server: Any,
+) -> None:
+    keys = [s.access_key for s in account_server.fake.account.schedules]
+    marked: list[str] = []
+
+    async def mark(key: str) -> None:
+        assert key not in {k for k, _ in seen}  # before any page of its own
+        marked.append(key)
+
+    seen: list[tuple[str, int]] = []
+    async with account_server.client() as client:
+        walk = ScheduleWalk(client, before_schedule=mark)
+        assert walk.progress.records == 0  # a progress of its own when given none
+        async with contextlib.aclosing(walk.pages(skip={keys[1]})) as pages:
+            async for key, item in pages:
+                seen.append((key, len(item.page.items)))
+        quiet = ScheduleWalk(client, learn_totals=False)
+        await walked(quiet)
+    assert marked == [keys[0], keys[2]]
+    assert sorted(seen) == sorted([(keys[0], 4), (keys[2], 5)])
+    progress = walk.progress
+    assert progress.schedules_total == 3  # listed, the skipped one too
+    assert (progress.schedules_begun, progress.records_reported) == (2, 9)
+    assert quiet.progress.schedules_begun == 0
+    assert quiet.progress.schedules_total == 3
+
+
+def test_a_walked_schedules_key_is_its_listing_key_else_its_access_key() -> None:
+    assert schedule_key(RawRecord(data={"accessKey": "from-data"}, key="listed")) == "listed"
+    assert schedule_key(RawRecord(data={"accessKey": "from-data"})) == "from-data"
+
+
+async def test_progress_goes_to_on_progress_at_most_every_report_every_seconds(
+    account_server: Any,
+) -> None:
+    reports: list[int] = []
+    async with account_server.client() as client:
+        walk = ScheduleWalk(client, on_progress=lambda p: reports.append(p.records))
+        start = time.monotonic()
+        walk.report(start + REPORT_EVERY)  # REPORT_EVERY since the walk was made: a report
+        walk.report(start + REPORT_EVERY + 0.01)  # too soon after it
+        walk.report(start + 2 * REPORT_EVERY + 0.01)
+    assert reports == [0, 0]
+
+
+def test_an_eta_at_the_runs_average_or_a_rate_given() -> None:
+    progress = WalkProgress(started=time.monotonic() - 0.5)
+    progress.schedules_total, progress.schedules_begun, progress.records_reported = 1, 1, 100
+    progress.records = 50
+    eta = progress.eta()
+    assert eta is not None
+    assert 0 < eta <= 0.5 + 1  # 50 left at 100 a second, more or less (the clock moved)
+    assert progress.eta(rate=0.5) == 100.0  # 50 left at half a record a second
+    progress.started = time.monotonic() + 100  # no time has passed: no rate yet
+    assert progress.eta() is None
+
+
+async def test_an_account_walk_whose_schedule_listing_fails_raises_its_error(
+    account_server: Any,
+) -> None:
+    """The schedules cannot be listed (503s past the retries): the walk raises that error,
+    not a failure of its own, and yields nothing."""
+    account_server.fake.add_fault("E503", times=100, path="/schedules", params={"offset": "0"})
+    retry = RetryPolicy(attempts=2, instant=True, learn_rate=False)
+    async with account_server.client(retry=retry) as client:
+        seen = []
+        with pytest.raises(ServerError):
+            async for pair in client.iter_all_results().raw():
+                seen.append(pair)
+    assert seen == []
+
+
+async def test_a_schedule_that_fails_in_an_account_walk_is_named_with_its_name() -> None:
+    """Its second page failing for good: the walk's error names the schedule by its access
+    key and its name."""
+    fake = FakeMettl(account=FakeAccount([4, 101], seed=11))
+    schedule = fake.account.schedules[1]
+    path = f"/schedules/{schedule.access_key}/candidates"
+    fake.add_fault("E503", times=100, path=path, params={"offset": "100"})
+    retry = RetryPolicy(attempts=2, instant=True, learn_rate=False)
+    async with FakeMettlServer(fake) as server, server.client(retry=retry) as client:
+        with pytest.raises(IncompleteListingError) as caught:
+            async for _ in client.iter_all_results().raw():
+                pass
+    assert caught.value.listing == f"schedule {schedule.access_key} ({schedule.name})"
+
+
+async def test_a_schedule_walk_asks_for_recommendations_and_essays_only_when_told(
+    account_server: Any,
+) -> None:
+    async def records(**options: bool) -> list[bytes]:
+        async with account_server.client() as client:
+            pages = ScheduleWalk(client).pages(concurrency=1, **options)
+            async with contextlib.aclosing(pages):
+                return [record.json async for _, item in pages for record in item.page.items]
+
+    plain = await records()
+    assert len(plain) == 12
+    assert not any(b'"recommendation"' in r or b"Long Answer" in r for r in plain)
+    assert any(b'"recommendation"' in r for r in await records(include_recommendation=True))
+    assert any(b"Long Answer" in r for r in await records(include_essay_responses=True))

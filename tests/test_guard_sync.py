@@ -21,6 +21,7 @@ import pytest
 from mettl_async import _walk as walk_module
 from mettl_async._walk import WalkProgress
 from mettl_async.sync import SyncConfigurationError, open_database, sync_results
+from mettl_async.sync import engine as engine_module
 from mettl_async.sync.base import Counts, Database, ScheduleCommit
 from mettl_async.sync.engine import stop_reason
 from mettl_async.sync.rows import result_row
@@ -529,3 +530,202 @@ async def test_a_cancellation_says_why_through_a_writer_process(
             await task
     async with await open_database(url) as db:
         assert await last_run(db) == (0, 0, 0, 0, 0, 0, "terminated (SIGTERM)")
+
+
+# -- the in-process writer's bound on pending commits, and the writer process's watch ---------
+
+
+class HeldCommits:
+    """Stands for a sink's ``commit``: each schedule's commit waits until released."""
+
+    def __init__(self) -> None:
+        self.gates: dict[str, asyncio.Event] = {}
+        self.cancelled: list[str] = []
+
+    async def commit(self, key: str, columns: object, now: datetime) -> Committed:
+        gate = self.gates.setdefault(key, asyncio.Event())
+        try:
+            await gate.wait()
+        except asyncio.CancelledError:
+            self.cancelled.append(key)
+            raise
+        return Committed(Counts(inserted=1), 0)
+
+    def release(self, key: str) -> None:
+        self.gates.setdefault(key, asyncio.Event()).set()
+
+
+async def turns(count: int = 10) -> None:
+    """Let every task that can run, run (no time passes)."""
+    for _ in range(count):
+        await asyncio.sleep(0)
+
+
+async def test_at_most_four_commits_wait_while_the_walk_goes_on(db: Database) -> None:
+    """The walk hands over a schedule's commit and goes on; with PENDING_COMMITS (4) still
+    waiting it waits for one of them to be done, and again for each commit after."""
+    assert engine_module.PENDING_COMMITS == 4
+    writer = engine_module._InProcess(db)
+    held = HeldCommits()
+    writer._sink.commit = held.commit  # type: ignore[method-assign]
+    done: list[int] = []
+
+    def on_done(outcome: Committed) -> None:
+        done.append(outcome.counts.inserted)
+
+    for key in ("k1", "k2", "k3"):
+        await writer.commit(key, COLUMNS, NOW, on_done)  # returns at once
+    fourth = asyncio.ensure_future(writer.commit("k4", COLUMNS, NOW, on_done))
+    await turns()
+    assert not fourth.done()  # four pending: the walk waits
+    held.release("k1")
+    await turns()
+    assert fourth.done()  # one of them done: three pending
+    assert done == [1]
+    fifth = asyncio.ensure_future(writer.commit("k5", COLUMNS, NOW, on_done))
+    await turns()
+    assert not fifth.done()  # four pending again
+    held.release("k3")
+    await turns()
+    assert fifth.done()
+    for key in ("k2", "k4", "k5"):
+        held.release(key)
+    await turns()
+    assert done == [1] * 5
+    assert held.cancelled == []
+
+
+async def test_an_abort_cancels_the_commits_still_waiting_then_records_the_run(
+    db: Database,
+) -> None:
+    """A run that fails with commits pending: those are cancelled (their schedules not
+    written, not reported done), then the run is recorded as stopped."""
+    writer = engine_module._InProcess(db)
+    held = HeldCommits()
+    writer._sink.commit = held.commit  # type: ignore[method-assign]
+    aborted: list[str] = []
+
+    async def abort(now: datetime, error: str) -> None:
+        assert sorted(held.cancelled) == ["k1", "k2"]  # the commits are stopped first
+        aborted.append(error)
+
+    writer._sink.abort = abort  # type: ignore[method-assign]
+    done: list[Committed] = []
+    await writer.commit("k1", COLUMNS, NOW, done.append)
+    await writer.commit("k2", COLUMNS, NOW, done.append)
+    await turns()  # both commits under way
+    await writer.abort(NOW, "RuntimeError: boom")
+    assert aborted == ["RuntimeError: boom"]
+    assert done == []
+
+
+async def test_a_writer_process_watch_returns_the_syncs_result_as_soon_as_it_is_done() -> None:
+    """The sync done, its summary comes back; the writer process still being there (its
+    ``gone`` never set) is no reason to wait."""
+    gone: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+    finish = asyncio.Event()
+
+    async def work() -> str:
+        await finish.wait()
+        return "summary"
+
+    watched = asyncio.ensure_future(engine_module._watched(work(), gone))
+    try:
+        await turns()
+        assert not watched.done()
+        finish.set()
+        await turns()
+        assert watched.done()
+        assert watched.result() == "summary"
+    finally:
+        gone.cancel()  # nothing left waiting, whatever the outcome
+        await asyncio.gather(watched, return_exceptions=True)
+
+
+async def test_a_writer_process_gone_stops_the_sync_with_its_error() -> None:
+    """The writer process gone mid-run: the sync's work is cancelled (and has ended) before
+    the process's error is raised, at once, not at the walk's next page."""
+    gone: asyncio.Future[BaseException] = asyncio.get_running_loop().create_future()
+    ended: list[str] = []
+
+    async def work() -> str:
+        try:
+            await asyncio.Event().wait()  # a walk whose next page is long in coming
+        except asyncio.CancelledError:
+            ended.append("cancelled")
+            raise
+        return "never"
+
+    error = RuntimeError("the writer process died (exit code -9)")
+    watched = asyncio.ensure_future(engine_module._watched(work(), gone))
+    await turns()
+    gone.set_result(error)
+    with pytest.raises(RuntimeError) as raised:
+        await watched
+    assert raised.value is error
+    assert ended == ["cancelled"]
+
+
+# -- what sync_results hands on: the scope, the walk's concurrency, skipped records ----------
+
+
+async def test_a_sync_of_some_schedules_records_them_as_its_scope(
+    server: FakeMettlServer, db: Database
+) -> None:
+    key = server.fake.account.schedules[1].access_key
+    async with server.client() as client:
+        summary = await sync_results(client, db, access_keys=[key, key])
+    assert summary.schedules == 1
+    (scope,) = await db.fetch_all("SELECT scope FROM sync_runs WHERE id = ?", summary.run_id)
+    assert orjson.loads(scope[0]) == [key]
+
+
+async def test_a_sync_walks_as_many_schedules_at_once_as_asked(
+    server: FakeMettlServer, db: Database
+) -> None:
+    """``concurrency=1``: one schedule's results at a time (the default would walk all
+    three schedules of the account at once)."""
+    server.fake.latency = 0.02  # answers overlap when asked for at once
+    async with server.client() as client:
+        summary = await sync_results(client, db, concurrency=1)
+    assert summary.schedules == 3
+    assert 1 <= server.fake.peak_in_flight <= 2  # the schedule listing, one schedule's page
+
+
+async def test_records_without_an_email_are_added_up_over_the_schedules(
+    server: FakeMettlServer, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = FakeAccount.candidate_bytes
+
+    def no_email(self: FakeAccount, schedule: Any, j: int, **options: bool) -> bytes:
+        data = real(self, schedule, j, **options)
+        if j == 0:  # the first result of every schedule
+            return orjson.dumps({**orjson.loads(data), "email": None})
+        return data
+
+    monkeypatch.setattr(FakeAccount, "candidate_bytes", no_email)
+    async with server.client() as client:
+        summary = await sync_results(client, db)
+    assert (summary.schedules, summary.skipped) == (3, 3)
+
+
+async def test_a_resyncs_records_are_every_listed_result_changed_or_not(
+    server: FakeMettlServer, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary's records: inserted, updated and unchanged, added up."""
+    total = server.fake.account.total_candidates
+    async with server.client() as client:
+        first = await sync_results(client, db)
+        assert (first.records, first.inserted) == (total, total)
+        real = FakeAccount.candidate_bytes
+
+        def graded_again(self: FakeAccount, schedule: Any, j: int, **options: bool) -> bytes:
+            data = real(self, schedule, j, **options)
+            if j == 0:  # the first result of every schedule changed
+                return orjson.dumps({**orjson.loads(data), "testStatus": {"status": "Graded"}})
+            return data
+
+        monkeypatch.setattr(FakeAccount, "candidate_bytes", graded_again)
+        second = await sync_results(client, db)
+    assert (second.inserted, second.updated, second.unchanged) == (0, 3, total - 3)
+    assert second.records == total

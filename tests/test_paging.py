@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import orjson
 import pytest
 
-from mettl_async import PaginationError, ValidationError
-from mettl_async._paging import Page, check_page_size, link_request, page_from_envelope
+from mettl_async import APIError, DecodeError, PaginationError, RateLimitError, ValidationError
+from mettl_async._paging import (
+    Page,
+    RawRecord,
+    WireRecord,
+    check_page_size,
+    decode_listing,
+    decode_typed_listing,
+    link_request,
+    page_from_envelope,
+    record_of,
+)
 
 HERE = "https://api.mettl.com/v2/schedules/ab12/candidates"
 
@@ -170,3 +182,241 @@ def test_a_raw_record_needs_json_or_data() -> None:
 
     with pytest.raises(ValueError, match="JSON or its data"):
         RawRecord()
+
+
+# -- found unguarded by mutation testing (docs/mutation.md) ---------------------------------
+
+
+def test_a_bad_page_size_error_says_what_and_why_word_for_word() -> None:
+    with pytest.raises(ValidationError) as caught:
+        check_page_size(0)
+    assert str(caught.value) == (
+        "invalid page size: 1 problem\n  - limit: must be an integer from 1 to 100, got 0"
+    )
+
+
+def test_a_link_to_another_host_is_refused_word_for_word() -> None:
+    with pytest.raises(PaginationError) as caught:
+        link_request("https://elsewhere.example/v1/x?offset=5", "https://api.mettl.com/v1/x")
+    assert str(caught.value) == (
+        "the server sent a page link to another host (https://elsewhere.example); not following it"
+    )
+
+
+def test_a_links_blank_parameter_is_kept_as_it_is() -> None:
+    """The next request repeats every parameter of the link, a blank one too."""
+    url, params = link_request("?limit=5&offset=5&filter=", "https://api.mettl.com/v1/x")
+    assert (url, params) == (
+        "https://api.mettl.com/v1/x",
+        {"limit": "5", "offset": "5", "filter": ""},
+    )
+
+
+def test_raw_records_compare_by_their_content_however_made() -> None:
+    scanned = RawRecord(b'{"email": "a@x", "n": 1}', "a@x")
+    assert scanned == RawRecord(data={"email": "a@x", "n": 1})
+    assert scanned != RawRecord(data={"email": "a@x", "n": 2})
+    assert scanned == {"email": "a@x", "n": 1}
+
+
+@pytest.mark.parametrize("key", [["a@x"], {"a": 1}, 1.5, True, None])
+def test_a_parsed_record_whose_key_is_not_text_or_a_number_has_none(key: object) -> None:
+    """A key of another type (a list, an object, a float, a boolean) does not identify the
+    record: it is known by its content instead."""
+    assert record_of({"email": key, "n": 1}, "email").key is None
+    assert record_of({"email": "a@x"}, "email").key == "a@x"
+    assert record_of({"id": 7}, "id").key == 7
+
+
+def test_a_page_with_other_items_keeps_everything_else() -> None:
+    page = Page([1, 2], 10, 2, 30, "next-link", "previous-link", 3, True, True)
+    assert page.with_items(["a", "b"]) == Page(
+        ["a", "b"], 10, 2, 30, "next-link", "previous-link", 3, True, True
+    )
+
+
+def test_a_total_that_is_a_boolean_is_no_total() -> None:
+    envelope = {"candidates": [], "paging": {"totalRecords": True}}
+    assert page_from_envelope(envelope, "candidates", offset=0, limit=5).total_records is None
+
+
+def test_a_page_without_its_list_or_with_another_thing_says_which() -> None:
+    with pytest.raises(KeyError) as missing:
+        page_from_envelope({"status": "SUCCESS"}, "candidates", offset=0, limit=5)
+    assert missing.value.args == ("candidates",)
+    with pytest.raises(TypeError) as other:
+        page_from_envelope({"candidates": "none"}, "candidates", offset=0, limit=5)
+    assert str(other.value) == "'candidates' is a str, not a list"
+
+
+SIGNED_URL = "https://api.mettl.com/v1/schedules/k/candidates?ak=A&ts=1&asgn=SECRET"
+REDACTED_URL = "https://api.mettl.com/v1/schedules/k/candidates?ak=A&ts=1&asgn=REDACTED"
+
+
+def decode(status: int, body: bytes) -> dict[str, object]:
+    return decode_listing(
+        status,
+        body,
+        items_key="candidates",
+        key_field="email",
+        method="GET",
+        url=SIGNED_URL,
+        attempts=3,
+        retry_after=2.5,
+    )
+
+
+def test_a_refused_page_is_the_typed_error_of_the_request_that_got_it() -> None:
+    body = b'{"status": "ERROR", "error": {"code": "E509", "message": "slow down"}}'
+    with pytest.raises(RateLimitError) as caught:
+        decode(429, body)
+    error = caught.value
+    assert (error.method, error.url, error.status) == ("GET", REDACTED_URL, 429)
+    assert (error.attempts, error.retry_after) == (3, 2.5)
+
+
+def test_a_page_whose_status_is_not_text_is_an_api_error() -> None:
+    with pytest.raises(APIError) as caught:
+        decode(200, b'{"status": 5, "candidates": []}')
+    assert str(caught.value) == (
+        "Mettl answered status 5 (GET /v1/schedules/k/candidates, HTTP 200, 3 attempts)"
+    )
+
+
+def test_a_record_that_is_not_utf8_fails_its_page_naming_the_request() -> None:
+    body = b'{"status": "SUCCESS", "candidates": [{"email": "\xff"}]}'
+    with pytest.raises(DecodeError) as caught:
+        decode(200, body)
+    error = caught.value
+    assert str(error).startswith(
+        "Mettl sent a page whose record 0 is not UTF-8 (byte 11: invalid start byte) "
+        "(GET /v1/schedules/k/candidates, HTTP 200, 3 attempts)"
+    )
+    assert (error.method, error.url, error.status, error.attempts) == (
+        "GET",
+        REDACTED_URL,
+        200,
+        3,
+    )
+    assert error.path == "/v1/schedules/k/candidates"
+    assert error.excerpt == body.decode("utf-8", "replace")
+
+
+def test_a_record_that_cannot_be_read_says_so_when_read() -> None:
+    record = RawRecord(b'{"n": 1e999999}')
+    with pytest.raises(DecodeError) as caught:
+        record.to_dict()
+    assert str(caught.value).startswith(
+        "a record Mettl sent cannot be read (number is infinity when parsed as double)"
+    )
+    assert caught.value.excerpt == '{"n": 1e999999}'
+
+
+def test_a_raw_record_reads_as_a_mapping_and_shows_its_start() -> None:
+    record = RawRecord(b'{"a": 1, "b": 2}')
+    assert list(record) == ["a", "b"]
+    assert repr(record) == 'RawRecord(b\'{"a": 1, "b": 2}\')'
+    long = RawRecord(b'{"a": "' + b"x" * 60 + b'"}')
+    assert repr(long) == 'RawRecord(b\'{"a": "' + "x" * 53 + "'...)"
+    sixty = b'{"a": "' + b"x" * 51 + b'"}'
+    assert len(sixty) == 60
+    assert repr(RawRecord(sixty)) == f"RawRecord({sixty!r})"  # all of it: no "..."
+    assert repr(RawRecord(sixty + b" ")) == f"RawRecord({sixty!r}...)"  # 61: cut
+    assert RawRecord(b"[1, 2]").to_dict() == {}  # not an object: no fields
+    assert RawRecord.from_mapping({"email": "a@x"}, "a@x").key == "a@x"
+
+
+# -- typed pages: decoded in one pass, or read the raw way when they do not fit --------------
+
+
+class Person(WireRecord, kw_only=True, gc=False):
+    key_attribute: ClassVar[str | None] = "email"
+    email: Any = None
+    name: str
+
+
+class Unkeyed(WireRecord, kw_only=True, gc=False):
+    name: str
+
+
+def decode_typed(status: int, body: bytes, record_type: type[WireRecord] = Person) -> Any:
+    return decode_typed_listing(
+        status,
+        body,
+        record_type=record_type,
+        items_key="candidates",
+        key_field="email",
+        method="GET",
+        url=SIGNED_URL,
+        attempts=3,
+        retry_after=2.5,
+    )
+
+
+def test_a_typed_pages_records_are_known_by_their_key_if_text_or_a_number() -> None:
+    body = (
+        b'{"status": "SUCCESS", "candidates": [{"email": "a@x", "name": "A"},'
+        b' {"email": 5, "name": "B"}, {"email": ["c@x"], "name": "C"}]}'
+    )
+    records = decode_typed(200, body)["candidates"]
+    assert [type(r) for r in records] == [Person] * 3
+    assert [r.key for r in records] == ["a@x", 5, None]
+    assert [r.key for r in decode_typed(200, body, Unkeyed)["candidates"]] == [None] * 3
+
+
+def test_a_typed_page_that_does_not_fit_is_read_raw_with_its_keys() -> None:
+    body = b'{"status": "SUCCESS", "candidates": [{"email": "a@x", "name": "A"}, {"email": "b@x"}]}'
+    records = decode_typed(200, body)["candidates"]
+    assert [type(r) for r in records] == [RawRecord] * 2
+    assert [r.key for r in records] == ["a@x", "b@x"]
+
+
+def test_a_refused_typed_page_is_the_typed_error_of_its_request() -> None:
+    body = b'{"status": "ERROR", "error": {"code": "E509", "message": "slow down"}}'
+    with pytest.raises(RateLimitError) as caught:
+        decode_typed(429, body)
+    error = caught.value
+    assert (error.method, error.url, error.attempts, error.retry_after) == (
+        "GET",
+        REDACTED_URL,
+        3,
+        2.5,
+    )
+
+
+@pytest.mark.parametrize("status", [b'"ERROR"', b"5"])
+def test_a_typed_page_that_does_not_say_success_is_an_api_error(status: bytes) -> None:
+    with pytest.raises(APIError, match="Mettl answered status"):
+        decode_typed(200, b'{"status": ' + status + b', "candidates": []}')
+
+
+def test_a_pages_links_are_kept_when_text_and_not_blank() -> None:
+    paging = {"next": "?offset=5", "previous": "?offset=0", "totalRecords": 9}
+    page = page_from_envelope({"candidates": [], "paging": paging}, "candidates", offset=5, limit=5)
+    assert (page.next, page.previous) == ("?offset=5", "?offset=0")
+    odd = {"next": 5, "previous": ""}
+    page = page_from_envelope({"candidates": [], "paging": odd}, "candidates", offset=5, limit=5)
+    assert (page.next, page.previous) == (None, None)
+    odd = {"next": "", "previous": ["?offset=0"]}
+    page = page_from_envelope({"candidates": [], "paging": odd}, "candidates", offset=5, limit=5)
+    assert (page.next, page.previous) == (None, None)
+
+
+def test_a_raw_record_needs_its_json_or_its_data() -> None:
+    with pytest.raises(ValueError) as caught:
+        RawRecord()
+    assert str(caught.value) == "a RawRecord needs its JSON or its data"
+
+
+def test_a_scanned_records_key_of_another_type_is_none() -> None:
+    body = b'{"status": "SUCCESS", "candidates": [{"email": ["a@x"]}, {"email": "b@x"}]}'
+    assert [r.key for r in decode(200, body)["candidates"]] == [None, "b@x"]
+
+
+def test_a_typed_page_keeps_its_paging_block() -> None:
+    body = (
+        b'{"status": "SUCCESS", "candidates": [{"email": "a@x", "name": "A"}],'
+        b' "paging": {"totalRecords": 7, "next": "?offset=1"}}'
+    )
+    envelope = decode_typed(200, body)
+    assert envelope["paging"] == {"totalRecords": 7, "next": "?offset=1"}

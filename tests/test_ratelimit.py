@@ -36,6 +36,7 @@ LATENCY = 0.05
 
 def test_a_bucket_starts_full_and_refills_at_its_rate() -> None:
     bucket = TokenBucket(rate=10.0, capacity=3.0, stamp=0.0)
+    assert bucket.wait(0.0) == 0.0  # a token is there: no wait (not a negative one)
     assert [bucket.take(0.0) for _ in range(4)] == [True, True, True, False]
     assert bucket.wait(0.0) == pytest.approx(0.1)
     assert bucket.wait(0.05) == pytest.approx(0.05)
@@ -180,6 +181,11 @@ def test_a_first_refusal_after_seconds_of_answers_divides_by_those_seconds() -> 
         accept(rate, k * 0.1 + LATENCY, sent_at=k * 0.1)
     refuse(rate, 3.0)
     assert rate.rate == pytest.approx(30 / (2.9 + LATENCY - LATENCY), rel=0.05)
+    # an answer sent before the refusal, accepted after it, adds one over those seconds
+    # (2.95 of them, from the first answer to the refusal), not one over FIRST_SPAN
+    before = rate.rate
+    accept(rate, 3.01, sent_at=2.99)
+    assert rate.rate == pytest.approx(before + 1 / 2.95)
 
 
 def test_from_a_rough_figure_the_rate_doubles_until_the_next_refusal() -> None:
