@@ -253,17 +253,19 @@ SIGNED_URL = "https://api.mettl.com/v1/schedules/k/candidates?ak=A&ts=1&asgn=SEC
 REDACTED_URL = "https://api.mettl.com/v1/schedules/k/candidates?ak=A&ts=1&asgn=REDACTED"
 
 
+#: What a page's reader is told of the request whose answer it reads.
+REQUEST: dict[str, Any] = {
+    "items_key": "candidates",
+    "key_field": "email",
+    "method": "GET",
+    "url": SIGNED_URL,
+    "attempts": 3,
+    "retry_after": 2.5,
+}
+
+
 def decode(status: int, body: bytes) -> dict[str, object]:
-    return decode_listing(
-        status,
-        body,
-        items_key="candidates",
-        key_field="email",
-        method="GET",
-        url=SIGNED_URL,
-        attempts=3,
-        retry_after=2.5,
-    )
+    return decode_listing(status, body, **REQUEST)
 
 
 def test_a_refused_page_is_the_typed_error_of_the_request_that_got_it() -> None:
@@ -340,17 +342,7 @@ class Unkeyed(WireRecord, kw_only=True, gc=False):
 
 
 def decode_typed(status: int, body: bytes, record_type: type[WireRecord] = Person) -> Any:
-    return decode_typed_listing(
-        status,
-        body,
-        record_type=record_type,
-        items_key="candidates",
-        key_field="email",
-        method="GET",
-        url=SIGNED_URL,
-        attempts=3,
-        retry_after=2.5,
-    )
+    return decode_typed_listing(status, body, record_type=record_type, **REQUEST)
 
 
 def test_a_typed_pages_records_are_known_by_their_key_if_text_or_a_number() -> None:
