@@ -1,0 +1,80 @@
+"""Guard tests of the deletion-safe walk (``_pagewalk``) and its proof (``_coverage``).
+
+Each kills mutants that the walk's own tests let survive (see docs/mutation.md, the walk):
+deterministic, in-process, on the pure chain or the in-memory shelf.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mettl_async import Listing
+from mettl_async._coverage import Coverage, Verdict
+from mettl_async._pagewalk import Walk, content_key
+from mettl_async._paging import Page, RawRecord
+from mettl_async._protocol import Request
+from mettl_async._streaming import ListingSpec, as_raw
+
+from .shelf import URL, Shelf
+
+
+def page(keys: str, offset: int, total: int | None = None, *, last: bool = False) -> Page[str]:
+    link = None if last else "next"
+    return Page(list(keys), offset, 4, total, link, received=len(keys), paged=True)
+
+
+def test_a_covered_page_places_the_chain_end_counted_on_from_its_latest_chain_record() -> None:
+    chain = Coverage(4, front_only=True, keyed=True)
+    chain.start(page("abcd", 0), list("abcd"))
+    assert chain.place == chain.end_offset == 3
+    # six arrivals at the front: the listing is now n m l k j i a b c d ...
+    verdict = chain.judge(page("jiab", 4), list("jiab"))
+    # b (the chain's 2nd record) is at 7, so its 4th (d) is at 9: the walk goes on from there
+    assert verdict == Verdict("covered", seek=9)
+    assert chain.place == 9
+    assert chain.end_offset == 3  # d itself was not seen again
+    assert not chain.quiet
+
+
+def unkeyed_listing(shelf: Shelf, page_size: int, window: int) -> Listing[RawRecord]:
+    spec = ListingSpec(
+        label="the shelf",
+        request=Request("GET", URL, {"limit": str(page_size), "offset": "0"}),
+        items_key="candidates",
+        key_field=None,  # as a candidate's results by email (v3): records without identity
+        window=window,
+    )
+    return Listing(shelf.fetch, spec, as_raw)
+
+
+@pytest.mark.parametrize("totals", [True, False], ids=["totals", "no totals"])
+@pytest.mark.parametrize("window", [1, 4])
+async def test_a_long_listing_without_keys_is_walked_to_its_end(totals: bool, window: int) -> None:
+    # Every page of a walk without keys extends its chain: none is "a page that proved
+    # nothing new", however many there are (50 pages here, past the walk's idle limit).
+    shelf = Shelf(100, totals=totals)
+    records = [record async for record in unkeyed_listing(shelf, 2, window)]
+    assert [record["email"] for record in records] == shelf.records
+
+
+def test_records_without_a_key_are_told_apart_by_their_bytes() -> None:
+    spec = ListingSpec(
+        label="the shelf",
+        request=Request("GET", URL, {"limit": "4", "offset": "0"}),
+        items_key="candidates",
+        key_field="email",
+        window=1,
+    )
+    walk = Walk(Shelf(0).fetch, spec, None)
+    first = [RawRecord(b'{"name":"a"}'), RawRecord(b'{"name":"b"}'), RawRecord(b'{"x":1}', "k")]
+    keys = walk.keys_of(Page(first, 0, 4, None, "next", received=3, paged=True))
+    assert keys[2] == "k"
+    assert keys[0] != keys[1]
+    assert keys[0] == content_key(RawRecord(b'{"name":"a"}'))
+    assert all(isinstance(key, bytes) for key in keys[:2])
+    walk.fresh(Page(first, 0, 4, None, "next", received=3, paged=True), keys)
+    # "b" pushed to the next page by an arrival is recognised there: only "c" is new
+    moved = [RawRecord(b'{"name":"b"}'), RawRecord(b'{"name":"c"}')]
+    page = Page(moved, 2, 4, None, None, received=2, paged=True)
+    fresh = walk.fresh(page, walk.keys_of(page))
+    assert [record.json for record in fresh.items] == [b'{"name":"c"}']
