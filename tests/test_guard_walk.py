@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from mettl_async import Listing
+from mettl_async import IncompleteListingError, Listing
 from mettl_async._coverage import Coverage, Verdict
 from mettl_async._pagewalk import Walk, content_key
 from mettl_async._paging import Page, RawRecord
@@ -78,3 +78,25 @@ def test_records_without_a_key_are_told_apart_by_their_bytes() -> None:
     page = Page(moved, 2, 4, None, None, received=2, paged=True)
     fresh = walk.fresh(page, walk.keys_of(page))
     assert [record.json for record in fresh.items] == [b'{"name":"c"}']
+
+
+@pytest.mark.parametrize("window", [1, 2, 4])
+async def test_the_walk_gives_up_after_exactly_its_limit_of_pages_proving_nothing(
+    window: int,
+) -> None:
+    """Nine arrivals before every read of pages of ten: the second page proves one record,
+    then no page proves any. The walk gives up after 2 x window + 2 x 8 such pages and one
+    more, counted from the last page that proved something."""
+
+    async def nine_more(shelf: Shelf, number: int, offset: int) -> None:
+        if number:
+            shelf.arrive(9)
+
+    listing = Shelf(60, hook=nine_more)
+    with pytest.raises(IncompleteListingError) as caught:
+        await listing.walk(10, window=window)
+    limit = 2 * window + 2 * 8 + 1
+    assert f"({limit} pages in a row proved nothing new)" in str(caught.value)
+    if window == 1:
+        # one page at a time: the first page, the one that proved a record, then the limit
+        assert len(listing.requests) == 1 + 1 + limit
