@@ -100,3 +100,13 @@ async def test_the_walk_gives_up_after_exactly_its_limit_of_pages_proving_nothin
     if window == 1:
         # one page at a time: the first page, the one that proved a record, then the limit
         assert len(listing.requests) == 1 + 1 + limit
+
+
+def test_a_break_on_a_page_without_a_total_seeks_one_record_back() -> None:
+    """A server that stops sending totals mid-walk: the break cannot count records moved by
+    the change of the total, and seeks where the chain's end was (the page before)."""
+    chain = Coverage(4, front_only=True, keyed=True)
+    chain.start(page("abcd", 0, 20), list("abcd"))
+    verdict = chain.judge(page("wxyz", 8), list("wxyz"))
+    assert verdict == Verdict("break", seek=7)
+    assert not chain.quiet
