@@ -6,6 +6,8 @@ deterministic, in-process, on the pure chain or the in-memory shelf.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from mettl_async import IncompleteListingError, Listing
@@ -110,3 +112,49 @@ def test_a_break_on_a_page_without_a_total_seeks_one_record_back() -> None:
     verdict = chain.judge(page("wxyz", 8), list("wxyz"))
     assert verdict == Verdict("break", seek=7)
     assert not chain.quiet
+
+
+async def ten_more(shelf: Shelf, number: int, offset: int) -> None:
+    if number:
+        shelf.arrive(10)
+
+
+async def twenty_more(shelf: Shelf, number: int, offset: int) -> None:
+    if number:
+        shelf.arrive(20)
+
+
+@pytest.mark.parametrize(
+    ("hook", "totals", "why"),
+    [
+        (ten_more, True, "(19 pages in a row proved nothing new)"),
+        (twenty_more, False, "(19 repair pages for 1 pages of the walk)"),
+    ],
+    ids=["covered pages", "repair pages"],
+)
+async def test_the_walks_limits_count_from_its_first_page(
+    hook: Any, totals: bool, why: str
+) -> None:
+    """No page after the first proves anything (a page's worth of arrivals before every read:
+    each page holds what the last one did; or two pages' worth: no repair page finds the
+    chain's end). The walk gives up after the first page and exactly 19 more requests."""
+    listing = Shelf(60, hook=hook, totals=totals)
+    with pytest.raises(IncompleteListingError) as caught:
+        await listing.walk(10, window=1)
+    assert why in str(caught.value)
+    assert len(listing.requests) == 1 + 19
+
+
+async def test_with_a_total_the_first_window_is_fetched_at_once() -> None:
+    """With the first page's total the walk fetches a whole window of pages at once: the
+    second page is answered only once the fifth was asked for (as a slow page is
+    answered while those after it are fetched)."""
+
+    async def slow_second(shelf: Shelf, number: int, offset: int) -> None:
+        if offset == 10:
+            await shelf.read(40)
+
+    listing = Shelf(50, hook=slow_second)
+    keys = await listing.walk(10, window=4)
+    assert keys == listing.records
+    assert listing.requests == [0, 10, 20, 30, 40]
