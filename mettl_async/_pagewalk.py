@@ -424,7 +424,11 @@ class _Walker:
             self.window = min(max(2, self.full_pages // 2), self.window_max)
 
     def progress(self, verdict: Verdict, keys: list[Hashable]) -> None:
-        if verdict.kind == "extend" and (verdict.start < len(keys) or self.coverage.complete):
+        coverage = self.coverage
+        # A page of a walk without keys extends the chain by its place alone: never idle.
+        if verdict.kind == "extend" and (
+            verdict.start < len(keys) or not coverage.keyed or coverage.complete
+        ):
             self.idle = 0
             return
         self.idle += 1
