@@ -12,16 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from mettl_async import (
+    ConfigurationError,
     IncompleteListingError,
     PaginationError,
     RepeatedPageLinkError,
     RetryPolicy,
     ServerError,
+    ValidationError,
 )
 from mettl_async._coverage import Coverage, Verdict
 from mettl_async._paging import Page, RawRecord
@@ -561,3 +564,190 @@ async def test_a_schedule_walk_asks_for_recommendations_and_essays_only_when_tol
     assert not any(b'"recommendation"' in r or b"Long Answer" in r for r in plain)
     assert any(b'"recommendation"' in r for r in await records(include_recommendation=True))
     assert any(b"Long Answer" in r for r in await records(include_essay_responses=True))
+
+
+# ============================================================================================
+# The listing group's survivors of the next round (mutation testing, docs/mutation.md): what
+# a listing whose totals cannot be trusted says, word for word (the message is what a user
+# reads), the walk's clock and the schedule listing's total, and the options an account walk
+# is checked for and hands on.
+# ============================================================================================
+
+
+class Overcounting(Shelf):
+    """A shelf whose every page reports ``extra`` records more than it holds."""
+
+    def __init__(self, size: int, *, extra: int, **kinds: Any) -> None:
+        super().__init__(size, **kinds)
+        self.extra = extra
+
+    async def fetch(self, request: Any, decode: Any) -> dict[str, Any]:
+        envelope = await super().fetch(request, decode)
+        envelope["paging"]["totalRecords"] += self.extra
+        return envelope
+
+
+@pytest.mark.parametrize("window", [1, 4])
+async def test_a_total_the_walk_never_reached_says_the_server_skipped_some(window: int) -> None:
+    """The listing did not change, yet held fewer records than its total: the error says
+    both counts, names the listing and no page (no page is to blame)."""
+    shelf = Overcounting(3 * L, extra=5)
+    with pytest.raises(IncompleteListingError) as caught:
+        async for _ in shelf.listing(L, window):
+            pass
+    error = caught.value
+    assert str(error) == (
+        "the shelf: the server reported 35 records but the walk found 30, and the listing "
+        "did not change under the walk: the server skipped some. Walk it again."
+    )
+    assert error.listing == "the shelf"
+    assert error.offset is None
+
+
+async def test_a_listing_growing_under_another_sort_says_from_what_to_what() -> None:
+    """Not Mettl's default sort (new records then land anywhere): two arrivals mid-walk make
+    it incomplete, and the error says how it grew and what to do."""
+
+    async def arrive(shelf: Shelf, number: int, offset: int) -> None:
+        if number == 1:
+            shelf.arrive(2)
+
+    shelf = Shelf(3 * L, hook=arrive)
+    with pytest.raises(IncompleteListingError) as caught:
+        async for _ in shelf.listing(L, 1, front=False):
+            pass
+    error = caught.value
+    assert str(error) == (
+        "the shelf: the listing went from 30 to 32 records during the walk; under this sort "
+        "a record inserted mid-walk can push another past a page already fetched. Walk it "
+        "again, or use the default sort (newest first)."
+    )
+    assert error.listing == "the shelf"
+    assert error.offset is None
+
+
+class Clock:
+    """``time.monotonic`` for the walk's progress: the times a test sets, nothing else."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class ShelfClient:
+    """What a ScheduleWalk uses of a client: its counters, and its schedules on a shelf."""
+
+    def __init__(self, shelf: Shelf) -> None:
+        self.shelf = shelf
+        self.stats = SimpleNamespace(requests=0, retries=0)
+
+    def iter_schedules(self) -> Any:
+        return self.shelf.listing(L, 1)
+
+
+def schedule_shelf(size: int) -> Shelf:
+    """A schedule listing whose pages give a total (article 11's fake gives none)."""
+    return Shelf(size, items_key="schedules", key_field="accessKey")
+
+
+def test_a_run_timed_at_zero_seconds_has_no_eta_yet(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = Clock(50.0)
+    monkeypatch.setattr(time, "monotonic", clock)
+    progress = WalkProgress(started=50.0)
+    progress.schedules_total, progress.schedules_begun, progress.records_reported = 1, 1, 100
+    progress.records = 10
+    assert progress.eta() is None  # no rate yet, rather than a division by zero
+    clock.now = 52.0
+    assert progress.eta() == 18.0  # 90 left at 5 a second
+
+
+def test_a_report_without_a_time_reads_the_clock_and_comes_at_report_every_exactly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = Clock(0.0)
+    monkeypatch.setattr(time, "monotonic", clock)
+    reports: list[float] = []
+    client: Any = ShelfClient(Shelf(0))
+    walk = ScheduleWalk(client, on_progress=lambda _: reports.append(clock.now))
+    walk.report(REPORT_EVERY)  # REPORT_EVERY exactly since the walk was made
+    assert len(reports) == 1
+    clock.now = REPORT_EVERY + 0.1
+    walk.report()  # the clock says too soon
+    assert len(reports) == 1
+    clock.now = 1.0
+    walk.report()
+    assert reports == [0.0, 1.0]
+
+
+async def test_the_schedule_listings_total_is_what_the_walk_reports_before_it_ends() -> None:
+    shelf = schedule_shelf(25)
+    client: Any = ShelfClient(shelf)
+    walk = ScheduleWalk(client)
+    reported, keys = [], []
+    async for schedule in walk.schedules():
+        reported.append(walk.progress.schedules_reported)
+        keys.append(schedule_key(schedule))  # type: ignore[arg-type]
+    assert keys == shelf.records
+    assert reported == [25] * 25  # from the first page on
+    assert walk.progress.schedules_total == 25
+    client = ShelfClient(schedule_shelf(25))
+    quiet = ScheduleWalk(client, learn_totals=False)
+    assert len([schedule async for schedule in quiet.schedules()]) == 25
+    assert quiet.progress.schedules_reported is None
+
+
+async def test_a_schedule_walk_hands_its_options_to_the_account_walk() -> None:
+    """What ``pages`` is told (how many schedules at once, what to include) is what the
+    client's account walk is asked for."""
+    asked: dict[str, Any] = {}
+
+    async def no_pages() -> Any:
+        return
+        yield
+
+    class Recording(ShelfClient):
+        def iter_all_results(self, **options: Any) -> Any:
+            asked.update(options)
+            return SimpleNamespace(raw=lambda: SimpleNamespace(pages=no_pages))
+
+    client: Any = Recording(Shelf(0))
+    pages = ScheduleWalk(client).pages(concurrency=1, include_recommendation=True)
+    assert [page async for page in pages] == []
+    assert asked["concurrency"] == 1
+    assert (asked["include_recommendation"], asked["include_essay_responses"]) == (True, False)
+
+
+async def test_a_schedule_given_without_a_name_is_named_by_its_access_key_alone() -> None:
+    fake = FakeMettl(account=FakeAccount([101], seed=11))
+    schedule = fake.account.schedules[0]
+    path = f"/schedules/{schedule.access_key}/candidates"
+    fake.add_fault("E503", times=100, path=path, params={"offset": "100"})
+    retry = RetryPolicy(attempts=2, instant=True, learn_rate=False)
+    async with FakeMettlServer(fake) as server, server.client(retry=retry) as client:
+        walk = client.iter_all_results(schedules=[{"accessKey": schedule.access_key}])
+        with pytest.raises(IncompleteListingError) as caught:
+            async for _ in walk.raw():
+                pass
+    assert caught.value.listing == f"schedule {schedule.access_key}"
+
+
+@pytest.mark.parametrize("option", ["concurrency", "window"])
+async def test_an_account_walk_checks_its_concurrency_and_window_when_built(option: str) -> None:
+    fake = FakeMettl(account=FakeAccount([1], seed=11))
+    async with FakeMettlServer(fake) as server, server.client() as client:
+        with pytest.raises(ConfigurationError) as caught:
+            client.iter_all_results(**{option: 0})
+    assert str(caught.value) == "window must be >= 1 page, got 0"
+
+
+async def test_an_access_key_that_is_no_path_segment_is_refused_by_its_name() -> None:
+    """A schedule given as a mapping whose access key would name another endpoint: the walk
+    raises the ValidationError naming ``access_key``, and sends nothing for it."""
+    fake = FakeMettl(account=FakeAccount([1], seed=11))
+    async with FakeMettlServer(fake) as server, server.client() as client:
+        with pytest.raises(ValidationError) as caught:
+            async for _ in client.iter_all_results(schedules=[{"accessKey": ".."}]).raw():
+                pass
+    assert [problem.path for problem in caught.value.problems] == ["access_key"]
