@@ -29,6 +29,8 @@ from mettl_async.sync.sink import Committed, ResultSink
 from mettl_async.sync.writer import WriterProcess
 from mettl_async.testing import FakeAccount, FakeMettl, FakeMettlServer
 
+from .test_sync import hold_results
+
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 COLUMNS = ("A schedule", 7, '{"accessKey": "k"}')
 
@@ -377,9 +379,7 @@ async def test_a_second_cancel_while_the_run_is_recorded_logs_no_stray_error(
     """Ctrl+C twice: the second stops the wait for the run's row; when recording it then
     fails, that failure is not reported later as an exception nobody retrieved."""
     fake = server.fake
-    for schedule in fake.account.schedules:
-        path = f"/schedules/{schedule.access_key}/candidates"
-        fake.add_fault("slow", delay=120, times=10**6, path=path)
+    hold_results(fake, fake.account.schedules)
     begun, aborting, release = asyncio.Event(), asyncio.Event(), asyncio.Event()
     real_begin = ResultSink.begin
 
@@ -508,9 +508,7 @@ async def test_a_cancellation_says_why_through_a_writer_process(
     """writer="process": the canceller's reason (the command line's signal) reaches the
     run's row as it does in this process."""
     fake = server.fake
-    for schedule in fake.account.schedules:
-        path = f"/schedules/{schedule.access_key}/candidates"
-        fake.add_fault("slow", delay=120, times=10**6, path=path)
+    hold_results(fake, fake.account.schedules)
     begun = asyncio.Event()
     real_begin = WriterProcess.begin
 

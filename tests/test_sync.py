@@ -11,7 +11,7 @@ import shlex
 import signal
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +39,7 @@ from mettl_async.testing import (
     FakeMettl,
     FakeMettlServer,
 )
+from mettl_async.testing.data import FakeSchedule
 
 from .conftest import HERE
 from .listener import listening, stop
@@ -398,13 +399,18 @@ async def sync_once_unlocked(client: MettlClient, url: str, seconds: float = 60)
     return await sync_results(client, url)
 
 
-def hold_all_but_the_first(fake: FakeMettl) -> None:
-    """Every schedule's results but the first's answer only after two minutes (or when
-    the client hangs up): an interrupted sync has committed one, and cannot finish
-    before the test interrupts it, however slowly the machine runs the test."""
-    for schedule in fake.account.schedules[1:]:
+def hold_results(fake: FakeMettl, schedules: Sequence[FakeSchedule]) -> None:
+    """The results of ``schedules`` answer only after two minutes (or when the client
+    hangs up): a sync cannot finish before the test interrupts it, however slowly the
+    machine runs the test."""
+    for schedule in schedules:
         path = f"/schedules/{schedule.access_key}/candidates"
         fake.add_fault("slow", delay=120, times=10**6, path=path)
+
+
+def hold_all_but_the_first(fake: FakeMettl) -> None:
+    """Every schedule's results but the first's held: an interrupted sync has committed one."""
+    hold_results(fake, fake.account.schedules[1:])
 
 
 async def runs_if_any(url: str) -> list[tuple[Any, ...]]:
